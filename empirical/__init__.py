@@ -1,0 +1,1 @@
+"""semirobust.empirical: measure the quantities of THEORY.md on PyTorch networks."""

@@ -1,0 +1,1 @@
+"""One module per ``semirobust`` subcommand; each exposes ``register(subparsers)``."""

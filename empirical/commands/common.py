@@ -1,0 +1,61 @@
+"""Options and helpers shared by the subcommands (``--device``, ``--seed``, validators)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from semirobust.empirical.device import DEVICE_CHOICES
+
+
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    """``--device auto|cpu|cuda`` and ``--seed`` (DESIGN.md: every command has both)."""
+    parser.add_argument(
+        "--device", choices=DEVICE_CHOICES, default="auto",
+        help="where to compute; auto = CUDA when available, else CPU (default: auto)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+
+
+def add_split_options(parser: argparse.ArgumentParser) -> None:
+    """``--split A`` (weight layers in f_a) or ``--fb-layers N`` (weight layers in f_b)."""
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--split", type=int, metavar="A", help="weight layers in f_a")
+    group.add_argument("--fb-layers", type=int, metavar="N", help="weight layers in f_b (paper's convention)")
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite float >= 0."""
+    value = _finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite float > 0."""
+    value = _finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be finite, got {text}")
+    return value
