@@ -4,7 +4,9 @@ THEORY.md section 1: ``F = f^(n) o ... o f^(1)`` with one weight layer (conv or 
 with its normalisation and nonlinearity) per ``f^(j)``. Here a network is an
 ``nn.Sequential`` of *stages*; a stage is any module (a residual block stays one stage).
 Weight layers are the ``nn.Conv2d`` and ``nn.Linear`` modules, counted in forward order,
-which is registration order for a sequential network.
+which is registration order for a sequential network. A module marked with
+:func:`mark_not_counted` (a residual shortcut's 1x1 projection, say) is not counted, so
+that layer counts match the paper's (ResNet-18 has 18 weight layers).
 
 A split at ``a`` gives ``f_a`` = the stages holding the first ``a`` weight layers and
 ``f_b`` = the rest; a split that would cut a stage is refused.
@@ -32,9 +34,21 @@ def require_sequential(model: nn.Module) -> nn.Sequential:
     return model
 
 
+NOT_COUNTED_ATTRIBUTE = "semirobust_not_counted"
+
+
+def mark_not_counted(module: nn.Module) -> nn.Module:
+    """Exclude ``module`` (e.g. a shortcut projection) from the weight-layer count."""
+    setattr(module, NOT_COUNTED_ATTRIBUTE, True)
+    return module
+
+
 def weight_layers(module: nn.Module) -> list[nn.Module]:
-    """The conv and linear modules of ``module`` in forward (registration) order."""
-    return [m for m in module.modules() if isinstance(m, WEIGHT_LAYER_TYPES)]
+    """The counted conv and linear modules of ``module`` in forward (registration) order."""
+    return [
+        m for m in module.modules()
+        if isinstance(m, WEIGHT_LAYER_TYPES) and not getattr(m, NOT_COUNTED_ATTRIBUTE, False)
+    ]
 
 
 def stage_weight_counts(model: nn.Module) -> list[int]:
