@@ -15,7 +15,7 @@ from typing import NoReturn, Sequence
 
 from semirobust.empirical.errors import BadInput
 
-COMMANDS = ("demo", "train", "attack")
+COMMANDS = ("demo", "train", "attack", "theory")
 
 
 class OneLineParser(argparse.ArgumentParser):
