@@ -17,14 +17,18 @@ quantity is an infimum or a supremum over the threat model:
 ==========  ==========================  =====================================
 kind        infimum (gamma, gap)        supremum (L_b, Delta_a)
 ==========  ==========================  =====================================
-certified   true >= low   (sound)       true <= high  (sound)
+certified   true >= low   (sound)       [low, high], the bound itself (sound)
 attack      true <= high  (sound);      true >= low   (sound);
             low is an upper estimate    high is a lower estimate
 estimate    [low, high] is a confidence interval, not a guarantee
 ==========  ==========================  =====================================
 
-A certified measurement of a quantity that is neither (the clean margin computed on the
-test set) encloses it in ``[low, high]``. "Sound" is relative to the measured test set.
+The suprema of THEORY.md (a Lipschitz constant, a feature displacement) only enter
+bounds that decrease in them, and the bound stays valid for any upper bound on them, so a
+certified upper bound enters as itself: the judge checks that valid instance of the
+result. A certified measurement of a quantity that is neither (the clean margin computed
+on the test set) encloses it in ``[low, high]``. "Sound" is relative to the measured test
+set.
 
 Each inequality is decided twice with interval arithmetic on its slack (``lhs - rhs`` for
 ``>=``; positive means it holds): first from the sound ends alone, which makes a decision a
@@ -254,7 +258,9 @@ def _layer_numbers(
 ) -> dict[sympy.Symbol, int]:
     """The layer numbers: given, or solved from the families' index ranges."""
     symbols = {str(s): s for s in result.layer_numbers}
-    if layers is not None:
+    if layers is None and not symbols:
+        numbers: dict[sympy.Symbol, int] = {}
+    elif layers is not None:
         unknown = sorted(set(layers) - set(symbols))
         missing = sorted(set(symbols) - set(layers))
         if unknown or missing:
@@ -333,13 +339,17 @@ def _read(name: str, quantity: Quantity, m: Measurement) -> Reading:
         )
     low, high = m.interval[0] * factor, m.interval[1] * factor
     floor = quantity.lower_limit
-    face = Interval(max(low, floor), max(high, floor))
-    sound = _sound_enclosure(name, quantity, m.kind, face)
+    stated = Interval(max(low, floor), max(high, floor))
+    sound = _sound_enclosure(name, quantity, m.kind, stated)
+    # a certificate says nothing beyond its sound side; attacks and estimates also
+    # contribute their other end at face value (flagged when a decision rests on it)
+    face = sound if m.kind is Kind.CERTIFIED else stated
     return Reading(name, quantity, m, max(m.value * factor, floor), face, sound)
 
 
-def _sound_enclosure(name: str, quantity: Quantity, kind: Kind, face: Interval) -> Interval:
-    """What the measurement guarantees about the true value (module docstring's table)."""
+def _sound_enclosure(name: str, quantity: Quantity, kind: Kind, stated: Interval) -> Interval:
+    """What the measurement guarantees about the true value (module docstring's table),
+    given its ``stated`` interval in the quantity's unit."""
     domain = Interval(quantity.lower_limit, math.inf)
     if kind is Kind.ESTIMATE:
         return domain
@@ -349,9 +359,10 @@ def _sound_enclosure(name: str, quantity: Quantity, kind: Kind, face: Interval) 
                 f"measurement {name!r} is of kind 'attack', but {quantity.name} is not an "
                 "infimum or supremum over perturbations; use 'certified' or 'estimate'"
             )
-        return face
-    bounds_below = (kind is Kind.CERTIFIED) == (quantity.extremum is Extremum.INFIMUM)
-    return Interval(face.low, math.inf) if bounds_below else Interval(domain.low, face.high)
+        return stated
+    if quantity.extremum is Extremum.SUPREMUM:
+        return stated if kind is Kind.CERTIFIED else Interval(stated.low, math.inf)
+    return Interval(stated.low, math.inf) if kind is Kind.CERTIFIED else Interval(domain.low, stated.high)
 
 
 def _decide(slack: Interval, strict: bool) -> Status | None:
