@@ -16,11 +16,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from linear_networks import (  # noqa: E402  (a script folder, not a package)
-    DenseLinearNetwork, binary_logits, gamma, t3_closed_form, worst_case_margins,
+from linear_networks import (
+    DenseLinearNetwork,
+    binary_logits,
+    gamma,
+    t3_closed_form,
+    worst_case_margins,
 )
-
-from semirobust.theory import Kind, Measurement, judge  # noqa: E402
+from semirobust.theory import Kind, Measurement, judge
 
 EPS = 0.1
 # Two well-separated binary points per class in 2-d, labels 0 (score < 0) and 1 (score > 0).
@@ -99,18 +102,19 @@ def c4_inf_of_sum() -> Example:
                                             - np.abs(w1 + w2).sum())})
 
 
-# C5 regression examples: a = 1, layers of f_b averaging or rescaling earlier layers.
-# The first was written by hand; the second is the shrunk counterexample the hypothesis
-# search in tests/test_caveats.py found (kept so the failure stays reproduced).
+# C5 regression examples, a = 1. "averaging layers" and "doubling layers" were written by
+# hand; "a zero layer" is the shrunk counterexample the hypothesis search in
+# tests/test_caveats.py (test_c5_search_finds_t3_closed_form_overclaiming) returned:
+# with n = a + 1 T3 claims gamma_b = gamma_a, and a layer f^(2) = 0 * f^(1) has gamma_b = 0.
 C5_EXAMPLES: dict[str, DenseLinearNetwork] = {
     "averaging layers": DenseLinearNetwork(
         first_part=(np.eye(2),),
         combinations=((np.eye(2),), (0.5 * np.eye(2), 0.5 * np.eye(2))),
         readout=np.array([1.0, 1.0]),
     ),
-    "hypothesis: one shrinking layer": DenseLinearNetwork(
-        first_part=(np.eye(2),),
-        combinations=((0.5 * np.eye(2),),),
+    "hypothesis: a zero layer": DenseLinearNetwork(
+        first_part=(np.full((2, 2), 0.5),),
+        combinations=((np.zeros((2, 2)),),),
         readout=np.array([1.0, 1.0]),
     ),
     "doubling layers (closed form too low)": DenseLinearNetwork(
@@ -121,14 +125,40 @@ C5_EXAMPLES: dict[str, DenseLinearNetwork] = {
 }
 
 
-def c5_t3_closed_form() -> Example:
-    """C5: exact gamma_b of linear networks against T3's closed form."""
+def random_dense_network(rng: np.random.Generator, a: int, fb_layers: int) -> DenseLinearNetwork:
+    """f_a with an identity-plus-noise map per layer; each layer of f_b a combination of all
+    earlier layers with coefficients uniform in [0, 1] times the identity."""
+    first = tuple(np.eye(2) + 0.3 * rng.normal(size=(2, 2)) for _ in range(a))
+    combinations = tuple(
+        tuple(rng.uniform(0.0, 1.0) * np.eye(2) for _ in range(a + i)) for i in range(fb_layers)
+    )
+    return DenseLinearNetwork(first, combinations, np.array([1.0, 1.0]))
+
+
+def c5_t3_closed_form(samples: int = 200, seed: int = 0) -> Example:
+    """C5: exact gamma_b of linear networks against T3's closed form: the regression
+    examples, then ``samples`` random dense networks (a = 2, 1 to 4 layers in f_b)."""
     numbers = {}
     for name, net in C5_EXAMPLES.items():
         g_a = net.gamma_of_layer(net.a, POINTS, LABELS, EPS)
         g_b = net.gamma_of_layer(net.n, POINTS, LABELS, EPS)
         numbers[f"{name}: exact gamma_b"] = g_b
         numbers[f"{name}: closed form"] = t3_closed_form(g_a, net.a, net.n)
+    rng = np.random.default_rng(seed)
+    ratios, over = [], 0
+    for _ in range(samples):
+        net = random_dense_network(rng, a=2, fb_layers=int(rng.integers(1, 5)))
+        g_a = net.gamma_of_layer(net.a, POINTS, LABELS, EPS)
+        if g_a <= 0:
+            continue
+        g_b = net.gamma_of_layer(net.n, POINTS, LABELS, EPS)
+        closed = t3_closed_form(g_a, net.a, net.n)
+        ratios.append(g_b / closed)
+        over += g_b < closed
+    numbers["random networks with gamma_a > 0"] = len(ratios)
+    numbers["share where the closed form overclaims"] = over / len(ratios)
+    numbers["median exact / closed form"] = float(np.median(ratios))
+    numbers["max exact / closed form"] = float(np.max(ratios))
     return Example("C5", "T3's closed form is neither the exact gamma_b nor a bound on it",
                    numbers)
 

@@ -27,15 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import sympy
-from sympy.calculus.util import minimum
-from sympy.parsing.sympy_parser import parse_expr
-
 from semirobust.theory.definitions import margin
 from semirobust.theory.quantities import QUANTITIES, A, I, J, N
 from semirobust.theory.results import RESULTS
+from sympy.calculus.util import minimum
+from sympy.parsing.sympy_parser import TokenError, parse_expr
 
 PROOFS = Path(__file__).resolve().parent
-BLOCK = re.compile(r"^```sympy-check\n(.*?)^```", re.S | re.M)
+BLOCK = re.compile(r"^```sympy-check\n(.*?)^```", re.DOTALL | re.MULTILINE)
 RELATIONS = (" == ", " >= ", " <= ")
 ASSUMPTIONS = {"integer", "positive", "nonnegative", "real", "negative", "nonpositive"}
 
@@ -115,7 +114,8 @@ def _check_step(line: str, namespace: dict[str, object], source: str) -> Step:
     try:
         left = parse_expr(left_text, local_dict=dict(namespace))
         right = parse_expr(right_text, local_dict=dict(namespace))
-    except Exception as error:  # a malformed step is a failed step, reported with its cause
+    except (SyntaxError, TypeError, ValueError, NameError, AttributeError, TokenError,
+            sympy.SympifyError) as error:  # a malformed step fails, reported with its cause
         return Step(source, line, False, f"does not parse: {error}")
     if relation == " == ":
         return _check_equal(line, left, right, source)

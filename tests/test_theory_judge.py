@@ -9,7 +9,6 @@ import math
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from semirobust.empirical.errors import BadInput
 from semirobust.theory import RESULTS, Kind, Measurement, Status, judge
 from semirobust.theory.intervals import Interval, enclose
@@ -202,8 +201,24 @@ def test_to_dict_is_json_ready_with_infinite_ends_as_null():
     data = json.loads(json.dumps(verdict.to_dict(), allow_nan=False))
     gamma_b = next(m for m in data["measurements"] if m["name"] == "gamma_b")
     assert gamma_b["sound_enclosure"] == [19.9, None]
+    assert gamma_b["measurements"][0]["estimator"] == "test"
     assert data["status"] == "holds"
     assert data["conclusion"][0]["kinds"]["gamma_b"] == "certified"
+
+
+def test_a_sandwich_of_certified_and_attack_measurements_is_intersected():
+    ms = t2_measurements()
+    ms["gamma_b"] = [measure("gamma_b", 15.0, Kind.CERTIFIED), measure("gamma_b", 20.0, Kind.ATTACK)]
+    verdict = judge("T2", ms)
+    reading = next(r for r in verdict.readings if r.name == "gamma_b")
+    assert (reading.sound.low, reading.sound.high) == (15.0, 20.0)
+    assert verdict.conclusion[0].kinds["gamma_b"] == "certified + attack"
+    # the certified end alone clears the threshold's sound side? gamma_a's upper end is an
+    # attack value (sound) and the rhos are estimates: decided by the estimates only
+    assert verdict.conclusion[0].decided_by == "estimate"
+    ms["gamma_b"] = [measure("gamma_b", 25.0, Kind.CERTIFIED), measure("gamma_b", 20.0, Kind.ATTACK)]
+    with pytest.raises(BadInput, match="contradict"):
+        judge("T2", ms)
 
 
 def test_missing_readout_is_noted_under_c1():
@@ -217,7 +232,8 @@ def test_missing_readout_is_noted_under_c1():
     (lambda ms: ms.__setitem__("gamma_a", measure("gamma_a", 1.0, Kind.ATTACK, "bits")),
      "accepts 'logits'"),
     (lambda ms: ms.__setitem__("U_6", measure("U_6", 0.0, Kind.ATTACK)), "kind 'attack'"),
-    (lambda ms: ms.__setitem__("gamma_b", 3.0), "not a Measurement"),
+    (lambda ms: ms.__setitem__("gamma_b", 3.0), "must be a Measurement"),
+    (lambda ms: ms.__setitem__("gamma_b", []), "must be a Measurement"),
 ])
 def test_bad_measurements_are_named(mutate, message):
     ms = t2_measurements()

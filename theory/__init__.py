@@ -14,4 +14,4 @@ from semirobust.theory.measurement import Kind, Measurement
 from semirobust.theory.results import RESULTS
 from semirobust.theory.statements import Result
 
-__all__ = ["Comparison", "Kind", "Measurement", "RESULTS", "Result", "Status", "Verdict", "judge"]
+__all__ = ["RESULTS", "Comparison", "Kind", "Measurement", "Result", "Status", "Verdict", "judge"]

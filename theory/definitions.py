@@ -14,9 +14,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import sympy
 
@@ -43,7 +44,7 @@ class Norm(str, Enum):
         return {Norm.LINF: sympy.oo, Norm.L2: sympy.Integer(2), Norm.L1: sympy.Integer(1)}[self]
 
     @property
-    def dual(self) -> "Norm":
+    def dual(self) -> Norm:
         return {Norm.LINF: Norm.L1, Norm.L2: Norm.L2, Norm.L1: Norm.LINF}[self]
 
 

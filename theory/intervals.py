@@ -10,8 +10,8 @@ right here because an infinite end means "no bound", not an infinite value).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import sympy
 
@@ -26,17 +26,17 @@ class Interval:
             raise ValueError(f"not an interval: [{self.low}, {self.high}]")
 
     @classmethod
-    def point(cls, value: float) -> "Interval":
+    def point(cls, value: float) -> Interval:
         return cls(value, value)
 
-    def __add__(self, other: "Interval") -> "Interval":
+    def __add__(self, other: Interval) -> Interval:
         return Interval(_add(self.low, other.low), _add(self.high, other.high))
 
-    def __mul__(self, other: "Interval") -> "Interval":
+    def __mul__(self, other: Interval) -> Interval:
         products = [_mul(x, y) for x in (self.low, self.high) for y in (other.low, other.high)]
         return Interval(min(products), max(products))
 
-    def intersect(self, other: "Interval") -> "Interval":
+    def intersect(self, other: Interval) -> Interval:
         return Interval(max(self.low, other.low), min(self.high, other.high))
 
 

@@ -3,7 +3,9 @@
 ``judge(result, measurements, layers=None) -> Verdict``
 
 * ``result``: one of :data:`semirobust.theory.results.RESULTS` (or its name).
-* ``measurements``: maps quantity names to :class:`Measurement`. Single quantities by
+* ``measurements``: maps quantity names to a :class:`Measurement`, or to a list of
+  measurements of the same quantity (a certified lower bound and an attack's value of a
+  gamma: the judge intersects what they say). Single quantities by
   name (``gamma_a``, ``L_b``); layer-indexed families by ``<name>_<layer>``
   (``rho_6``, ``margin_gap_6``, ``U_6``, ``gamma_3``). Extra entries are ignored, so one
   dictionary can be judged against every result.
@@ -45,12 +47,12 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Mapping
+from typing import Any
 
 import sympy
-
 from semirobust.empirical.errors import BadInput
 from semirobust.theory.intervals import Interval, enclose
 from semirobust.theory.measurement import Kind, Measurement
@@ -58,7 +60,9 @@ from semirobust.theory.quantities import QUANTITIES, Extremum, Quantity
 from semirobust.theory.results import RESULTS
 from semirobust.theory.statements import Inequality, Result
 
-UNBOUNDED = Interval(-math.inf, math.inf)
+Evidence = Measurement | Sequence[Measurement]
+"""One measurement of a quantity, or several of the same quantity (a certified lower bound
+and an attack's value: a sandwich), combined by intersecting what each says."""
 
 
 class Status(str, Enum):
@@ -78,6 +82,11 @@ class Reading:
     value: float
     face: Interval
     sound: Interval
+    also: tuple[Measurement, ...] = ()
+
+    @property
+    def kinds(self) -> list[Kind]:
+        return [m.kind for m in (self.measurement, *self.also)]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,10 +95,8 @@ class Reading:
             "interval": _interval_json(self.face),
             "sound_enclosure": _interval_json(self.sound),
             "unit": self.quantity.unit,
-            "kind": self.measurement.kind.value,
-            "estimator": self.measurement.estimator,
-            "measured_unit": self.measurement.unit,
-            "settings": dict(self.measurement.settings),
+            "kind": " + ".join(k.value for k in self.kinds),
+            "measurements": [m.to_dict() for m in (self.measurement, *self.also)],
         }
 
 
@@ -189,7 +196,7 @@ class Verdict:
 
 def judge(
     result: Result | str,
-    measurements: Mapping[str, Measurement],
+    measurements: Mapping[str, Evidence],
     layers: Mapping[str, int] | None = None,
 ) -> Verdict:
     """Evaluate ``result``'s premises and conclusion on ``measurements`` (module docstring)."""
@@ -231,20 +238,22 @@ def _resolve_result(result: Result | str) -> Result:
     raise BadInput(f"result {result!r} is not one of {', '.join(RESULTS)}")
 
 
-def _check_measurements(measurements: Mapping[str, Measurement]) -> None:
+def _check_measurements(measurements: Mapping[str, Evidence]) -> None:
     if not isinstance(measurements, Mapping):
         raise BadInput(
             f"measurements must map quantity names to Measurement, got {type(measurements).__name__}"
         )
-    for name, m in measurements.items():
-        if not isinstance(m, Measurement):
-            raise BadInput(f"measurements[{name!r}] is a {type(m).__name__}, not a Measurement")
+    for name, evidence in measurements.items():
+        items = evidence if isinstance(evidence, (list, tuple)) else [evidence]
+        if not items or not all(isinstance(m, Measurement) for m in items):
+            raise BadInput(f"measurements[{name!r}] must be a Measurement or a non-empty list of "
+                           f"them, got {evidence!r}")
 
 
 _MEMBER = re.compile(r"^(?P<stem>.+)_(?P<index>\d+)$")
 
 
-def _family_indices(measurements: Mapping[str, Measurement], stem: str) -> list[int]:
+def _family_indices(measurements: Mapping[str, Evidence], stem: str) -> list[int]:
     found = []
     for name in measurements:
         match = _MEMBER.match(name)
@@ -254,7 +263,7 @@ def _family_indices(measurements: Mapping[str, Measurement], stem: str) -> list[
 
 
 def _layer_numbers(
-    result: Result, measurements: Mapping[str, Measurement], layers: Mapping[str, int] | None
+    result: Result, measurements: Mapping[str, Evidence], layers: Mapping[str, int] | None
 ) -> dict[sympy.Symbol, int]:
     """The layer numbers: given, or solved from the families' index ranges."""
     symbols = {str(s): s for s in result.layer_numbers}
@@ -311,7 +320,7 @@ def _quantity_of(symbol: sympy.Expr) -> tuple[Quantity, str]:
 
 
 def _readings(
-    result: Result, inequalities: list[tuple[str, Inequality]], measurements: Mapping[str, Measurement]
+    result: Result, inequalities: list[tuple[str, Inequality]], measurements: Mapping[str, Evidence]
 ) -> dict[sympy.Expr, Reading]:
     needed: dict[sympy.Expr, tuple[Quantity, str]] = {}
     for _, inequality in inequalities:
@@ -327,7 +336,29 @@ def _readings(
             f"judging {result.name} needs measurements named {', '.join(missing)} "
             f"(accepted: {', '.join(sorted(n for _, n in needed.values()))})"
         )
-    return {s: _read(name, q, measurements[name]) for s, (q, name) in needed.items()}
+    return {s: _combine(name, q, measurements[name]) for s, (q, name) in needed.items()}
+
+
+def _combine(name: str, quantity: Quantity, evidence: Evidence) -> Reading:
+    """Intersect what several measurements of one quantity say; the value is the first's."""
+    readings = [_read(name, quantity, m) for m in
+                (evidence if isinstance(evidence, (list, tuple)) else [evidence])]
+    first = readings[0]
+    try:
+        sound = first.sound
+        face = first.face
+        for r in readings[1:]:
+            sound, face = sound.intersect(r.sound), face.intersect(r.face)
+        face = face.intersect(sound)
+    except ValueError:
+        raise BadInput(
+            f"the measurements of {name!r} contradict each other ("
+            + "; ".join(r.measurement.describe() for r in readings)
+            + "): a certified bound and an attack value disagree, so one of them is wrong"
+        ) from None
+    value = min(max(first.value, face.low), face.high)
+    return Reading(name, quantity, first.measurement, value, face, sound, tuple(
+        r.measurement for r in readings[1:]))
 
 
 def _read(name: str, quantity: Quantity, m: Measurement) -> Reading:
@@ -392,9 +423,9 @@ def _compare(
     else:
         status = _decide(face_slack, strict)
         if status is not None:
-            relied_on = _relied_on(slack, status, involved, env_face, env_sound)
-            kinds = sorted({readings[s].measurement.kind.value for s in involved
-                            if readings[s].name in relied_on})
+            relied_on = _relied_on(slack, status, strict, involved, env_face, env_sound)
+            kinds = sorted({k.value for s in involved if readings[s].name in relied_on
+                            for k in readings[s].kinds if k is not Kind.CERTIFIED})
             decided_by = " and ".join(kinds)
         else:
             status = Status.INCONCLUSIVE
@@ -410,7 +441,7 @@ def _compare(
         margin_interval=face_slack,
         decided_by=decided_by,
         relied_on=relied_on,
-        kinds={readings[s].name: readings[s].measurement.kind.value for s in involved},
+        kinds={readings[s].name: " + ".join(k.value for k in readings[s].kinds) for s in involved},
     )
 
 
@@ -421,21 +452,22 @@ def _points(values: Mapping[sympy.Expr, float]) -> dict[sympy.Expr, Interval]:
 def _relied_on(
     slack: sympy.Expr,
     status: Status,
+    strict: bool,
     involved: list[sympy.Expr],
     env_face: Mapping[sympy.Expr, Interval],
     env_sound: Mapping[sympy.Expr, Interval],
 ) -> tuple[str, ...]:
-    """Quantities whose non-sound end moves the deciding end of the slack."""
-    def deciding_end(env: Mapping[sympy.Expr, Interval]) -> float:
-        interval = enclose(slack, env)
-        return interval.low if status is Status.HOLDS else interval.high
-
-    baseline = deciding_end(env_face)
-    relied = [
-        str(_name(s)) for s in involved
-        if deciding_end({**env_face, s: env_sound[s]}) != baseline
-    ]
-    return tuple(sorted(relied))
+    """A minimal set of quantities whose non-sound ends the decision needs: each quantity
+    in turn is reduced to its sound enclosure, and kept reduced if the decision stands."""
+    env = dict(env_face)
+    relied = []
+    for symbol in sorted(involved, key=_name):
+        trial = {**env, symbol: env_sound[symbol]}
+        if _decide(enclose(slack, trial), strict) is status:
+            env = trial
+        else:
+            relied.append(_name(symbol))
+    return tuple(relied)
 
 
 def _name(symbol: sympy.Expr) -> str:
@@ -480,13 +512,13 @@ def _notes(
 
 def _decision_notes(check: Comparison, by_name: Mapping[str, Reading]) -> list[str]:
     if check.status is Status.INCONCLUSIVE:
-        return [f"{check.label}: the margin interval {_interval_text(check.margin_interval)} "
-                "straddles the threshold: inconclusive"]
+        return [(f"{check.label}: the margin interval {_interval_text(check.margin_interval)} "
+                 "straddles the threshold: inconclusive")]
     if check.decided_by == "certified" or not check.relied_on:
         return []
     relied = [by_name[name] for name in check.relied_on]
-    estimates = [r.name for r in relied if r.measurement.kind is Kind.ESTIMATE]
-    attacks = [r for r in relied if r.measurement.kind is Kind.ATTACK]
+    estimates = [r.name for r in relied if Kind.ESTIMATE in r.kinds]
+    attacks = [r for r in relied if Kind.ATTACK in r.kinds]
     notes = []
     if estimates and not attacks:
         notes.append(f"{check.label}: {check.status.value} decided only by estimates "

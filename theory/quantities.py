@@ -19,9 +19,9 @@ measurements are named ``<stem>_<index>``: ``rho_6``, ``gamma_3``.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Mapping
 
 import sympy
 

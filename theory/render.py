@@ -6,10 +6,9 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import sympy
-
 from semirobust.theory.definitions import PAPER_THREAT_MODEL, Readout, Semirobustness
 from semirobust.theory.quantities import QUANTITIES, latex_names
 from semirobust.theory.statements import Result, escape_latex
@@ -18,8 +17,8 @@ DEFINITIONS_TEXT = [
     "margin: m(z, y) = z_y - max_{k != y} z_k  (binary: y*s for z = (-s/2, s/2))",
     "gamma-semirobust: " + Semirobustness("f", Readout.TRAINED_REST).text(),
     "  readouts (C1): " + "; ".join(r.value for r in Readout),
-    "rho_j = sum_y pi(y) I(h_{delta,j-1}; h_{delta,j} | y), pi(y) the class prior, "
-    "in bits, with its estimator named (C2)",
+    ("rho_j = sum_y pi(y) I(h_{delta,j-1}; h_{delta,j} | y), pi(y) the class prior, "
+     "in bits, with its estimator named (C2)"),
     "threat model (paper): " + PAPER_THREAT_MODEL.text(),
 ]
 

@@ -14,10 +14,21 @@ inequality in the direction the paper needs, and the caveat says so.
 from __future__ import annotations
 
 import sympy
-
 from semirobust.theory.quantities import (
-    CLEAN_MARGIN, DELTA_A, GAMMA_A, GAMMA_B, GAMMA_LAYER, GAMMA_WHOLE, LIPSCHITZ_B,
-    MARGIN_GAP, RHO, U_CONSTANT, A, I, J, N,
+    CLEAN_MARGIN,
+    DELTA_A,
+    GAMMA_A,
+    GAMMA_B,
+    GAMMA_LAYER,
+    GAMMA_WHOLE,
+    LIPSCHITZ_B,
+    MARGIN_GAP,
+    RHO,
+    U_CONSTANT,
+    A,
+    I,
+    J,
+    N,
 )
 from semirobust.theory.statements import Assumption, Inequality, Relation, Result
 

@@ -16,14 +16,13 @@ Both :meth:`Result.text` and :meth:`Result.latex` render the same content.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Mapping
 
 import sympy
-from sympy.printing.str import StrPrinter
-
 from semirobust.theory.quantities import latex_names
+from sympy.printing.str import StrPrinter
 
 
 class Relation(str, Enum):
@@ -86,7 +85,7 @@ class Inequality:
     def slack(self) -> sympy.Expr:
         return self.lhs - self.rhs if self.relation.upward else self.rhs - self.lhs
 
-    def instances(self, layers: Mapping[sympy.Symbol, int]) -> list[tuple[str, "Inequality"]]:
+    def instances(self, layers: Mapping[sympy.Symbol, int]) -> list[tuple[str, Inequality]]:
         """The inequality with the layer numbers substituted, sums expanded, and one
         instance per index value when it is a "for each"; labels name the index."""
         if self.for_each is None:
@@ -98,7 +97,7 @@ class Inequality:
             for k in range(first, last + 1)
         ]
 
-    def _substituted(self, values: Mapping[sympy.Symbol, int]) -> "Inequality":
+    def _substituted(self, values: Mapping[sympy.Symbol, int]) -> Inequality:
         lhs, rhs = (sympy.sympify(side).subs(values).doit() for side in (self.lhs, self.rhs))
         return Inequality(self.label, lhs, self.relation, rhs, self.meaning)
 
