@@ -10,10 +10,9 @@ Pure Python: this module must not import torch or numpy.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, Mapping
 
 
 class Kind(str, Enum):
@@ -84,7 +83,7 @@ class Measurement:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Measurement:
+    def from_dict(cls, data: Mapping[str, Any]) -> "Measurement":
         return cls(
             name=data["name"],
             value=data["value"],
