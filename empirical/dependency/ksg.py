@@ -62,7 +62,7 @@ def ksg_from_distances(dx: torch.Tensor, dy: torch.Tensor, k: int) -> float:
         joint = torch.maximum(bx, by)
         index = torch.arange(start, rows.stop, device=dx.device)
         joint[index - start, index] = math.inf
-        radius = joint.kthvalue(k, dim=1).values.unsqueeze(1)
+        radius = joint.topk(k, dim=1, largest=False).values[:, k - 1 :]
         self_counted = (radius > 0).to(torch.int64).squeeze(1)
         n_x = (bx < radius).sum(dim=1) - self_counted
         n_y = (by < radius).sum(dim=1) - self_counted
