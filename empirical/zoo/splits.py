@@ -12,6 +12,7 @@ Models are built on PyTorch's ``meta`` device: the paper's sizes cost no memory 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import torch
 
@@ -83,7 +84,7 @@ def _fb_cell(summary: SplitSummary, fb_layers: int) -> str:
 
 def _compact(values: tuple[int, ...]) -> str:
     """``1, 3, 5, 7`` -> ``1-7 step 2``; lists that are not such a progression stay lists."""
-    steps = {b - a for a, b in zip(values, values[1:])}
+    steps = {b - a for a, b in pairwise(values)}
     if len(values) < 3 or len(steps) != 1:
         return ", ".join(str(v) for v in values)
     step = steps.pop()
