@@ -15,7 +15,7 @@ from typing import NoReturn, Sequence
 
 from semirobust.empirical.errors import BadInput
 
-COMMANDS = ("demo", "train", "attack")
+COMMANDS: tuple[str, ...] = ()
 
 
 class OneLineParser(argparse.ArgumentParser):
