@@ -132,7 +132,8 @@ def _read_split(
         images.append(data[:keep])
         labels.append(batch_labels[:keep])
         count += keep
-    x = np.concatenate(images).reshape(-1, *IMAGE_SHAPE).astype(np.float32) / 255.0
+    x = np.concatenate(images).reshape(-1, *IMAGE_SHAPE).astype(np.float32)
+    x /= 255.0
     return torch.from_numpy(x), torch.from_numpy(np.concatenate(labels))
 
 

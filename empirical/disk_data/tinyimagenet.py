@@ -124,7 +124,9 @@ def _read_images(files: list[tuple[Path, int]]) -> tuple[torch.Tensor, torch.Ten
             raise BadInput(f"{path} is {pixels.shape[1]}x{pixels.shape[0]}; earlier images are {first_shape[1]}x{first_shape[0]}")
         x[index] = pixels.transpose(2, 0, 1)
     y = np.array([label for _, label in files], dtype=np.int64)
-    return torch.from_numpy(x.astype(np.float32) / 255.0), torch.from_numpy(y)
+    scaled = x.astype(np.float32)
+    scaled /= 255.0
+    return torch.from_numpy(scaled), torch.from_numpy(y)
 
 
 @register_dataset(NAME)
