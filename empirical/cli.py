@@ -15,7 +15,13 @@ from typing import NoReturn, Sequence
 
 from semirobust.empirical.errors import BadInput
 
-COMMANDS = ("demo", "train", "attack", "theory")
+COMMANDS: tuple[str, ...] = (
+    "demo",
+    "train",
+    "algorithm1",
+    "calibrate",
+    "theory",
+)
 
 
 class OneLineParser(argparse.ArgumentParser):

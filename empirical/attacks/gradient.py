@@ -1,0 +1,81 @@
+"""Gradient attacks: FGSM and PGD with random start and restarts (THEORY.md section 6).
+
+PGD (Madry et al. 2018): ``x_{t+1} = Proj_S(x_t + alpha * dir(grad_x objective))`` with
+``dir = sign`` for l-inf and ``grad/||grad||_2`` for l2, from a random start in the ball.
+With several restarts, each input keeps the iterate with the highest objective seen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from semirobust.empirical.attacks.base import Attack, objective_and_gradient
+
+
+@dataclass
+class FGSM(Attack):
+    """One step of size ``eps`` along the steepest-ascent direction (Goodfellow et al. 2015)."""
+
+    name = "fgsm"
+
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        _, grad = objective_and_gradient(model, self.objective, x, y)
+        step = self.threat.geometry.ascent_direction(grad)
+        return self.threat.project(x + self.threat.eps * step, x)
+
+
+@dataclass
+class PGD(Attack):
+    """Projected gradient ascent; ``step_size`` defaults to ``2.5 * eps / steps``."""
+
+    steps: int = 10
+    step_size: float | None = None
+    random_start: bool = True
+    restarts: int = 1
+
+    name = "pgd"
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.restarts < 1:
+            raise ValueError("PGD needs steps >= 1 and restarts >= 1")
+
+    @property
+    def alpha(self) -> float:
+        return self.step_size if self.step_size is not None else 2.5 * self.threat.eps / self.steps
+
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        generator = self.generator()
+        best_x = x.clone()
+        best_value = torch.full((x.shape[0],), float("-inf"), device=x.device)
+        for _ in range(self.restarts):
+            x_adv = self.threat.random_start(x, generator) if self.random_start else x.clone()
+            for _ in range(self.steps):
+                values, grad = objective_and_gradient(model, self.objective, x_adv, y)
+                best_x, best_value = _keep_best(best_x, best_value, x_adv, values)
+                step = self.threat.geometry.ascent_direction(grad)
+                x_adv = self.threat.project(x_adv + self.alpha * step, x)
+            with torch.no_grad():
+                values = self.objective(model(x_adv), y)
+            best_x, best_value = _keep_best(best_x, best_value, x_adv, values)
+        return best_x
+
+    def settings(self) -> dict:
+        return {
+            **super().settings(),
+            "steps": self.steps,
+            "step_size": self.alpha,
+            "random_start": self.random_start,
+            "restarts": self.restarts,
+        }
+
+
+def _keep_best(
+    best_x: torch.Tensor, best_value: torch.Tensor, x_adv: torch.Tensor, values: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per sample, keep whichever of ``best_x`` and ``x_adv`` has the higher objective."""
+    better = values.float() > best_value
+    mask = better.view(-1, *([1] * (x_adv.dim() - 1)))
+    return torch.where(mask, x_adv, best_x), torch.where(better, values.float(), best_value)

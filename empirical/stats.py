@@ -1,0 +1,38 @@
+"""Sampling intervals for the numbers the tool prints.
+
+* :func:`wilson_interval`: a proportion ``k/n`` (accuracies), Wilson score interval.
+* :func:`mean_interval`: a sample mean (expected margins), Student-t interval.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats
+
+DEFAULT_LEVEL = 0.95
+
+
+def wilson_interval(successes: int, n: int, level: float = DEFAULT_LEVEL) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion:
+    ``(p + z^2/2n -+ z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n)``, ``z`` the normal quantile."""
+    if n <= 0:
+        raise ValueError("a proportion needs n >= 1")
+    z = stats.norm.ppf(0.5 + level / 2)
+    p = successes / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def mean_interval(values: np.ndarray, level: float = DEFAULT_LEVEL) -> tuple[float, float]:
+    """Student-t interval ``mean -+ t_{n-1} * s / sqrt(n)`` for the mean of ``values``."""
+    values = np.asarray(values, dtype=np.float64)
+    n = values.size
+    mean = float(values.mean())
+    if n < 2:
+        return mean, mean
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * values.std(ddof=1) / math.sqrt(n))
+    return mean - half, mean + half
