@@ -271,3 +271,16 @@ def test_enclosure_contains_every_sampled_value(bounds, weights):
         box = enclose(expr, env)
         value = float(expr.subs(point))
         assert box.low - 1e-9 <= value <= box.high + 1e-9
+
+
+def test_units_of_every_term_are_shown():
+    verdict = judge("T2", t2_measurements())
+    (conclusion,) = verdict.conclusion
+    assert conclusion.units == {"gamma_a": "logits", "gamma_b": "logits", "rho_6": "bits",
+                                "rho_7": "bits", "rho_8": "bits"}
+    assert "gamma_a, gamma_b: logits" in verdict.describe()
+
+
+def test_a_degenerate_layer_range_is_refused():
+    with pytest.raises(BadInput, match="no instance"):
+        judge("T1", {"gamma_1": measure("gamma_1", 1.0, Kind.ATTACK)})

@@ -106,7 +106,7 @@ class Comparison:
 
     ``measured`` is the left side, ``threshold`` the right side (point values from the
     measurements' values, intervals from their face intervals); ``margin`` is the slack,
-    positive when the inequality holds. ``decided_by`` is ``"certified"`` when sound ends
+    positive when the inequality holds; ``kinds`` and ``units`` name each quantity's. ``decided_by`` is ``"certified"`` when sound ends
     alone decide, otherwise the kinds of the non-sound ends the decision rests on
     (``relied_on`` names them); empty when inconclusive.
     """
@@ -123,6 +123,7 @@ class Comparison:
     decided_by: str
     relied_on: tuple[str, ...]
     kinds: Mapping[str, str]
+    units: Mapping[str, str]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -138,7 +139,14 @@ class Comparison:
             "decided_by": self.decided_by,
             "relied_on": list(self.relied_on),
             "kinds": dict(self.kinds),
+            "units": dict(self.units),
         }
+
+    def _units_text(self) -> str:
+        by_unit: dict[str, list[str]] = {}
+        for name, unit in self.units.items():
+            by_unit.setdefault(unit, []).append(name)
+        return "; ".join(f"{', '.join(sorted(names))}: {unit}" for unit, names in sorted(by_unit.items()))
 
     def row(self) -> str:
         """A Markdown table row."""
@@ -147,7 +155,7 @@ class Comparison:
             f"{_interval_text(self.measured_interval)} | {self.threshold:.4g} "
             f"{_interval_text(self.threshold_interval)} | {self.margin:+.4g} "
             f"{_interval_text(self.margin_interval)} | {self.status.value} | "
-            f"{self.decided_by or '-'} |"
+            f"{self.decided_by or '-'} | {self._units_text()} |"
         )
 
 
@@ -184,8 +192,8 @@ class Verdict:
         lines = [
             f"### {self.result}: {self.title} -- **{self.status.value}**",
             "",
-            "| | statement | measured | threshold | margin | status | decided by |",
-            "|---|---|---|---|---|---|---|",
+            "| | statement | measured | threshold | margin | status | decided by | units (C6) |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         lines += [c.row() for c in (*self.premises, *self.conclusion)]
         lines.append("")
@@ -203,18 +211,12 @@ def judge(
     result = _resolve_result(result)
     _check_measurements(measurements)
     numbers = _layer_numbers(result, measurements, layers)
-    premises = [inst for p in result.premises for inst in p.instances(numbers)]
-    conclusion = result.conclusion.instances(numbers)
+    premises = [inst for p in result.premises for inst in _instances(result, p, numbers)]
+    conclusion = _instances(result, result.conclusion, numbers)
     readings = _readings(result, [*premises, *conclusion], measurements)
-    env_face = {symbol: r.face for symbol, r in readings.items()}
-    env_sound = {symbol: r.sound for symbol, r in readings.items()}
-    values = {symbol: r.value for symbol, r in readings.items()}
-
-    def compare(label: str, inequality: Inequality) -> Comparison:
-        return _compare(label, inequality, readings, env_face, env_sound, values)
-
-    premise_checks = tuple(compare(label, p) for label, p in premises)
-    conclusion_checks = tuple(compare(label, c) for label, c in conclusion)
+    env = _Environment(readings)
+    premise_checks = tuple(_compare(label, p, env) for label, p in premises)
+    conclusion_checks = tuple(_compare(label, c, env) for label, c in conclusion)
     status = _overall_status(premise_checks, conclusion_checks)
     notes = _notes(result, status, premise_checks, conclusion_checks, readings)
     return Verdict(
@@ -228,6 +230,16 @@ def judge(
         readings=tuple(readings[s] for s in sorted(readings, key=str)),
         notes=tuple(notes),
     )
+
+
+def _instances(
+    result: Result, inequality: Inequality, numbers: Mapping[sympy.Symbol, int]
+) -> list[tuple[str, Inequality]]:
+    instances = inequality.instances(numbers)
+    if not instances:
+        raise BadInput(f"layers {_numbers_text(numbers)} leave no instance of {result.name}'s "
+                       f"{inequality.label!r} ({inequality.text()})")
+    return instances
 
 
 def _resolve_result(result: Result | str) -> Result:
@@ -396,6 +408,29 @@ def _sound_enclosure(name: str, quantity: Quantity, kind: Kind, stated: Interval
     return Interval(stated.low, math.inf) if kind is Kind.CERTIFIED else Interval(domain.low, stated.high)
 
 
+@dataclass(frozen=True)
+class _Environment:
+    """The readings of one judgement and the three ways of reading them: the sound
+    enclosures, the face intervals, and the point values."""
+
+    readings: Mapping[sympy.Expr, Reading]
+
+    @property
+    def sound(self) -> dict[sympy.Expr, Interval]:
+        return {s: r.sound for s, r in self.readings.items()}
+
+    @property
+    def face(self) -> dict[sympy.Expr, Interval]:
+        return {s: r.face for s, r in self.readings.items()}
+
+    @property
+    def points(self) -> dict[sympy.Expr, Interval]:
+        return {s: Interval.point(r.value) for s, r in self.readings.items()}
+
+    def value(self, expr: sympy.Expr) -> float:
+        return enclose(expr, self.points).low
+
+
 def _decide(slack: Interval, strict: bool) -> Status | None:
     if slack.low > 0 or (not strict and slack.low >= 0):
         return Status.HOLDS
@@ -404,26 +439,20 @@ def _decide(slack: Interval, strict: bool) -> Status | None:
     return None
 
 
-def _compare(
-    label: str,
-    inequality: Inequality,
-    readings: Mapping[sympy.Expr, Reading],
-    env_face: Mapping[sympy.Expr, Interval],
-    env_sound: Mapping[sympy.Expr, Interval],
-    values: Mapping[sympy.Expr, float],
-) -> Comparison:
+def _compare(label: str, inequality: Inequality, env: _Environment) -> Comparison:
     slack = sympy.expand(inequality.slack())
     strict = inequality.relation.strict
+    readings = env.readings
     involved = [s for s in readings if slack.has(s)]
-    face_slack = enclose(slack, env_face)
+    face_slack = enclose(slack, env.face)
     decided_by, relied_on = "", ()
-    status = _decide(enclose(slack, env_sound), strict)
+    status = _decide(enclose(slack, env.sound), strict)
     if status is not None:
         decided_by = "certified"
     else:
         status = _decide(face_slack, strict)
         if status is not None:
-            relied_on = _relied_on(slack, status, strict, involved, env_face, env_sound)
+            relied_on = _relied_on(slack, status, strict, involved, env)
             kinds = sorted({k.value for s in involved if readings[s].name in relied_on
                             for k in readings[s].kinds if k is not Kind.CERTIFIED})
             decided_by = " and ".join(kinds)
@@ -433,38 +462,30 @@ def _compare(
         label=label,
         statement=inequality.text(),
         status=status,
-        measured=float(enclose(inequality.lhs, _points(values)).low),
-        measured_interval=enclose(inequality.lhs, env_face),
-        threshold=float(enclose(inequality.rhs, _points(values)).low),
-        threshold_interval=enclose(inequality.rhs, env_face),
-        margin=float(enclose(slack, _points(values)).low),
+        measured=env.value(inequality.lhs),
+        measured_interval=enclose(inequality.lhs, env.face),
+        threshold=env.value(inequality.rhs),
+        threshold_interval=enclose(inequality.rhs, env.face),
+        margin=env.value(slack),
         margin_interval=face_slack,
         decided_by=decided_by,
         relied_on=relied_on,
         kinds={readings[s].name: " + ".join(k.value for k in readings[s].kinds) for s in involved},
+        units={readings[s].name: readings[s].quantity.unit for s in involved},
     )
 
 
-def _points(values: Mapping[sympy.Expr, float]) -> dict[sympy.Expr, Interval]:
-    return {s: Interval.point(v) for s, v in values.items()}
-
-
 def _relied_on(
-    slack: sympy.Expr,
-    status: Status,
-    strict: bool,
-    involved: list[sympy.Expr],
-    env_face: Mapping[sympy.Expr, Interval],
-    env_sound: Mapping[sympy.Expr, Interval],
+    slack: sympy.Expr, status: Status, strict: bool, involved: list[sympy.Expr], env: _Environment
 ) -> tuple[str, ...]:
     """A minimal set of quantities whose non-sound ends the decision needs: each quantity
     in turn is reduced to its sound enclosure, and kept reduced if the decision stands."""
-    env = dict(env_face)
+    current, sound = env.face, env.sound
     relied = []
     for symbol in sorted(involved, key=_name):
-        trial = {**env, symbol: env_sound[symbol]}
+        trial = {**current, symbol: sound[symbol]}
         if _decide(enclose(slack, trial), strict) is status:
-            env = trial
+            current = trial
         else:
             relied.append(_name(symbol))
     return tuple(relied)
