@@ -56,7 +56,7 @@ import sympy
 from semirobust.empirical.errors import BadInput
 from semirobust.theory.intervals import Interval, enclose
 from semirobust.theory.measurement import Kind, Measurement
-from semirobust.theory.quantities import QUANTITIES, Extremum, Quantity
+from semirobust.theory.quantities import BITS, LOGITS, QUANTITIES, Extremum, Quantity
 from semirobust.theory.results import RESULTS
 from semirobust.theory.statements import Inequality, Result
 
@@ -595,7 +595,7 @@ def _provenance_notes(result: Result, readings: Mapping[sympy.Expr, Reading]) ->
     in_conclusion = [r for r in readings.values()
                      if result.conclusion.slack().has(r.quantity.symbol)]
     units = sorted({r.quantity.unit for r in in_conclusion})
-    if len(units) > 1:
+    if {LOGITS, BITS} <= set(units):
         terms = "; ".join(
             f"{u}: " + ", ".join(sorted(r.name for r in in_conclusion if r.quantity.unit == u))
             for u in units
