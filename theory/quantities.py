@@ -141,7 +141,7 @@ CLEAN_MARGIN = Quantity(
 )
 LIPSCHITZ_B = Quantity(
     "L_b", "L_b",
-    "Lipschitz constant of f_b, l2 -> l2 (a certificate is an upper bound)",
+    "a Lipschitz constant of f_b, l2 -> l2 (a certified upper bound enters the bound as itself)",
     "logits per feature l2", Extremum.SUPREMUM, lower_limit=0.0,
 )
 DELTA_A = Quantity(
