@@ -9,9 +9,10 @@ Never imports torch. The API others call:
   (:class:`Status`), per-premise evidence, ``notes``, ``to_dict()`` and ``describe()``.
 """
 
-from semirobust.theory.judge import Comparison, Status, Verdict, judge
+from semirobust.theory.judge import judge
 from semirobust.theory.measurement import Kind, Measurement
 from semirobust.theory.results import RESULTS
 from semirobust.theory.statements import Result
+from semirobust.theory.verdict import Comparison, Status, Verdict
 
 __all__ = ["RESULTS", "Comparison", "Kind", "Measurement", "Result", "Status", "Verdict", "judge"]

@@ -39,6 +39,16 @@ class Interval:
     def intersect(self, other: Interval) -> Interval:
         return Interval(max(self.low, other.low), min(self.high, other.high))
 
+    def to_json(self) -> list[float | None]:
+        """``[low, high]`` with infinite ends as ``None`` (JSON has no infinity)."""
+        return [None if math.isinf(v) else v for v in (self.low, self.high)]
+
+    def text(self) -> str:
+        def end(v: float) -> str:
+            return ("-inf" if v < 0 else "+inf") if math.isinf(v) else f"{v:.4g}"
+
+        return f"[{end(self.low)}, {end(self.high)}]"
+
 
 def _add(x: float, y: float) -> float:
     if math.isinf(x) and math.isinf(y) and x != y:

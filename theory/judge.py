@@ -13,24 +13,7 @@
   when omitted they are inferred from the family indices present (``rho_6..rho_8`` gives
   ``a = 5, n = 8`` for T2). T3 has no family and always needs them.
 
-How a measurement is read (its *enclosure* of the true value), by kind and by whether the
-quantity is an infimum or a supremum over the threat model:
-
-==========  ==========================  =====================================
-kind        infimum (gamma, gap)        supremum (L_b, Delta_a)
-==========  ==========================  =====================================
-certified   true >= low   (sound)       [low, high], the bound itself (sound)
-attack      true <= high  (sound);      true >= low   (sound);
-            low is an upper estimate    high is a lower estimate
-estimate    [low, high] is a confidence interval, not a guarantee
-==========  ==========================  =====================================
-
-The suprema of THEORY.md (a Lipschitz constant, a feature displacement) only enter
-bounds that decrease in them, and the bound stays valid for any upper bound on them, so a
-certified upper bound enters as itself: the judge checks that valid instance of the
-result. A certified measurement of a quantity that is neither (the clean margin computed
-on the test set) encloses it in ``[low, high]``. "Sound" is relative to the measured test
-set.
+How each kind of measurement is read: :mod:`semirobust.theory.readings`.
 
 Each inequality is decided twice with interval arithmetic on its slack (``lhs - rhs`` for
 ``>=``; positive means it holds): first from the sound ends alone, which makes a decision a
@@ -45,161 +28,20 @@ Verdict: any premise violated -> ``premises unmet``; else any premise undecided 
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from enum import Enum
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import sympy
 from semirobust.empirical.errors import BadInput
 from semirobust.theory.intervals import Interval, enclose
-from semirobust.theory.measurement import Kind, Measurement
+from semirobust.theory.measurement import Kind
 from semirobust.theory.quantities import BITS, LOGITS, QUANTITIES, Extremum, Quantity
+from semirobust.theory.readings import Evidence, Reading, as_measurements, read_evidence
 from semirobust.theory.results import RESULTS
 from semirobust.theory.statements import Inequality, Result
-
-Evidence = Measurement | Sequence[Measurement]
-"""One measurement of a quantity, or several of the same quantity (a certified lower bound
-and an attack's value: a sandwich), combined by intersecting what each says."""
-
-
-class Status(str, Enum):
-    HOLDS = "holds"
-    VIOLATED = "violated"
-    PREMISES_UNMET = "premises unmet"
-    INCONCLUSIVE = "inconclusive"
-
-
-@dataclass(frozen=True)
-class Reading:
-    """One measurement as the judge reads it, converted to the quantity's unit."""
-
-    name: str
-    quantity: Quantity
-    measurement: Measurement
-    value: float
-    face: Interval
-    sound: Interval
-    also: tuple[Measurement, ...] = ()
-
-    @property
-    def kinds(self) -> list[Kind]:
-        return [m.kind for m in (self.measurement, *self.also)]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "value": self.value,
-            "interval": _interval_json(self.face),
-            "sound_enclosure": _interval_json(self.sound),
-            "unit": self.quantity.unit,
-            "kind": " + ".join(k.value for k in self.kinds),
-            "measurements": [m.to_dict() for m in (self.measurement, *self.also)],
-        }
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """One premise or conclusion instance with its evidence.
-
-    ``measured`` is the left side, ``threshold`` the right side (point values from the
-    measurements' values, intervals from their face intervals); ``margin`` is the slack,
-    positive when the inequality holds; ``kinds`` and ``units`` name each quantity's. ``decided_by`` is ``"certified"`` when sound ends
-    alone decide, otherwise the kinds of the non-sound ends the decision rests on
-    (``relied_on`` names them); empty when inconclusive.
-    """
-
-    label: str
-    statement: str
-    status: Status
-    measured: float
-    measured_interval: Interval
-    threshold: float
-    threshold_interval: Interval
-    margin: float
-    margin_interval: Interval
-    decided_by: str
-    relied_on: tuple[str, ...]
-    kinds: Mapping[str, str]
-    units: Mapping[str, str]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "label": self.label,
-            "statement": self.statement,
-            "status": self.status.value,
-            "measured": self.measured,
-            "measured_interval": _interval_json(self.measured_interval),
-            "threshold": self.threshold,
-            "threshold_interval": _interval_json(self.threshold_interval),
-            "margin": self.margin,
-            "margin_interval": _interval_json(self.margin_interval),
-            "decided_by": self.decided_by,
-            "relied_on": list(self.relied_on),
-            "kinds": dict(self.kinds),
-            "units": dict(self.units),
-        }
-
-    def _units_text(self) -> str:
-        by_unit: dict[str, list[str]] = {}
-        for name, unit in self.units.items():
-            by_unit.setdefault(unit, []).append(name)
-        return "; ".join(f"{', '.join(sorted(names))}: {unit}" for unit, names in sorted(by_unit.items()))
-
-    def row(self) -> str:
-        """A Markdown table row."""
-        return (
-            f"| {self.label} | `{self.statement}` | {self.measured:.4g} "
-            f"{_interval_text(self.measured_interval)} | {self.threshold:.4g} "
-            f"{_interval_text(self.threshold_interval)} | {self.margin:+.4g} "
-            f"{_interval_text(self.margin_interval)} | {self.status.value} | "
-            f"{self.decided_by or '-'} | {self._units_text()} |"
-        )
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """What the judge says about one result on one set of measurements."""
-
-    result: str
-    title: str
-    status: Status
-    premises: tuple[Comparison, ...]
-    conclusion: tuple[Comparison, ...]
-    assumptions: tuple[str, ...]
-    layers: Mapping[str, int]
-    readings: tuple[Reading, ...]
-    notes: tuple[str, ...] = field(default_factory=tuple)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready (infinite interval ends are ``null``)."""
-        return {
-            "result": self.result,
-            "title": self.title,
-            "status": self.status.value,
-            "premises": [c.to_dict() for c in self.premises],
-            "conclusion": [c.to_dict() for c in self.conclusion],
-            "assumptions_not_checked": list(self.assumptions),
-            "layers": dict(self.layers),
-            "measurements": [r.to_dict() for r in self.readings],
-            "notes": list(self.notes),
-        }
-
-    def describe(self) -> str:
-        """Markdown: the status, a table of every premise and the conclusion, the notes."""
-        lines = [
-            f"### {self.result}: {self.title} -- **{self.status.value}**",
-            "",
-            "| | statement | measured | threshold | margin | status | decided by | units (C6) |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        lines += [c.row() for c in (*self.premises, *self.conclusion)]
-        lines.append("")
-        lines += [f"- assumed, not checked: {a}" for a in self.assumptions]
-        lines += [f"- {note}" for note in self.notes]
-        return "\n".join(lines)
+from semirobust.theory.verdict import Comparison, Status, Verdict
 
 
 def judge(
@@ -256,10 +98,7 @@ def _check_measurements(measurements: Mapping[str, Evidence]) -> None:
             f"measurements must map quantity names to Measurement, got {type(measurements).__name__}"
         )
     for name, evidence in measurements.items():
-        items = evidence if isinstance(evidence, (list, tuple)) else [evidence]
-        if not items or not all(isinstance(m, Measurement) for m in items):
-            raise BadInput(f"measurements[{name!r}] must be a Measurement or a non-empty list of "
-                           f"them, got {evidence!r}")
+        as_measurements(name, evidence)
 
 
 _MEMBER = re.compile(r"^(?P<stem>.+)_(?P<index>\d+)$")
@@ -348,64 +187,7 @@ def _readings(
             f"judging {result.name} needs measurements named {', '.join(missing)} "
             f"(accepted: {', '.join(sorted(n for _, n in needed.values()))})"
         )
-    return {s: _combine(name, q, measurements[name]) for s, (q, name) in needed.items()}
-
-
-def _combine(name: str, quantity: Quantity, evidence: Evidence) -> Reading:
-    """Intersect what several measurements of one quantity say; the value is the first's."""
-    readings = [_read(name, quantity, m) for m in
-                (evidence if isinstance(evidence, (list, tuple)) else [evidence])]
-    first = readings[0]
-    try:
-        sound = first.sound
-        face = first.face
-        for r in readings[1:]:
-            sound, face = sound.intersect(r.sound), face.intersect(r.face)
-        face = face.intersect(sound)
-    except ValueError:
-        raise BadInput(
-            f"the measurements of {name!r} contradict each other ("
-            + "; ".join(r.measurement.describe() for r in readings)
-            + "): a certified bound and an attack value disagree, so one of them is wrong"
-        ) from None
-    value = min(max(first.value, face.low), face.high)
-    return Reading(name, quantity, first.measurement, value, face, sound, tuple(
-        r.measurement for r in readings[1:]))
-
-
-def _read(name: str, quantity: Quantity, m: Measurement) -> Reading:
-    factor = quantity.conversion(m.unit)
-    if factor is None:
-        raise BadInput(
-            f"measurement {name!r} is in {m.unit!r}; {quantity.name} accepts "
-            f"{', '.join(repr(u) for u in quantity.accepted_units())}"
-        )
-    low, high = m.interval[0] * factor, m.interval[1] * factor
-    floor = quantity.lower_limit
-    stated = Interval(max(low, floor), max(high, floor))
-    sound = _sound_enclosure(name, quantity, m.kind, stated)
-    # a certificate says nothing beyond its sound side; attacks and estimates also
-    # contribute their other end at face value (flagged when a decision rests on it)
-    face = sound if m.kind is Kind.CERTIFIED else stated
-    return Reading(name, quantity, m, max(m.value * factor, floor), face, sound)
-
-
-def _sound_enclosure(name: str, quantity: Quantity, kind: Kind, stated: Interval) -> Interval:
-    """What the measurement guarantees about the true value (module docstring's table),
-    given its ``stated`` interval in the quantity's unit."""
-    domain = Interval(quantity.lower_limit, math.inf)
-    if kind is Kind.ESTIMATE:
-        return domain
-    if quantity.extremum is Extremum.NONE:
-        if kind is Kind.ATTACK:
-            raise BadInput(
-                f"measurement {name!r} is of kind 'attack', but {quantity.name} is not an "
-                "infimum or supremum over perturbations; use 'certified' or 'estimate'"
-            )
-        return stated
-    if quantity.extremum is Extremum.SUPREMUM:
-        return stated if kind is Kind.CERTIFIED else Interval(stated.low, math.inf)
-    return Interval(stated.low, math.inf) if kind is Kind.CERTIFIED else Interval(domain.low, stated.high)
+    return {s: read_evidence(name, q, measurements[name]) for s, (q, name) in needed.items()}
 
 
 @dataclass(frozen=True)
@@ -533,7 +315,7 @@ def _notes(
 
 def _decision_notes(check: Comparison, by_name: Mapping[str, Reading]) -> list[str]:
     if check.status is Status.INCONCLUSIVE:
-        return [(f"{check.label}: the margin interval {_interval_text(check.margin_interval)} "
+        return [(f"{check.label}: the margin interval {check.margin_interval.text()} "
                  "straddles the threshold: inconclusive")]
     if check.decided_by == "certified" or not check.relied_on:
         return []
@@ -603,13 +385,3 @@ def _provenance_notes(result: Result, readings: Mapping[sympy.Expr, Reading]) ->
         notes.append(f"C6 units: the conclusion adds terms in different units ({terms}); it "
                      "changes with the readout's scale and the MI's unit")
     return notes
-
-
-def _interval_json(interval: Interval) -> list[float | None]:
-    return [None if math.isinf(v) else v for v in (interval.low, interval.high)]
-
-
-def _interval_text(interval: Interval) -> str:
-    def end(v: float) -> str:
-        return ("-inf" if v < 0 else "+inf") if math.isinf(v) else f"{v:.4g}"
-    return f"[{end(interval.low)}, {end(interval.high)}]"
