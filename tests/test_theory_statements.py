@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 from matplotlib.mathtext import MathTextParser
 from semirobust.empirical.commands import theory as theory_command
 from semirobust.theory import RESULTS
-from semirobust.theory.definitions import Norm, ThreatModel, dependency, margin
+from semirobust.theory.definitions import DependencyMeasure, Norm, ThreatModel, dependency, margin
 from semirobust.theory.quantities import GAMMA_A, A, N
 from semirobust.theory.render import latex_document, latex_math_fragments
 from semirobust.theory.results import T3_BOUND
@@ -114,3 +114,9 @@ def test_importing_the_theory_does_not_import_torch():
     code = ("import sys, semirobust.theory, semirobust.theory.render; "
             "sys.exit(1 if 'torch' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_a_dependency_measure_names_its_estimator_and_settings():
+    measure = DependencyMeasure("EDGE", "bits", {"n_per_class": 1000})
+    assert measure.describe() == "EDGE (n_per_class=1000) in bits"
+    assert DependencyMeasure("KSG").describe() == "KSG in bits"
