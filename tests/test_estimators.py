@@ -55,9 +55,14 @@ def test_ksg_falls_below_the_truth_at_d_8():
     assert 0.3 * truth < value < 0.7 * truth
 
 
+#: |estimate| allowed at independence, d = 1, n = 2000 (nats); EDGE's plug-in counts are
+#: biased upwards by about (buckets_x - 1)(buckets_y - 1) / 2n.
+INDEPENDENCE_TOLERANCE = {"ksg": 0.03, "smoothed": 0.03, "gaussian": 0.01, "edge": 0.1}
+
+
 @pytest.mark.parametrize("estimator", MI_ESTIMATORS)
 def test_independent_pairs_read_near_zero(estimator):
-    assert abs(_nats(*_pair(1, 0.0, seed=1), estimator)) < 0.06
+    assert abs(_nats(*_pair(1, 0.0, seed=1), estimator)) < INDEPENDENCE_TOLERANCE[estimator]
 
 
 @pytest.mark.parametrize("transform", sorted(INVERTIBLE_TRANSFORMS))

@@ -77,14 +77,19 @@ def hash_projection(d: int, p: int, generator: torch.Generator) -> torch.Tensor 
 def bucket_codes(x: torch.Tensor, widths: torch.Tensor, ensemble: int) -> torch.Tensor:
     """(ensemble, n) integer bucket ids of the rows of ``x`` (n, p), one row per member.
 
-    Member ``l`` hashes ``floor((x + (l / ensemble) eps_l) / eps_l)`` and numbers the
-    distinct buckets ``0 .. n-1`` (at most ``n`` occupied)."""
-    ids = []
-    for l in range(ensemble):
-        eps = float(widths[l])
-        codes = torch.floor((x + (l / ensemble) * eps) / eps).to(torch.int64)
-        ids.append(torch.unique(codes, dim=0, return_inverse=True)[1])
-    return torch.stack(ids)
+    Member ``l`` hashes ``floor((x + (l / ensemble) eps_l) / eps_l)``; rows with equal
+    codes share an id. Ids are numbered column by column with 1-D ``unique`` (exact, no
+    hash collisions) and are distinct across members.
+    """
+    widths = widths.to(x.device)
+    shifts = torch.arange(ensemble, dtype=torch.float64, device=x.device) / ensemble * widths
+    codes = torch.floor((x.unsqueeze(0) + shifts.view(-1, 1, 1)) / widths.view(-1, 1, 1)).to(torch.int64)
+    ids = torch.arange(ensemble, device=x.device).unsqueeze(1).expand(ensemble, x.shape[0])
+    for column in codes.unbind(dim=2):
+        offset = column - column.min()
+        key = ids * (int(offset.max()) + 1) + offset
+        ids = torch.unique(key.flatten(), return_inverse=True)[1].view(ensemble, -1)
+    return ids
 
 
 def edge_from_codes(ids_x: torch.Tensor, ids_y: torch.Tensor, combine: str) -> float:
@@ -99,7 +104,7 @@ def edge_from_codes(ids_x: torch.Tensor, ids_y: torch.Tensor, combine: str) -> f
     _, edge, n_ij = torch.unique(ix * size + iy, return_inverse=True, return_counts=True)
     pointwise = math.log(m) + n_ij[edge].double().log() - n_i.double().log() - m_j.double().log()
     per_member = pointwise.mean(dim=1)
-    return float(per_member.median() if combine == "median" else per_member.mean())
+    return float(per_member.quantile(0.5) if combine == "median" else per_member.mean())
 
 
 @register_estimator
@@ -120,7 +125,9 @@ class EDGE(DependenceEstimator):
         return bucket_codes(x, bucket_widths(self.settings, n, x.shape[1]), self.settings.ensemble)
 
     def estimate(self, state_x, state_y, rows_x, rows_y) -> float:
-        return edge_from_codes(state_x[:, rows_x], state_y[:, rows_y], self.settings.combine)
+        ids_x = state_x if rows_x is None else state_x[:, rows_x]
+        ids_y = state_y if rows_y is None else state_y[:, rows_y]
+        return edge_from_codes(ids_x, ids_y, self.settings.combine)
 
     def min_samples(self, d_x: int, d_y: int) -> int:
         return 2 * self.settings.samples_per_hash_dim

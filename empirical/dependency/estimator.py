@@ -10,7 +10,7 @@ by every resample of the confidence interval:
   itself for the Gaussian estimator);
 * :meth:`DependenceEstimator.estimate` combines the states of ``x`` and ``y`` restricted
   to row indices ``rows_x``, ``rows_y`` (equal for a resample; a permutation for the
-  independence baseline) into one number: nats for information estimators, the
+  independence baseline; ``None`` for all rows in order) into one number: nats for information estimators, the
   measure's own scale for dependence measures.
 
 Settings are a frozen dataclass per estimator, built from keyword arguments once at the
@@ -47,8 +47,8 @@ class DependenceEstimator(ABC):
         """Per-variable state for one class's standardised samples ``x`` (n, d), d >= 1."""
 
     @abstractmethod
-    def estimate(self, state_x: Any, state_y: Any, rows_x: torch.Tensor, rows_y: torch.Tensor) -> float:
-        """The dependence of ``x[rows_x]`` and ``y[rows_y]`` (paired row by row)."""
+    def estimate(self, state_x: Any, state_y: Any, rows_x: torch.Tensor | None, rows_y: torch.Tensor | None) -> float:
+        """The dependence of ``x[rows_x]`` and ``y[rows_y]`` (paired row by row; None: all rows)."""
 
     def min_samples(self, d_x: int, d_y: int) -> int:
         """Fewest samples per class the estimator is defined for."""
@@ -85,6 +85,16 @@ def make_estimator(name: str, **settings: Any) -> DependenceEstimator:
             f"{', '.join(accepted) or 'none'}"
         )
     return cls(cls.Settings(**settings))
+
+
+def select_rows(state: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+    """``state[rows]`` (all of ``state`` when ``rows`` is None)."""
+    return state if rows is None else state[rows]
+
+
+def select_square(matrix: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+    """``matrix[rows][:, rows]`` of a pairwise (n, n) matrix (all of it when ``rows`` is None)."""
+    return matrix if rows is None else matrix[rows][:, rows]
 
 
 def require(condition: bool, message: str) -> None:
