@@ -15,7 +15,12 @@ from typing import NoReturn, Sequence
 
 from semirobust.empirical.errors import BadInput
 
-COMMANDS: tuple[str, ...] = ("calibrate",)
+COMMANDS: tuple[str, ...] = (
+    "demo",
+    "train",
+    "algorithm1",
+    "calibrate",
+)
 
 
 class OneLineParser(argparse.ArgumentParser):
