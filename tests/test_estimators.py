@@ -1,6 +1,7 @@
 """Every estimator against ground truth at n = 2000 (the issue's Must-show tolerances)."""
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -114,3 +115,29 @@ def test_estimates_ignore_per_feature_affine_maps(scale, shift):
     x, y = _pair(2, 0.7, seed=7, n=200)
     for estimator in ("gaussian", "cka", "edge"):
         assert _nats(scale * x + shift, y, estimator) == pytest.approx(_nats(x, y, estimator), abs=1e-9)
+
+
+@given(
+    seed=st.integers(0, 2**16),
+    n=st.integers(80, 120),
+    d_x=st.integers(1, 3),
+    d_y=st.integers(1, 3),
+    ties=st.booleans(),
+    constant_column=st.booleans(),
+    estimator=st.sampled_from(sorted(ESTIMATORS)),
+)
+def test_estimates_are_finite_on_awkward_data(seed, n, d_x, d_y, ties, constant_column, estimator):
+    """Ties (rounded data, as ReLU zeros give), constant columns and duplicates never give NaN."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d_x, generator=gen, dtype=torch.float64)
+    y = torch.relu(x[:, :1] + torch.randn(n, d_y, generator=gen, dtype=torch.float64))
+    if ties:
+        x, y = x.round(), y.round()
+    if constant_column:
+        y = torch.cat([y, torch.full((n, 1), 2.5, dtype=torch.float64)], dim=1)
+    labels = torch.arange(n) % 2
+    information = ESTIMATORS[estimator].information
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rho = class_conditional_rho(x, y, labels, estimator, unit="nats" if information else None, replicates=4, seed=seed)
+    assert all(math.isfinite(v) for v in (rho.value, *rho.interval))
