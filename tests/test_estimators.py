@@ -141,3 +141,22 @@ def test_estimates_are_finite_on_awkward_data(seed, n, d_x, d_y, ties, constant_
         warnings.simplefilter("ignore")
         rho = class_conditional_rho(x, y, labels, estimator, unit="nats" if information else None, replicates=4, seed=seed)
     assert all(math.isfinite(v) for v in (rho.value, *rho.interval))
+
+
+@pytest.mark.parametrize("width", [0.5, 1e-4])
+def test_edge_buckets_group_rows_with_equal_codes(width):
+    """Both numbering paths (one mixed-radix key; column by column when it would
+    overflow, as tiny widths in 12 dimensions force) group exactly the equal codes."""
+    from semirobust.empirical.dependency.edge import bucket_codes
+
+    x = torch.randn(300, 12, generator=torch.Generator().manual_seed(9), dtype=torch.float64).round(decimals=1)
+    widths = torch.tensor([width, 1.5 * width], dtype=torch.float64)
+    ids = bucket_codes(x, widths, 2)
+    for member in range(2):
+        eps = float(widths[member])
+        codes = [tuple(torch.floor((row + (member / 2) * eps) / eps).long().tolist()) for row in x]
+        first_id = {}
+        for code, bucket in zip(codes, ids[member].tolist()):
+            assert first_id.setdefault(code, bucket) == bucket
+        assert len(set(first_id.values())) == len(first_id)
+    assert not set(ids[0].tolist()) & set(ids[1].tolist())

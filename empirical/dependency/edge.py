@@ -78,17 +78,23 @@ def bucket_codes(x: torch.Tensor, widths: torch.Tensor, ensemble: int) -> torch.
     """(ensemble, n) integer bucket ids of the rows of ``x`` (n, p), one row per member.
 
     Member ``l`` hashes ``floor((x + (l / ensemble) eps_l) / eps_l)``; rows with equal
-    codes share an id. Ids are numbered column by column with 1-D ``unique`` (exact, no
-    hash collisions) and are distinct across members.
+    codes share an id. Ids come from one 1-D ``unique`` of the mixed-radix key of the
+    codes (column by column when that key would overflow int64): exact, no hash
+    collisions, distinct across members.
     """
     widths = widths.to(x.device)
     shifts = torch.arange(ensemble, dtype=torch.float64, device=x.device) / ensemble * widths
     codes = torch.floor((x.unsqueeze(0) + shifts.view(-1, 1, 1)) / widths.view(-1, 1, 1)).to(torch.int64)
+    offsets = codes - codes.amin(dim=(0, 1))
+    radices = [int(r) + 1 for r in offsets.amax(dim=(0, 1)).tolist()]
+    if math.prod(radices) * ensemble < 2**62:
+        key = torch.arange(ensemble, device=x.device).unsqueeze(1)
+        for column, radix in zip(offsets.unbind(dim=2), radices):
+            key = key * radix + column
+        return torch.unique(key.flatten(), return_inverse=True)[1].view(ensemble, -1)
     ids = torch.arange(ensemble, device=x.device).unsqueeze(1).expand(ensemble, x.shape[0])
-    for column in codes.unbind(dim=2):
-        offset = column - column.min()
-        key = ids * (int(offset.max()) + 1) + offset
-        ids = torch.unique(key.flatten(), return_inverse=True)[1].view(ensemble, -1)
+    for column, radix in zip(offsets.unbind(dim=2), radices):
+        ids = torch.unique((ids * radix + column).flatten(), return_inverse=True)[1].view(ensemble, -1)
     return ids
 
 
