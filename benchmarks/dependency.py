@@ -33,7 +33,6 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 from scipy.special import digamma
-
 from semirobust.empirical.attacks import PGD
 from semirobust.empirical.data import gaussian_mixture
 from semirobust.empirical.dependency import dependency_per_layer_pair, make_estimator
@@ -140,7 +139,7 @@ class Timer:
     """Wall-clock and process CPU time of a block (CPU time is what the ratio uses: the
     machine is shared, and CPU time is far less sensitive to other processes)."""
 
-    def __enter__(self) -> "Timer":
+    def __enter__(self):
         self._wall, self._cpu = time.perf_counter(), time.process_time()
         return self
 

@@ -4,7 +4,6 @@ import json
 
 import pytest
 import torch
-
 from semirobust.empirical.checkpoint import CheckpointConfig, save_checkpoint
 from semirobust.empirical.cli import main
 from semirobust.empirical.data import load_dataset

@@ -7,7 +7,6 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-
 from semirobust.empirical.dependency import ESTIMATORS, class_conditional_rho
 from semirobust.empirical.dependency.ground_truth import (
     INVERTIBLE_TRANSFORMS,

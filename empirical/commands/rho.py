@@ -13,7 +13,6 @@ import argparse
 import json
 
 import torch
-
 from semirobust.empirical.attacks import AttackConfig, attack_names, build_attack
 from semirobust.empirical.checkpoint import load_checkpoint
 from semirobust.empirical.commands.common import (
@@ -27,7 +26,12 @@ from semirobust.empirical.dependency import ESTIMATORS, REDUCTIONS, dependency_p
 from semirobust.empirical.dependency.units import NATS_PER_UNIT
 from semirobust.empirical.device import resolve_device, seed_everything
 from semirobust.empirical.errors import BadInput
-from semirobust.empirical.network import count_weight_layers, fa_layers_from, layer_activations, split_stage_index
+from semirobust.empirical.network import (
+    count_weight_layers,
+    fa_layers_from,
+    layer_activations,
+    split_stage_index,
+)
 from semirobust.empirical.results import run_metadata, write_json_atomic
 from semirobust.empirical.threat import NORMS, ThreatModel
 

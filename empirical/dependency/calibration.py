@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
-
 from semirobust.empirical.dependency.estimator import ESTIMATORS
 from semirobust.empirical.dependency.ground_truth import (
     INVERTIBLE_TRANSFORMS,

@@ -26,8 +26,11 @@ import math
 from dataclasses import dataclass
 
 import torch
-
-from semirobust.empirical.dependency.estimator import DependenceEstimator, register_estimator, require
+from semirobust.empirical.dependency.estimator import (
+    DependenceEstimator,
+    register_estimator,
+    require,
+)
 from semirobust.empirical.dependency.preprocess import standardise
 
 COMBINATIONS = ("median", "mean")
@@ -57,7 +60,7 @@ class EDGESettings:
 
 def hash_dimension(d: int, n: int, samples_per_hash_dim: int) -> int:
     """``p = min(d, max(1, floor(log2(n / samples_per_hash_dim))))``."""
-    return min(d, max(1, int(math.floor(math.log2(max(n / samples_per_hash_dim, 2.0))))))
+    return min(d, max(1, math.floor(math.log2(max(n / samples_per_hash_dim, 2.0)))))
 
 
 def bucket_widths(settings: EDGESettings, n: int, p: int) -> torch.Tensor:

@@ -24,7 +24,6 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import torch
-
 from semirobust.empirical.errors import BadInput
 
 

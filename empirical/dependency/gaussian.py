@@ -20,8 +20,12 @@ import math
 from dataclasses import dataclass
 
 import torch
-
-from semirobust.empirical.dependency.estimator import DependenceEstimator, register_estimator, require, select_rows
+from semirobust.empirical.dependency.estimator import (
+    DependenceEstimator,
+    register_estimator,
+    require,
+    select_rows,
+)
 
 
 @dataclass(frozen=True)

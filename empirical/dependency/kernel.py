@@ -18,8 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-
-from semirobust.empirical.dependency.estimator import DependenceEstimator, register_estimator, require, select_square
+from semirobust.empirical.dependency.estimator import (
+    DependenceEstimator,
+    register_estimator,
+    require,
+    select_square,
+)
 
 KERNELS = ("gaussian", "linear")
 

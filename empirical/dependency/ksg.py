@@ -23,8 +23,12 @@ import math
 from dataclasses import dataclass
 
 import torch
-
-from semirobust.empirical.dependency.estimator import DependenceEstimator, register_estimator, require, select_square
+from semirobust.empirical.dependency.estimator import (
+    DependenceEstimator,
+    register_estimator,
+    require,
+    select_square,
+)
 
 #: rows of the joint distance matrix processed at once (bounds temporary memory).
 ROW_CHUNK = 2048

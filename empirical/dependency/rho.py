@@ -23,12 +23,12 @@ rows permuted), i.e. at independence, where the true MI is 0.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
-from typing import Any, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
-
 from semirobust.empirical.dependency.estimator import DependenceEstimator, make_estimator
 from semirobust.empirical.dependency.preprocess import standardise, validate_activations
 from semirobust.empirical.dependency.reduce import Reduction
@@ -202,11 +202,10 @@ def dependency_per_layer_pair(
 
 @dataclass
 class _Notes:
-    constant_classes: list
-    warnings: list
+    """What a pair's settings report besides the numbers."""
 
-    def __init__(self) -> None:
-        self.constant_classes, self.warnings = [], []
+    constant_classes: list[int] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def add_warning(self, message: str | None) -> None:
         if message is not None and message not in self.warnings:
@@ -246,17 +245,18 @@ def _check_class_size(method, label: int, count: int, interval: IntervalSettings
 
 
 def _class_estimates(method, state_x, state_y, count, interval, permutations, seed, label, pair):
-    device_rows = lambda rows: rows.to(_device_of(state_x))  # noqa: E731
+    """One class's full-sample estimate, its half-sample replicates and its permutations."""
+    device = _device_of(state_x)
     full = method.estimate(state_x, state_y, None, None)
     resample = stream_generator(seed, "half", label, pair)
     halves = np.empty(interval.replicates)
     for b in range(interval.replicates):
-        rows = device_rows(torch.randperm(count, generator=resample)[: count // 2].sort().values)
+        rows = torch.randperm(count, generator=resample)[: count // 2].sort().values.to(device)
         halves[b] = method.estimate(state_x, state_y, rows, rows)
     shuffle = stream_generator(seed, "permute", label, pair)
     shuffled = np.empty(permutations)
     for p in range(permutations):
-        shuffled[p] = method.estimate(state_x, state_y, None, device_rows(torch.randperm(count, generator=shuffle)))
+        shuffled[p] = method.estimate(state_x, state_y, None, torch.randperm(count, generator=shuffle).to(device))
     return full, halves, shuffled
 
 
