@@ -14,8 +14,10 @@ multiplicities, the base estimate is
 
 which is capped at ``log N`` (every sample alone in its bucket; THEORY.md caveat C2).
 The ensemble runs ``ensemble`` widths ``eps_l = width * n^(-1/(3p)) * (1 + width_range * l
-/ (ensemble - 1))`` (standardised units) with shifts ``b_l = (l / ensemble) eps_l`` and
-combines them by their median (the authors' default combination in their released
+/ (ensemble - 1))`` (standardised units; this project's rule, chosen so that each
+variable occupies on the order of ``n^(1/3)`` buckets and the plug-in's upward bias, about
+``(B_x - 1)(B_y - 1) / 2n`` for ``B`` occupied buckets, stays small) with shifts
+``b_l = (l / ensemble) eps_l`` and combines them by their median (the authors' default combination in their released
 code; the optimal-weight ensemble of the paper is not implemented). The only randomness
 is the projection, drawn from a seeded generator, so a seed fixes the value.
 """
