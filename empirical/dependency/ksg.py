@@ -101,7 +101,7 @@ class KSG(DependenceEstimator):
             return (
                 f"{self.name}: dimensions ({d_x}, {d_y}) exceed {RELIABLE_KNN_DIMENSION}; kNN "
                 f"estimates fall well below the truth there (about half at d = 8 with "
-                f"n = 2000, see docs/dependency.md); consider reduction='pca'"
+                f"n = 2000, see docs/dependency.md); consider reduction='pca' (--reduction pca)"
             )
         return None
 
