@@ -20,6 +20,7 @@ COMMANDS: tuple[str, ...] = (
     "train",
     "algorithm1",
     "calibrate",
+    "theory",
     "rho",
 )
 
