@@ -21,6 +21,7 @@ COMMANDS: tuple[str, ...] = (
     "algorithm1",
     "calibrate",
     "theory",
+    "rho",
 )
 
 
