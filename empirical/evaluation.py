@@ -66,7 +66,7 @@ class AttackEvaluation:
     def stage_robust_accuracy(self) -> dict[str, float]:
         """Cumulative robust accuracy after each stage of an ensemble, in order."""
         return {
-            stage: float((self.clean_correct & (margin > 0)).float().mean())
+            stage: int((self.clean_correct & (margin > 0)).sum()) / self.n
             for stage, margin in self.stage_margins.items()
         }
 
@@ -247,7 +247,7 @@ def _probe(model: nn.Module, x: torch.Tensor, labels: torch.Tensor) -> torch.Ten
             logits = model(x).float()
     except RuntimeError as error:
         reason = str(error).strip().splitlines()[0][:160]
-        raise BadInput(f"inputs of shape {tuple(x.shape[1:])} do not fit the model ({reason})") from None
+        raise BadInput(f"the model cannot run on inputs of shape {tuple(x.shape[1:])} and dtype {x.dtype} ({reason})") from None
     if logits.dim() != 2:
         raise BadInput(f"the model must return logits of shape (N, classes), got {tuple(logits.shape)}")
     if labels.numel() and int(labels.max()) >= logits.shape[1]:

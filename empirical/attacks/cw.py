@@ -84,19 +84,19 @@ class CarliniWagnerL2(Attack):
             lower = torch.zeros_like(c)
             upper = torch.full_like(c, _NO_UPPER_BOUND)
             for _ in range(self.search_steps):
-                w = w_clean.clone().requires_grad_(True)
-                optimiser = torch.optim.Adam([w], lr=self.lr)
+                w = w_clean.clone()
+                adam = _Adam(w, self.lr)
                 succeeded = torch.zeros_like(c, dtype=torch.bool)
                 for _ in range(self.steps):
+                    w.requires_grad_(True)
                     candidate = (torch.tanh(w) + 1) / 2
                     with amp_context(x.device, self.amp):
                         logits = model(candidate)
                     margin = multiclass_margin(logits.float(), y)
                     distance_sq = (candidate - x).flatten(start_dim=1).pow(2).sum(dim=1)
                     loss = (distance_sq + c * margin.clamp(min=-self.kappa)).sum()
-                    optimiser.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimiser.step()
+                    (grad,) = torch.autograd.grad(loss, w)
+                    w = adam.step(w.detach(), grad)
                     detached = candidate.detach()
                     yield detached, margin.detach(), distance_sq.detach().sqrt()
                     succeeded |= _succeeded(margin.detach(), self.kappa)
@@ -108,6 +108,24 @@ class CarliniWagnerL2(Attack):
             "steps": self.steps, "lr": self.lr, "search_steps": self.search_steps,
             "returned_point": "lowest-margin iterate inside the eps-ball",
         }
+
+
+class _Adam:
+    """Adam (Kingma & Ba 2015, default betas) on one tensor; elementwise, so each input's
+    optimisation is independent of the others in the batch."""
+
+    def __init__(self, like: torch.Tensor, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        self.lr, self.betas, self.eps, self.t = lr, betas, eps, 0
+        self.first, self.second = torch.zeros_like(like), torch.zeros_like(like)
+
+    def step(self, w: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        beta1, beta2 = self.betas
+        self.t += 1
+        self.first.mul_(beta1).add_(grad, alpha=1 - beta1)
+        self.second.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        corrected_first = self.first / (1 - beta1**self.t)
+        corrected_second = self.second / (1 - beta2**self.t)
+        return w - self.lr * corrected_first / (corrected_second.sqrt() + self.eps)
 
 
 def _succeeded(margin: torch.Tensor, kappa: float) -> torch.Tensor:
