@@ -17,7 +17,7 @@ from typing import Callable
 from semirobust.empirical.attacks import STRENGTH_LADDER, AttackConfig, attack_names, build_attack
 from semirobust.empirical.attacks.diagnostics import AttackReliabilityWarning, ReliabilityFlag, not_monotone
 from semirobust.empirical.checkpoint import load_checkpoint
-from semirobust.empirical.commands.common import add_common_options, non_negative_float, positive_int
+from semirobust.empirical.commands.common import add_common_options, positive_int
 from semirobust.empirical.data import load_dataset
 from semirobust.empirical.device import resolve_device, seed_everything
 from semirobust.empirical.errors import BadInput
