@@ -21,34 +21,19 @@ from semirobust.empirical.errors import BadInput
 
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
-READS_LOGITS = "semirobust_reads_logits"
-
-
-def reads_logits(objective: Objective) -> Objective:
-    """Mark ``objective`` as one of the model's logits (not of features), so that attacks
-    may keep, per input, the iterate of lowest margin ``m(z, y)`` (see ``PGD``)."""
-    setattr(objective, READS_LOGITS, True)
-    return objective
-
-
-def is_logit_objective(objective: Objective) -> bool:
-    return bool(getattr(objective, READS_LOGITS, False))
-
-
 def multiclass_margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """``m(z, y) = z_y - max_{k != y} z_k`` per sample; positive iff correctly classified."""
-    true_logit = logits.gather(1, y.view(-1, 1)).squeeze(1)
-    others = logits.masked_fill(F.one_hot(y, logits.shape[1]).bool(), float("-inf"))
+    index = y.view(-1, 1)
+    true_logit = logits.gather(1, index).squeeze(1)
+    others = logits.scatter(1, index, float("-inf"))
     return true_logit - others.max(dim=1).values
 
 
-@reads_logits
 def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Per-sample cross-entropy of the logits."""
     return F.cross_entropy(logits.float(), y, reduction="none")
 
 
-@reads_logits
 def negative_margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """``-m(z, y)``: maximising it minimises the margin (C&W-style loss with kappa = inf)."""
     return -multiclass_margin(logits.float(), y)
@@ -67,7 +52,7 @@ def cw_loss(kappa: float = 0.0) -> Objective:
         return negative_margin(logits, y).clamp(max=kappa)
 
     cw.__name__ = f"cw(kappa={kappa:g})"
-    return reads_logits(cw)
+    return cw
 
 
 def readout_margin(readout: nn.Module) -> Objective:

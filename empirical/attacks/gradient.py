@@ -3,7 +3,7 @@
 
 PGD (Madry et al. 2018): ``x_{t+1} = Proj_S(x_t + alpha * dir(grad_x objective))`` with
 ``dir = sign`` for l-inf and ``grad/||grad||_2`` for l2, from a random start in the ball.
-With several restarts, each input keeps the iterate with the highest objective seen.
+Each restart ends at its last iterate; each input keeps the restart of highest objective.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 from semirobust.empirical.attacks.base import Attack, objective_and_gradient
+from semirobust.empirical.attacks.projection import feasible_set
 from semirobust.empirical.device import amp_context
 from semirobust.empirical.errors import BadInput
-from semirobust.empirical.objectives import is_logit_objective, multiclass_margin
 
 
 @dataclass
@@ -33,13 +33,12 @@ class FGSM(Attack):
 
 @dataclass
 class PGD(Attack):
-    """Projected gradient ascent; ``step_size`` defaults to ``2.5 * eps / steps``.
+    """Projected gradient ascent (Madry et al. 2018); ``step_size`` defaults to ``2.5 * eps / steps``.
 
-    Per input it returns the best iterate seen over all steps and restarts: for an
-    objective of the logits (cross-entropy, margin, C&W) the one of lowest margin
-    ``m(F(x_t), y)``, so an input broken at any iterate stays broken; for any other
-    objective (feature displacement, a readout's margin on features) the one of highest
-    objective. Scores come from the forward pass the gradient needs anyway.
+    Each restart returns its last iterate, as in Madry et al.; with several restarts each
+    input keeps the restart of highest objective (one extra forward pass per restart).
+    Kept lean: it is the hot loop of adversarial training. The per-input worst case over
+    several attacks is :class:`~semirobust.empirical.attacks.ensemble.WorstCase`'s job.
     """
 
     steps: int = 10
@@ -61,23 +60,22 @@ class PGD(Attack):
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         generator = self.generator()
-        score = _margin_score if is_logit_objective(self.objective) else _objective_score
+        feasible = feasible_set(self.threat, x)
         best_x = x.clone()
-        best_score = torch.full((x.shape[0],), float("-inf"), device=x.device)
+        best_value = torch.full((x.shape[0],), float("-inf"), device=x.device)
         for _ in range(self.restarts):
             x_adv = self.threat.random_start(x, generator) if self.random_start else x.clone()
             for _ in range(self.steps):
                 x_adv.requires_grad_(True)
                 with amp_context(x.device, self.amp):
                     output = model(x_adv)
-                values = self.objective(output.float(), y)
-                (grad,) = torch.autograd.grad(values.sum(), x_adv)
-                x_adv = x_adv.detach()
-                _keep_best(best_x, best_score, x_adv, score(output.detach(), values.detach(), y))
-                x_adv = self.threat.project(x_adv + self.alpha * self.threat.geometry.ascent_direction(grad), x)
+                (grad,) = torch.autograd.grad(self.objective(output.float(), y).sum(), x_adv)
+                x_adv = feasible.project(feasible.ascend(x_adv.detach(), grad, self.alpha))
+            if self.restarts == 1:
+                return x_adv
             with torch.no_grad(), amp_context(x.device, self.amp):
-                output = model(x_adv)
-            _keep_best(best_x, best_score, x_adv, score(output, self.objective(output.float(), y), y))
+                values = self.objective(model(x_adv).float(), y)
+            best_x, best_value = _keep_best(best_x, best_value, x_adv, values)
         return best_x
 
     def settings(self) -> dict:
@@ -87,7 +85,7 @@ class PGD(Attack):
             "step_size": self.alpha,
             "random_start": self.random_start,
             "restarts": self.restarts,
-            "returned_point": "lowest-margin iterate" if is_logit_objective(self.objective) else "highest-objective iterate",
+            "returned_point": "last iterate; the restart of highest objective",
         }
 
 
@@ -104,16 +102,10 @@ class IFGSM(PGD):
             raise BadInput("ifgsm starts at the clean input once; use pgd for random starts or restarts")
 
 
-def _margin_score(output: torch.Tensor, values: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return -multiclass_margin(output.float(), y)
-
-
-def _objective_score(output: torch.Tensor, values: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return values.float()
-
-
-def _keep_best(best_x: torch.Tensor, best_score: torch.Tensor, x_adv: torch.Tensor, score: torch.Tensor) -> None:
-    """In place, per sample: replace ``best_x`` by ``x_adv`` where ``score`` is higher."""
-    better = score > best_score
-    best_x[better] = x_adv[better]
-    best_score[better] = score[better]
+def _keep_best(
+    best_x: torch.Tensor, best_value: torch.Tensor, x_adv: torch.Tensor, values: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per sample, keep whichever of ``best_x`` and ``x_adv`` has the higher objective."""
+    better = values.float() > best_value
+    mask = better.view(-1, *([1] * (x_adv.dim() - 1)))
+    return torch.where(mask, x_adv, best_x), torch.where(better, values.float(), best_value)
