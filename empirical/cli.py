@@ -15,7 +15,14 @@ from typing import NoReturn, Sequence
 
 from semirobust.empirical.errors import BadInput
 
-COMMANDS: tuple[str, ...] = ("attack",)
+COMMANDS: tuple[str, ...] = (
+    "demo",
+    "train",
+    "attack",
+    "algorithm1",
+    "calibrate",
+    "theory",
+)
 
 
 class OneLineParser(argparse.ArgumentParser):
