@@ -72,23 +72,33 @@ class AttackEvaluation:
 
     def _settings(self, interval: str) -> dict[str, Any]:
         return {
-            **self.settings, "n": self.n, "interval": interval,
+            **self.settings,
+            "n": self.n,
+            "interval": interval,
             "flags": [flag.to_dict() for flag in self.flags],
         }
 
     def clean_accuracy(self, name: str = "clean_accuracy") -> Measurement:
         k = int(self.clean_correct.sum())
         return Measurement(
-            name=name, value=k / self.n, interval=wilson_interval(k, self.n),
-            kind=Kind.ESTIMATE, estimator="test-set accuracy", unit="fraction",
+            name=name,
+            value=k / self.n,
+            interval=wilson_interval(k, self.n),
+            kind=Kind.ESTIMATE,
+            estimator="test-set accuracy",
+            unit="fraction",
             settings={"n": self.n, "interval": "Wilson 95%"},
         )
 
     def robust_accuracy(self, name: str = "robust_accuracy") -> Measurement:
         k = int(self.robust_correct.sum())
         return Measurement(
-            name=name, value=k / self.n, interval=wilson_interval(k, self.n),
-            kind=Kind.ATTACK, estimator=str(self.settings["attack"]), unit="fraction",
+            name=name,
+            value=k / self.n,
+            interval=wilson_interval(k, self.n),
+            kind=Kind.ATTACK,
+            estimator=str(self.settings["attack"]),
+            unit="fraction",
             settings=self._settings("Wilson 95% (sampling only)"),
         )
 
@@ -96,8 +106,12 @@ class AttackEvaluation:
         """``mean_i m(F(x_i + delta_i), y_i)``: upper estimate of ``E[inf_delta m]``."""
         values = self.adversarial_margin.double().numpy()
         return Measurement(
-            name=name, value=float(values.mean()), interval=mean_interval(values),
-            kind=Kind.ATTACK, estimator=str(self.settings["attack"]), unit="logits",
+            name=name,
+            value=float(values.mean()),
+            interval=mean_interval(values),
+            kind=Kind.ATTACK,
+            estimator=str(self.settings["attack"]),
+            unit="logits",
             settings=self._settings("Student-t 95% over inputs"),
         )
 
@@ -116,17 +130,20 @@ class AttackEvaluation:
         return replace(self, flags=self.flags + tuple(flags))
 
 
-def predict_logits(model: nn.Module, x: torch.Tensor, *, batch_size: int = 512,
-                   device: torch.device | str = "cpu") -> torch.Tensor:
+def predict_logits(
+    model: nn.Module, x: torch.Tensor, *, batch_size: int = 512, device: torch.device | str = "cpu"
+) -> torch.Tensor:
     """Logits of ``model`` on ``x`` in eval mode (mode restored), on the CPU."""
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            return torch.cat([
-                model(x[i:i + batch_size].to(device)).float().cpu()
-                for i in range(0, x.shape[0], batch_size)
-            ])
+            return torch.cat(
+                [
+                    model(x[i : i + batch_size].to(device)).float().cpu()
+                    for i in range(0, x.shape[0], batch_size)
+                ]
+            )
     finally:
         model.train(was_training)
 
@@ -161,9 +178,11 @@ def evaluate_attack(
         flags += diagnostics.gradient_flags(model, cross_entropy, first_x, first_y)
     clean, adversarial, kept, stages = [], [], [], {}
     with attack_mode(model):
-        for start in tqdm(range(0, x.shape[0], batch_size), desc=attack.name, disable=not progress, leave=False):
-            xb = x[start:start + batch_size].to(device)
-            yb = y[start:start + batch_size].to(device)
+        for start in tqdm(
+            range(0, x.shape[0], batch_size), desc=attack.name, disable=not progress, leave=False
+        ):
+            xb = x[start : start + batch_size].to(device)
+            yb = y[start : start + batch_size].to(device)
             outcome = attack.run(model, xb, yb)
             with torch.no_grad():
                 clean.append(multiclass_margin(model(xb).float(), yb).cpu())
@@ -185,7 +204,12 @@ def evaluate_attack(
 
 
 def evaluate_subnetwork(
-    f_a: nn.Module, readout: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: Attack, **options: Any
+    f_a: nn.Module,
+    readout: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    attack: Attack,
+    **options: Any,
 ) -> AttackEvaluation:
     """Margins ``m(G_a(f_a(x + delta)), y)`` for a fixed readout ``G_a``: the attack runs on
     ``G_a o f_a``; ``expected_adversarial_margin()`` estimates ``gamma_a`` (section 2)."""
@@ -204,10 +228,18 @@ class FeatureSensitivity:
         (an attack finds some displacement, the supremum can only be larger)."""
         values = self.displacement.double().numpy()
         return Measurement(
-            name=name, value=float(values.mean()), interval=mean_interval(values),
-            kind=Kind.ATTACK, estimator=str(self.settings["attack"]), unit="feature l2",
-            settings={**self.settings, "n": int(values.size), "interval": "Student-t 95% over inputs",
-                      "direction": "lower estimate of a supremum"},
+            name=name,
+            value=float(values.mean()),
+            interval=mean_interval(values),
+            kind=Kind.ATTACK,
+            estimator=str(self.settings["attack"]),
+            unit="feature l2",
+            settings={
+                **self.settings,
+                "n": int(values.size),
+                "interval": "Student-t 95% over inputs",
+                "direction": "lower estimate of a supremum",
+            },
         )
 
 
@@ -227,7 +259,10 @@ def evaluate_feature_sensitivity(
     displacements, settings = [], {}
     with attack_mode(f_a):
         for start in range(0, x.shape[0], batch_size):
-            xb, yb = x[start:start + batch_size].to(device), y[start:start + batch_size].to(device)
+            xb, yb = (
+                x[start : start + batch_size].to(device),
+                y[start : start + batch_size].to(device),
+            )
             with torch.no_grad():
                 clean_features = f_a(xb)
             objective = feature_displacement(clean_features)
@@ -247,9 +282,15 @@ def _probe(model: nn.Module, x: torch.Tensor, labels: torch.Tensor) -> torch.Ten
             logits = model(x).float()
     except RuntimeError as error:
         reason = str(error).strip().splitlines()[0][:160]
-        raise BadInput(f"the model cannot run on inputs of shape {tuple(x.shape[1:])} and dtype {x.dtype} ({reason})") from None
+        raise BadInput(
+            f"the model cannot run on inputs of shape {tuple(x.shape[1:])} and dtype {x.dtype} ({reason})"
+        ) from None
     if logits.dim() != 2:
-        raise BadInput(f"the model must return logits of shape (N, classes), got {tuple(logits.shape)}")
+        raise BadInput(
+            f"the model must return logits of shape (N, classes), got {tuple(logits.shape)}"
+        )
     if labels.numel() and int(labels.max()) >= logits.shape[1]:
-        raise BadInput(f"label {int(labels.max())} is out of range for a model with {logits.shape[1]} classes (0..{logits.shape[1] - 1})")
+        raise BadInput(
+            f"label {int(labels.max())} is out of range for a model with {logits.shape[1]} classes (0..{logits.shape[1] - 1})"
+        )
     return logits

@@ -21,6 +21,7 @@ from semirobust.empirical.errors import BadInput
 
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
+
 def multiclass_margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """``m(z, y) = z_y - max_{k != y} z_k`` per sample; positive iff correctly classified."""
     index = y.view(-1, 1)
@@ -77,7 +78,11 @@ def feature_displacement(clean_features: torch.Tensor) -> Objective:
     return displacement
 
 
-OBJECTIVES: dict[str, Objective] = {"ce": cross_entropy, "margin": negative_margin, "cw": cw_loss(0.0)}
+OBJECTIVES: dict[str, Objective] = {
+    "ce": cross_entropy,
+    "margin": negative_margin,
+    "cw": cw_loss(0.0),
+}
 
 
 def objective_by_name(name: str) -> Objective:

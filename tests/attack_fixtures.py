@@ -11,7 +11,9 @@ from semirobust.empirical.models import ArchitectureSpec, build_model
 from semirobust.empirical.training import TrainRecipe, train
 
 
-def random_network(input_shape: tuple[int, ...], classes: int, seed: int, *, conv: bool) -> nn.Sequential:
+def random_network(
+    input_shape: tuple[int, ...], classes: int, seed: int, *, conv: bool
+) -> nn.Sequential:
     """A randomly initialised ReLU network (conv + linear for images, MLP otherwise)."""
     torch.manual_seed(seed)
     d = 1
@@ -43,7 +45,9 @@ def signed(y: torch.Tensor) -> torch.Tensor:
     return (2 * y - 1).to(torch.float64)
 
 
-def exact_linf_infimum(model: BinaryAffine, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
+def exact_linf_infimum(
+    model: BinaryAffine, x: torch.Tensor, y: torch.Tensor, eps: float
+) -> torch.Tensor:
     """``inf y*(w.(x+delta) + b)`` over ``||delta||_inf <= eps``, ``x + delta`` in ``[0,1]``:
     coordinate-wise, each ``delta_i`` goes to the end of ``[max(-eps, -x_i), min(eps, 1 - x_i)]``
     that lowers ``y w_i delta_i``."""
@@ -54,7 +58,9 @@ def exact_linf_infimum(model: BinaryAffine, x: torch.Tensor, y: torch.Tensor, ep
         return signed(y) * (x @ model.w + model.b) + (coefficient * delta).sum(dim=1)
 
 
-def exact_l2_infimum_interior(model: BinaryAffine, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
+def exact_l2_infimum_interior(
+    model: BinaryAffine, x: torch.Tensor, y: torch.Tensor, eps: float
+) -> torch.Tensor:
     """``y*(w.x + b) - eps*||w||_2`` (valid when the minimiser stays inside ``[0,1]^d``)."""
     with torch.no_grad():
         return signed(y) * (x @ model.w + model.b) - eps * model.w.norm()
@@ -66,5 +72,7 @@ def trained_digits_model(arch: str = "digits-cnn", epochs: int = 2, seed: int = 
     spec = ArchitectureSpec(arch, data.input_shape, 10, data.mean, data.std, kwargs or {"width": 4})
     torch.manual_seed(seed)
     model = build_model(spec)
-    train(model, data, TrainRecipe(epochs=epochs, lr=0.05, batch_size=32), seed=seed, progress=False)
+    train(
+        model, data, TrainRecipe(epochs=epochs, lr=0.05, batch_size=32), seed=seed, progress=False
+    )
     return model.eval(), spec, data

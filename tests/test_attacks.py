@@ -10,11 +10,22 @@ from hypothesis import strategies as st
 from torch import nn
 
 from attack_fixtures import (
-    BinaryAffine, exact_l2_infimum_interior, exact_linf_infimum, random_network, signed,
+    BinaryAffine,
+    exact_l2_infimum_interior,
+    exact_linf_infimum,
+    random_network,
+    signed,
 )
 from semirobust.empirical.attacks import (
-    PGD, AttackConfig, CarliniWagnerL2, attack_names, autoattack, build_attack, margins_of,
+    PGD,
+    AttackConfig,
+    CarliniWagnerL2,
+    attack_names,
+    autoattack,
+    build_attack,
+    margins_of,
 )
+from semirobust.empirical.attacks.projection import feasible_set
 from semirobust.empirical.errors import BadInput
 from semirobust.empirical.evaluation import evaluate_attack
 from semirobust.empirical.objectives import negative_margin
@@ -41,7 +52,9 @@ def fast_attack(name: str, threat: ThreatModel, seed: int = 0):
     conv=st.booleans(),
     name=st.sampled_from(FAST_GRADIENT_ATTACKS),
 )
-def test_every_attack_stays_in_the_ball_and_the_box(shape, classes, batch, norm, eps, seed, conv, name):
+def test_every_attack_stays_in_the_ball_and_the_box(
+    shape, classes, batch, norm, eps, seed, conv, name
+):
     model = random_network(shape, classes, seed, conv=conv)
     generator = torch.Generator().manual_seed(seed)
     x = torch.rand((batch, *shape), generator=generator)
@@ -63,7 +76,9 @@ def test_autoattack_stays_in_the_ball_and_the_box(norm):
     assert threat.contains(x_adv, x, tol=1e-5).all()
 
 
-@pytest.mark.parametrize("name", sorted(set(attack_names()) - {"autoattack", "apgd-t", "fab-t", "square"}))
+@pytest.mark.parametrize(
+    "name", sorted(set(attack_names()) - {"autoattack", "apgd-t", "fab-t", "square"})
+)
 @pytest.mark.parametrize("norm", ["linf", "l2"])
 def test_eps_zero_returns_the_inputs_and_the_clean_accuracy(name, norm):
     model = random_network((1, 4, 4), 3, 0, conv=True)
@@ -97,7 +112,9 @@ def affine_problem(d: int, n: int, seed: int, inside: float):
 def test_pgd_reaches_the_linf_infimum_inside_the_box(seed):
     eps = 0.05
     model, x, y = affine_problem(10, 40, seed, inside=eps)
-    x_adv = PGD(ThreatModel("linf", eps), objective=negative_margin, steps=10, seed=seed)(model, x, y)
+    x_adv = PGD(ThreatModel("linf", eps), objective=negative_margin, steps=10, seed=seed)(
+        model, x, y
+    )
     exact = signed(y) * (x @ model.w + model.b) - eps * model.w.abs().sum()
     assert torch.allclose(exact, exact_linf_infimum(model, x, y, eps))
     assert (margins_of(model, x_adv, y).double() - exact.detach()).abs().max() < 1e-4
@@ -108,7 +125,9 @@ def test_pgd_reaches_the_coordinatewise_linf_infimum_at_the_box_boundary(seed):
     eps = 0.2
     model, x, y = affine_problem(10, 40, seed, inside=0.0)
     x[:, :3] = x[:, :3].round()  # some coordinates exactly on the faces of the box
-    x_adv = PGD(ThreatModel("linf", eps), objective=negative_margin, steps=10, seed=seed)(model, x, y)
+    x_adv = PGD(ThreatModel("linf", eps), objective=negative_margin, steps=10, seed=seed)(
+        model, x, y
+    )
     exact = exact_linf_infimum(model, x, y, eps)
     assert (margins_of(model, x_adv, y).double() - exact).abs().max() < 1e-4
 
@@ -117,7 +136,9 @@ def test_pgd_reaches_the_coordinatewise_linf_infimum_at_the_box_boundary(seed):
 def test_pgd_reaches_the_l2_infimum_inside_the_box(seed):
     eps = 0.1
     model, x, y = affine_problem(10, 40, seed, inside=eps)
-    x_adv = PGD(ThreatModel("l2", eps), objective=negative_margin, steps=20, step_size=eps, seed=seed)(model, x, y)
+    x_adv = PGD(
+        ThreatModel("l2", eps), objective=negative_margin, steps=20, step_size=eps, seed=seed
+    )(model, x, y)
     exact = exact_l2_infimum_interior(model, x, y, eps)
     assert (margins_of(model, x_adv, y).double() - exact).abs().max() < 1e-4
 
@@ -137,15 +158,24 @@ def test_cw_l2_finds_the_distance_to_an_affine_decision_boundary():
     assert (found <= distance * 1.05 + 2e-3).all()
 
 
-@given(seed=st.integers(0, 10_000), norm=st.sampled_from(["linf", "l2"]), name=st.sampled_from(["fgsm", "ifgsm", "pgd"]),
-       epss=st.lists(st.floats(0.0, 0.4), min_size=2, max_size=4))
+@given(
+    seed=st.integers(0, 10_000),
+    norm=st.sampled_from(["linf", "l2"]),
+    name=st.sampled_from(["fgsm", "ifgsm", "pgd"]),
+    epss=st.lists(st.floats(0.0, 0.4), min_size=2, max_size=4),
+)
 @settings(max_examples=15)
 def test_robust_accuracy_is_non_increasing_in_eps(seed, norm, name, epss):
     model, x, y = affine_problem(8, 60, seed, inside=0.0)
     accuracies = []
     for eps in sorted(epss):
-        attack = build_attack(name, AttackConfig(ThreatModel(norm, eps), steps=20, objective=negative_margin, seed=seed))
-        accuracies.append(evaluate_attack(model, x, y, attack, diagnose=False).robust_accuracy().value)
+        attack = build_attack(
+            name,
+            AttackConfig(ThreatModel(norm, eps), steps=20, objective=negative_margin, seed=seed),
+        )
+        accuracies.append(
+            evaluate_attack(model, x, y, attack, diagnose=False).robust_accuracy().value
+        )
     assert all(a >= b for a, b in zip(accuracies, accuracies[1:])), accuracies
 
 
@@ -161,7 +191,9 @@ def test_same_seed_same_result_and_the_seed_matters():
 
 @pytest.mark.parametrize("name", ["pgd", "cw", "apgd-ce", "square"])
 def test_attacks_restore_the_mode_leak_no_gradient_and_keep_the_global_rng(name):
-    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.Dropout(0.0), nn.ReLU(), nn.Linear(8, 4))
+    model = nn.Sequential(
+        nn.Flatten(), nn.Linear(16, 8), nn.Dropout(0.0), nn.ReLU(), nn.Linear(8, 4)
+    )
     model[1].weight.requires_grad_(False)  # a frozen layer stays frozen
     model.train()
     x = torch.rand(5, 1, 4, 4, generator=torch.Generator().manual_seed(0))
@@ -189,3 +221,12 @@ def test_bad_attack_parameters_are_refused():
         ThreatModel("linf", -0.1)
     with pytest.raises(BadInput, match="--eps nan"):
         ThreatModel("linf", math.nan)
+
+
+@given(seed=st.integers(0, 10_000), eps=st.floats(0.0, 1.0), norm=st.sampled_from(["linf", "l2"]))
+def test_the_fast_projection_equals_the_threat_models(seed, eps, norm):
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.rand(4, 1, 3, 3, generator=generator)
+    z = x + 2 * torch.randn(4, 1, 3, 3, generator=generator)
+    threat = ThreatModel(norm, eps)
+    assert torch.allclose(feasible_set(threat, x).project(z), threat.project(z, x), atol=1e-7)

@@ -43,7 +43,9 @@ def test_our_pgd_is_as_strong_as_torchattacks(trained, eps):
     model, x, y = trained
     ours = sum(our_pgd(model, x, y, eps, seed) for seed in SEEDS) / len(SEEDS)
     reference = sum(reference_pgd(model, x, y, eps, seed) for seed in SEEDS) / len(SEEDS)
-    assert 0.05 < reference < 0.9, "the comparison needs a model that is neither broken nor untouched"
+    assert 0.05 < reference < 0.9, (
+        "the comparison needs a model that is neither broken nor untouched"
+    )
     assert ours <= reference + 0.005, (ours, reference)
 
 

@@ -8,10 +8,20 @@ import torch
 from torch import nn
 
 from attack_fixtures import random_network
-from semirobust.empirical.attacks import PGD, Attack, AttackReliabilityWarning, WorstCase, margins_of
+from semirobust.empirical.attacks import (
+    PGD,
+    Attack,
+    AttackReliabilityWarning,
+    WorstCase,
+    margins_of,
+)
 from semirobust.empirical.attacks.diagnostics import black_box_beats_white_box, not_monotone
 from semirobust.empirical.errors import BadInput
-from semirobust.empirical.evaluation import evaluate_attack, evaluate_feature_sensitivity, evaluate_subnetwork
+from semirobust.empirical.evaluation import (
+    evaluate_attack,
+    evaluate_feature_sensitivity,
+    evaluate_subnetwork,
+)
 from semirobust.empirical.objectives import negative_margin, readout_margin
 from semirobust.empirical.threat import ThreatModel
 
@@ -48,7 +58,9 @@ def test_worst_case_keeps_the_lowest_margin_per_input_and_attacks_only_unbroken_
     second = Replace(THREAT, offset=-0.1, label="second", seen=[])
     outcome = WorstCase(THREAT, stages=(first, second)).run(model, x, y)
     clean, up, down = (margins_of(model, x + o, y) for o in (0.0, 0.1, -0.1))
-    after_first = torch.where(clean > 0, torch.minimum(clean, up), clean)  # misclassified inputs are not attacked
+    after_first = torch.where(
+        clean > 0, torch.minimum(clean, up), clean
+    )  # misclassified inputs are not attacked
     assert len(first.seen[0]) == int((clean > 0).sum())
     assert len(second.seen[0]) == int((after_first > 0).sum())
     expected = torch.where(after_first > 0, torch.minimum(after_first, down), after_first)
@@ -60,11 +72,16 @@ def test_worst_case_keeps_the_lowest_margin_per_input_and_attacks_only_unbroken_
 def test_per_sample_results_and_stage_accuracies():
     model = random_network((6,), 3, 2, conv=False)
     x, y = data()
-    ensemble = WorstCase(THREAT, stages=(PGD(THREAT, steps=3), Replace(THREAT, offset=0.1, seen=[])))
+    ensemble = WorstCase(
+        THREAT, stages=(PGD(THREAT, steps=3), Replace(THREAT, offset=0.1, seen=[]))
+    )
     evaluation = evaluate_attack(model, x, y, ensemble, batch_size=7)
     per_sample = evaluation.per_sample()
     assert len(per_sample["adversarial_margin"]) == evaluation.n == 30
-    assert per_sample["success"] == [c > 0 and a <= 0 for c, a in zip(per_sample["clean_margin"], per_sample["adversarial_margin"])]
+    assert per_sample["success"] == [
+        c > 0 and a <= 0
+        for c, a in zip(per_sample["clean_margin"], per_sample["adversarial_margin"])
+    ]
     stages = list(evaluation.stage_robust_accuracy().values())
     assert stages[0] >= stages[1] == evaluation.robust_accuracy().value
 
@@ -91,10 +108,17 @@ class Step(nn.Module):
         return torch.round(z * 4) / 4
 
 
-@pytest.mark.parametrize("head, code", [(Softmax(), "softmax-output"), (Noisy(), "randomised-model"), (Step(), "zero-gradient")])
+@pytest.mark.parametrize(
+    "head, code",
+    [(Softmax(), "softmax-output"), (Noisy(), "randomised-model"), (Step(), "zero-gradient")],
+)
 def test_reliability_flags_are_raised_and_travel_into_the_measurements(head, code):
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(6, 3), head) if not isinstance(head, Step) else nn.Sequential(head, nn.Linear(6, 3))
+    model = (
+        nn.Sequential(nn.Linear(6, 3), head)
+        if not isinstance(head, Step)
+        else nn.Sequential(head, nn.Linear(6, 3))
+    )
     x, y = data()
     with pytest.warns(AttackReliabilityWarning, match=code):
         evaluation = evaluate_attack(model, x, y, PGD(THREAT, steps=2))
@@ -111,10 +135,20 @@ def test_a_clean_linear_model_raises_no_flag():
 
 
 def test_square_and_monotonicity_checks():
-    assert black_box_beats_white_box({"apgd-ce": 0.5, "apgd-t": 0.4, "fab-t": 0.4, "square": 0.39})[0].code == "black-box-beats-white-box"
-    assert black_box_beats_white_box({"apgd-ce": 0.5, "apgd-t": 0.4, "fab-t": 0.4, "square": 0.399}) == []
+    assert (
+        black_box_beats_white_box({"apgd-ce": 0.5, "apgd-t": 0.4, "fab-t": 0.4, "square": 0.39})[
+            0
+        ].code
+        == "black-box-beats-white-box"
+    )
+    assert (
+        black_box_beats_white_box({"apgd-ce": 0.5, "apgd-t": 0.4, "fab-t": 0.4, "square": 0.399})
+        == []
+    )
     assert black_box_beats_white_box({"pgd": 0.5}) == []
-    flags = not_monotone([("fgsm", 0.5), ("ifgsm", 0.4), ("pgd", 0.45), ("autoattack", 0.3)], "the ladder")
+    flags = not_monotone(
+        [("fgsm", 0.5), ("ifgsm", 0.4), ("pgd", 0.45), ("autoattack", 0.3)], "the ladder"
+    )
     assert [flag.message.split(": ")[1] for flag in flags] == ["ifgsm 0.4000 -> pgd 0.4500"]
 
 
@@ -124,9 +158,13 @@ def test_readout_margin_on_the_subnetwork_is_the_margin_of_the_composition():
     x, y = data()
     assert torch.allclose(readout_margin(readout)(f_a(x), y), negative_margin(readout(f_a(x)), y))
     on_f_a = PGD(THREAT, objective=readout_margin(readout), steps=3, seed=1)(f_a, x, y)
-    on_composition = PGD(THREAT, objective=negative_margin, steps=3, seed=1)(nn.Sequential(f_a, readout), x, y)
+    on_composition = PGD(THREAT, objective=negative_margin, steps=3, seed=1)(
+        nn.Sequential(f_a, readout), x, y
+    )
     assert torch.allclose(on_f_a, on_composition)
-    gamma = evaluate_subnetwork(f_a, readout, x, y, PGD(THREAT, objective=negative_margin, steps=3)).expected_adversarial_margin()
+    gamma = evaluate_subnetwork(
+        f_a, readout, x, y, PGD(THREAT, objective=negative_margin, steps=3)
+    ).expected_adversarial_margin()
     assert gamma.value <= negative_margin(readout(f_a(x)), y).neg().mean().item()
 
 
@@ -138,12 +176,20 @@ def test_feature_sensitivity_of_a_linear_map_is_eps_times_its_spectral_norm():
     eps = 0.05
     threat = ThreatModel("l2", eps)
     sensitivity = evaluate_feature_sensitivity(
-        f_a, x, y, lambda objective: PGD(threat, objective=objective, steps=30, step_size=eps, seed=0)
+        f_a,
+        x,
+        y,
+        lambda objective: PGD(threat, objective=objective, steps=30, step_size=eps, seed=0),
     )
     exact = eps * torch.linalg.matrix_norm(f_a.weight.detach(), ord=2).item()
-    assert torch.allclose(sensitivity.displacement, torch.full_like(sensitivity.displacement, exact), rtol=1e-4)
+    assert torch.allclose(
+        sensitivity.displacement, torch.full_like(sensitivity.displacement, exact), rtol=1e-4
+    )
     measurement = sensitivity.expected_sensitivity()
-    assert measurement.kind.value == "attack" and measurement.settings["direction"] == "lower estimate of a supremum"
+    assert (
+        measurement.kind.value == "attack"
+        and measurement.settings["direction"] == "lower estimate of a supremum"
+    )
 
 
 def test_bad_input_is_refused_with_a_clear_message():

@@ -63,7 +63,10 @@ def _square(library_attack, x: torch.Tensor, y: torch.Tensor, seed: int) -> torc
 
 
 _STAGE_RUNNERS: dict[str, StageRunner] = {
-    "apgd-ce": _apgd_ce, "apgd-t": _apgd_t, "fab-t": _fab_t, "square": _square,
+    "apgd-ce": _apgd_ce,
+    "apgd-t": _apgd_t,
+    "fab-t": _fab_t,
+    "square": _square,
 }
 
 
@@ -72,7 +75,9 @@ def library_version() -> str:
     try:
         import pyautoattack
     except ImportError:
-        raise BadInput("autoattack needs the pyautoattack package: run `make venv` (pip install pyautoattack)") from None
+        raise BadInput(
+            "autoattack needs the pyautoattack package: run `make venv` (pip install pyautoattack)"
+        ) from None
     return pyautoattack.__version__
 
 
@@ -84,9 +89,13 @@ class AutoAttackStage(Attack):
 
     def __post_init__(self) -> None:
         if self.stage not in _STAGE_RUNNERS:
-            raise BadInput(f"AutoAttack stage {self.stage!r}: expected one of {', '.join(STANDARD_STAGES)}")
+            raise BadInput(
+                f"AutoAttack stage {self.stage!r}: expected one of {', '.join(STANDARD_STAGES)}"
+            )
         if self.threat.norm not in _LIBRARY_NORMS:
-            raise BadInput(f"autoattack supports --norm {' or '.join(_LIBRARY_NORMS)}, got {self.threat.norm}")
+            raise BadInput(
+                f"autoattack supports --norm {' or '.join(_LIBRARY_NORMS)}, got {self.threat.norm}"
+            )
 
     @property
     def name(self) -> str:  # type: ignore[override]
@@ -106,21 +115,32 @@ class AutoAttackStage(Attack):
 
     def settings(self) -> dict:
         return {
-            "attack": self.stage, **self.threat.to_dict(), "seed": self.seed,
+            "attack": self.stage,
+            **self.threat.to_dict(),
+            "seed": self.seed,
             "implementation": f"{LIBRARY} {library_version()} (Croce & Hein), version='standard'",
             "min_classes": _MIN_CLASSES[self.stage],
         }
 
 
-def _standard_autoattack(model: nn.Module, threat: ThreatModel, seed: int, device: torch.device, num_classes: int):
+def _standard_autoattack(
+    model: nn.Module, threat: ThreatModel, seed: int, device: torch.device, num_classes: int
+):
     """The library's standard-version object; targets capped at ``K - 1`` classes."""
     library_version()
     from pyautoattack import AutoAttack
 
     library_attack = AutoAttack(
-        model, norm=_LIBRARY_NORMS[threat.norm], eps=threat.eps, version="standard", device=device, seed=seed,
+        model,
+        norm=_LIBRARY_NORMS[threat.norm],
+        eps=threat.eps,
+        version="standard",
+        device=device,
+        seed=seed,
     )
-    library_attack.apgd_targeted.n_target_classes = min(library_attack.apgd_targeted.n_target_classes, num_classes - 1)
+    library_attack.apgd_targeted.n_target_classes = min(
+        library_attack.apgd_targeted.n_target_classes, num_classes - 1
+    )
     library_attack.fab.n_target_classes = min(library_attack.fab.n_target_classes, num_classes - 1)
     return library_attack
 

@@ -75,8 +75,11 @@ class Attack(ABC):
     def settings(self) -> dict:
         """The attack's name and parameters, for the provenance of every Measurement."""
         return {
-            "attack": self.name, **self.threat.to_dict(),
-            "objective": objective_name(self.objective), "seed": self.seed, "amp": self.amp,
+            "attack": self.name,
+            **self.threat.to_dict(),
+            "objective": objective_name(self.objective),
+            "seed": self.seed,
+            "amp": self.amp,
         }
 
 
@@ -119,7 +122,9 @@ def objective_and_gradient(
 def validate_batch(x: torch.Tensor, y: torch.Tensor) -> None:
     """Inputs must be finite, in ``[0,1]``, and match their integer labels in number."""
     if x.dim() < 2:
-        raise BadInput(f"inputs must be a batch (N, ...) of at least 2 dimensions, got shape {tuple(x.shape)}")
+        raise BadInput(
+            f"inputs must be a batch (N, ...) of at least 2 dimensions, got shape {tuple(x.shape)}"
+        )
     if y.dim() != 1:
         raise BadInput(f"labels must be a 1-d tensor of class indices, got shape {tuple(y.shape)}")
     if x.shape[0] != y.shape[0]:

@@ -47,8 +47,16 @@ class CarliniWagnerL2(Attack):
 
     def __post_init__(self) -> None:
         if self.threat.norm != "l2":
-            raise BadInput(f"cw-l2 needs --norm l2 (got {self.threat.norm}); for l-inf use the cw loss in PGD")
-        if not (self.c > 0 and self.kappa >= 0 and self.lr > 0 and self.steps >= 1 and self.search_steps >= 1):
+            raise BadInput(
+                f"cw-l2 needs --norm l2 (got {self.threat.norm}); for l-inf use the cw loss in PGD"
+            )
+        if not (
+            self.c > 0
+            and self.kappa >= 0
+            and self.lr > 0
+            and self.steps >= 1
+            and self.search_steps >= 1
+        ):
             raise BadInput(
                 f"cw needs c > 0, kappa >= 0, lr > 0, steps >= 1, search_steps >= 1 "
                 f"(got {self.c}, {self.kappa}, {self.lr}, {self.steps}, {self.search_steps})"
@@ -62,7 +70,9 @@ class CarliniWagnerL2(Attack):
             best_x[better], best_margin[better] = candidate[better], margin[better]
         return best_x
 
-    def minimal_perturbation(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def minimal_perturbation(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor
+    ) -> torch.Tensor:
         """Classic C&W output: per input the closest successful ``x'`` found (else ``x``).
 
         Success means ``m(F(x'), y) <= -kappa`` (misclassified, with strict ``< 0`` when
@@ -104,8 +114,11 @@ class CarliniWagnerL2(Attack):
 
     def settings(self) -> dict:
         return {
-            **super().settings(), "objective": f"cw-l2(c={self.c:g}, kappa={self.kappa:g})",
-            "steps": self.steps, "lr": self.lr, "search_steps": self.search_steps,
+            **super().settings(),
+            "objective": f"cw-l2(c={self.c:g}, kappa={self.kappa:g})",
+            "steps": self.steps,
+            "lr": self.lr,
+            "search_steps": self.search_steps,
             "returned_point": "lowest-margin iterate inside the eps-ball",
         }
 
@@ -114,7 +127,13 @@ class _Adam:
     """Adam (Kingma & Ba 2015, default betas) on one tensor; elementwise, so each input's
     optimisation is independent of the others in the batch."""
 
-    def __init__(self, like: torch.Tensor, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+    def __init__(
+        self,
+        like: torch.Tensor,
+        lr: float,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ):
         self.lr, self.betas, self.eps, self.t = lr, betas, eps, 0
         self.first, self.second = torch.zeros_like(like), torch.zeros_like(like)
 

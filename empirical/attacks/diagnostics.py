@@ -48,10 +48,14 @@ class ReliabilityFlag:
         return {"code": self.code, "message": self.message, "doc": DOCS}
 
     def warn(self) -> None:
-        warnings.warn(AttackReliabilityWarning(f"{self.code}: {self.message} (see {DOCS})"), stacklevel=3)
+        warnings.warn(
+            AttackReliabilityWarning(f"{self.code}: {self.message} (see {DOCS})"), stacklevel=3
+        )
 
 
-def randomised_model(model: nn.Module, x: torch.Tensor, tolerance: float = 1e-5) -> list[ReliabilityFlag]:
+def randomised_model(
+    model: nn.Module, x: torch.Tensor, tolerance: float = 1e-5
+) -> list[ReliabilityFlag]:
     """Flag a model whose two eval-mode forward passes on ``x`` differ by more than
     ``tolerance`` relative to the output scale."""
     with attack_mode(model), torch.no_grad():
@@ -59,7 +63,11 @@ def randomised_model(model: nn.Module, x: torch.Tensor, tolerance: float = 1e-5)
     scale = first.abs().max().clamp_min(1.0)
     difference = float((first - second).abs().max() / scale)
     if difference > tolerance:
-        return [ReliabilityFlag("randomised-model", f"two forward passes differ by {difference:.3g} (relative)")]
+        return [
+            ReliabilityFlag(
+                "randomised-model", f"two forward passes differ by {difference:.3g} (relative)"
+            )
+        ]
     return []
 
 
@@ -70,11 +78,18 @@ def softmax_output(logits: torch.Tensor, tolerance: float = 1e-4) -> list[Reliab
     in_unit = bool((logits >= -tolerance).all() and (logits <= 1 + tolerance).all())
     sums_to_one = bool(((logits.sum(dim=1) - 1).abs() <= tolerance).all())
     if in_unit and sums_to_one:
-        return [ReliabilityFlag("softmax-output", "the model's outputs are probabilities (rows in [0,1] summing to 1); pass logits")]
+        return [
+            ReliabilityFlag(
+                "softmax-output",
+                "the model's outputs are probabilities (rows in [0,1] summing to 1); pass logits",
+            )
+        ]
     return []
 
 
-def gradient_flags(model: nn.Module, objective: Objective, x: torch.Tensor, y: torch.Tensor) -> list[ReliabilityFlag]:
+def gradient_flags(
+    model: nn.Module, objective: Objective, x: torch.Tensor, y: torch.Tensor
+) -> list[ReliabilityFlag]:
     """Flag inputs whose objective gradient ``grad_x objective(F(x), y)`` is all zero or not finite."""
     with attack_mode(model):
         _, grad = objective_and_gradient(model, objective, x, y)
@@ -83,9 +98,19 @@ def gradient_flags(model: nn.Module, objective: Objective, x: torch.Tensor, y: t
     not_finite = int((~torch.isfinite(flat)).any(dim=1).sum())
     zero = int((flat == 0).all(dim=1).sum())
     if not_finite:
-        flags.append(ReliabilityFlag("nan-gradient", f"{not_finite} of {len(flat)} probed inputs have a NaN or inf input gradient"))
+        flags.append(
+            ReliabilityFlag(
+                "nan-gradient",
+                f"{not_finite} of {len(flat)} probed inputs have a NaN or inf input gradient",
+            )
+        )
     if zero:
-        flags.append(ReliabilityFlag("zero-gradient", f"{zero} of {len(flat)} probed inputs have an exactly zero input gradient"))
+        flags.append(
+            ReliabilityFlag(
+                "zero-gradient",
+                f"{zero} of {len(flat)} probed inputs have an exactly zero input gradient",
+            )
+        )
     return flags
 
 
@@ -97,10 +122,12 @@ def black_box_beats_white_box(stage_accuracy: Mapping[str, float]) -> list[Relia
         return []
     gain = min(white_box) - stage_accuracy["square"]
     if gain > SQUARE_TOLERANCE:
-        return [ReliabilityFlag(
-            "black-box-beats-white-box",
-            f"Square lowered robust accuracy by {gain:.2%} after the gradient attacks",
-        )]
+        return [
+            ReliabilityFlag(
+                "black-box-beats-white-box",
+                f"Square lowered robust accuracy by {gain:.2%} after the gradient attacks",
+            )
+        ]
     return []
 
 
@@ -110,8 +137,10 @@ def not_monotone(points: Sequence[tuple[str, float]], what: str) -> list[Reliabi
     flags = []
     for (label_a, value_a), (label_b, value_b) in zip(points, points[1:]):
         if value_b > value_a:
-            flags.append(ReliabilityFlag(
-                "not-monotone",
-                f"robust accuracy rose along {what}: {label_a} {value_a:.4f} -> {label_b} {value_b:.4f}",
-            ))
+            flags.append(
+                ReliabilityFlag(
+                    "not-monotone",
+                    f"robust accuracy rose along {what}: {label_a} {value_a:.4f} -> {label_b} {value_b:.4f}",
+                )
+            )
     return flags

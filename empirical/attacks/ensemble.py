@@ -15,7 +15,13 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from semirobust.empirical.attacks.base import Attack, AttackOutcome, attack_mode, margins_of, validate_batch
+from semirobust.empirical.attacks.base import (
+    Attack,
+    AttackOutcome,
+    attack_mode,
+    margins_of,
+    validate_batch,
+)
 from semirobust.empirical.errors import BadInput
 
 
@@ -31,7 +37,9 @@ class WorstCase(Attack):
             raise BadInput("an ensemble needs at least one attack")
         for stage in self.stages:
             if stage.threat != self.threat:
-                raise BadInput(f"ensemble {self.name}: stage {stage.name} has threat {stage.threat}, not {self.threat}")
+                raise BadInput(
+                    f"ensemble {self.name}: stage {stage.name} has threat {stage.threat}, not {self.threat}"
+                )
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.run(model, x, y).x_adv
@@ -55,7 +63,9 @@ class WorstCase(Attack):
 
     def settings(self) -> dict:
         return {
-            "attack": self.name, **self.threat.to_dict(), "seed": self.seed,
+            "attack": self.name,
+            **self.threat.to_dict(),
+            "seed": self.seed,
             "protocol": "worst case per input; each stage attacks only the inputs still unbroken",
             "stages": [stage.settings() for stage in self.stages],
         }

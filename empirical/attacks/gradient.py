@@ -50,7 +50,9 @@ class PGD(Attack):
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.restarts < 1:
-            raise BadInput(f"{self.name} needs steps >= 1 and restarts >= 1, got {self.steps} and {self.restarts}")
+            raise BadInput(
+                f"{self.name} needs steps >= 1 and restarts >= 1, got {self.steps} and {self.restarts}"
+            )
         if self.step_size is not None and not self.step_size > 0:
             raise BadInput(f"{self.name} step size must be > 0, got {self.step_size}")
 
@@ -99,7 +101,9 @@ class IFGSM(PGD):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.random_start or self.restarts != 1:
-            raise BadInput("ifgsm starts at the clean input once; use pgd for random starts or restarts")
+            raise BadInput(
+                "ifgsm starts at the clean input once; use pgd for random starts or restarts"
+            )
 
 
 def _keep_best(

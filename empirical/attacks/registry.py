@@ -77,30 +77,48 @@ def _fgsm(config: AttackConfig) -> Attack:
 @register_attack("ifgsm")
 def _ifgsm(config: AttackConfig) -> Attack:
     return IFGSM(
-        config.threat, objective=config.objective, seed=config.seed, amp=config.amp,
-        steps=_steps(config, 10), step_size=config.step_size,
+        config.threat,
+        objective=config.objective,
+        seed=config.seed,
+        amp=config.amp,
+        steps=_steps(config, 10),
+        step_size=config.step_size,
     )
 
 
 @register_attack("pgd")
 def _pgd(config: AttackConfig) -> Attack:
     return PGD(
-        config.threat, objective=config.objective, seed=config.seed, amp=config.amp,
-        steps=_steps(config, 10), step_size=config.step_size, restarts=config.restarts,
+        config.threat,
+        objective=config.objective,
+        seed=config.seed,
+        amp=config.amp,
+        steps=_steps(config, 10),
+        step_size=config.step_size,
+        restarts=config.restarts,
     )
 
 
 def _cw_l2(config: AttackConfig) -> Attack:
     return CarliniWagnerL2(
-        config.threat, seed=config.seed, amp=config.amp, kappa=config.kappa, steps=_steps(config, 50),
+        config.threat,
+        seed=config.seed,
+        amp=config.amp,
+        kappa=config.kappa,
+        steps=_steps(config, 50),
         lr=config.step_size if config.step_size is not None else 0.01,
     )
 
 
 def _cw_linf(config: AttackConfig) -> Attack:
     return PGD(
-        config.threat, objective=cw_loss(config.kappa), seed=config.seed, amp=config.amp,
-        steps=_steps(config, 50), step_size=config.step_size, restarts=config.restarts,
+        config.threat,
+        objective=cw_loss(config.kappa),
+        seed=config.seed,
+        amp=config.amp,
+        steps=_steps(config, 50),
+        step_size=config.step_size,
+        restarts=config.restarts,
     )
 
 
@@ -118,7 +136,9 @@ def _autoattack(config: AttackConfig) -> Attack:
 
 
 def _register_stage(stage: str) -> None:
-    register_attack(stage)(lambda config: AutoAttackStage(config.threat, seed=config.seed, stage=stage))
+    register_attack(stage)(
+        lambda config: AutoAttackStage(config.threat, seed=config.seed, stage=stage)
+    )
 
 
 for _stage in STANDARD_STAGES:

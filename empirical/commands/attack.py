@@ -15,7 +15,11 @@ import warnings
 from typing import Callable
 
 from semirobust.empirical.attacks import STRENGTH_LADDER, AttackConfig, attack_names, build_attack
-from semirobust.empirical.attacks.diagnostics import AttackReliabilityWarning, ReliabilityFlag, not_monotone
+from semirobust.empirical.attacks.diagnostics import (
+    AttackReliabilityWarning,
+    ReliabilityFlag,
+    not_monotone,
+)
 from semirobust.empirical.checkpoint import load_checkpoint
 from semirobust.empirical.commands.common import add_common_options, positive_int
 from semirobust.empirical.data import load_dataset
@@ -28,21 +32,46 @@ from semirobust.empirical.threat import NORMS, ThreatModel
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("attack", help="robust accuracy of a checkpoint under an attack", description=__doc__)
-    parser.add_argument("--checkpoint", required=True, help="checkpoint directory (config.json + weights)")
+    parser = subparsers.add_parser(
+        "attack", help="robust accuracy of a checkpoint under an attack", description=__doc__
+    )
+    parser.add_argument(
+        "--checkpoint", required=True, help="checkpoint directory (config.json + weights)"
+    )
     parser.add_argument("--attack", required=True, help=f"attack ({', '.join(attack_names())})")
-    parser.add_argument("--eps", type=float, required=True, help="radius of the threat model (>= 0)")
+    parser.add_argument(
+        "--eps", type=float, required=True, help="radius of the threat model (>= 0)"
+    )
     parser.add_argument("--norm", choices=sorted(NORMS), default="linf")
     parser.add_argument("--json", required=True, help="result file to write")
-    parser.add_argument("--steps", type=positive_int, default=None, help="iterations (default: the attack's own)")
-    parser.add_argument("--restarts", type=positive_int, default=1, help="random restarts (pgd, cw on linf)")
-    parser.add_argument("--objective", choices=sorted(OBJECTIVES), default="ce", help="what gradient attacks maximise")
-    parser.add_argument("--limit", type=positive_int, default=None, help="attack only the first N test inputs")
+    parser.add_argument(
+        "--steps", type=positive_int, default=None, help="iterations (default: the attack's own)"
+    )
+    parser.add_argument(
+        "--restarts", type=positive_int, default=1, help="random restarts (pgd, cw on linf)"
+    )
+    parser.add_argument(
+        "--objective",
+        choices=sorted(OBJECTIVES),
+        default="ce",
+        help="what gradient attacks maximise",
+    )
+    parser.add_argument(
+        "--limit", type=positive_int, default=None, help="attack only the first N test inputs"
+    )
     parser.add_argument("--batch-size", type=positive_int, default=256)
     parser.add_argument("--data-root", default=None, help="folder of an on-disk dataset")
-    parser.add_argument("--amp", action="store_true", help="mixed precision forward passes (CUDA only)")
-    parser.add_argument("--ladder", action="store_true", help="also run weaker attacks and eps/2; flag non-monotone results")
-    parser.add_argument("--per-sample", action="store_true", help="write per-input margins and success to the JSON")
+    parser.add_argument(
+        "--amp", action="store_true", help="mixed precision forward passes (CUDA only)"
+    )
+    parser.add_argument(
+        "--ladder",
+        action="store_true",
+        help="also run weaker attacks and eps/2; flag non-monotone results",
+    )
+    parser.add_argument(
+        "--per-sample", action="store_true", help="write per-input margins and success to the JSON"
+    )
     add_common_options(parser)
     parser.set_defaults(run=run)
 
@@ -60,13 +89,20 @@ def run(args: argparse.Namespace) -> int:
             f"dataset {config.dataset!r} has inputs of shape {dataset.input_shape}, but the checkpoint's "
             f"model expects {tuple(config.architecture.input_shape)}"
         )
-    x, y = dataset.x_test[:args.limit], dataset.y_test[:args.limit]
+    x, y = dataset.x_test[: args.limit], dataset.y_test[: args.limit]
 
     def evaluate(name: str, eps: float) -> AttackEvaluation:
-        attack = build_attack(name, AttackConfig(
-            threat=ThreatModel(args.norm, eps), steps=args.steps, restarts=args.restarts,
-            objective=objective_by_name(args.objective), seed=args.seed, amp=args.amp,
-        ))
+        attack = build_attack(
+            name,
+            AttackConfig(
+                threat=ThreatModel(args.norm, eps),
+                steps=args.steps,
+                restarts=args.restarts,
+                objective=objective_by_name(args.objective),
+                seed=args.seed,
+                amp=args.amp,
+            ),
+        )
         return evaluate_attack(model, x, y, attack, batch_size=args.batch_size, device=device)
 
     with warnings.catch_warnings():  # flags are printed once below, not as Python warnings too
@@ -78,8 +114,15 @@ def run(args: argparse.Namespace) -> int:
             evaluation = evaluation.with_flags(flags)
     result = {
         **run_metadata(args),
-        "attack": args.attack, "eps": threat.eps, "norm": threat.norm, "n": evaluation.n,
-        "checkpoint": {"path": str(args.checkpoint), "architecture": config.architecture.name, "dataset": config.dataset},
+        "attack": args.attack,
+        "eps": threat.eps,
+        "norm": threat.norm,
+        "n": evaluation.n,
+        "checkpoint": {
+            "path": str(args.checkpoint),
+            "architecture": config.architecture.name,
+            "dataset": config.dataset,
+        },
         "clean_accuracy": evaluation.clean_accuracy().to_dict(),
         "robust_accuracy": evaluation.robust_accuracy().to_dict(),
         "expected_adversarial_margin": evaluation.expected_adversarial_margin().to_dict(),
@@ -99,11 +142,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _ladder(
-    args: argparse.Namespace, evaluation: AttackEvaluation, evaluate: Callable[[str, float], AttackEvaluation]
+    args: argparse.Namespace,
+    evaluation: AttackEvaluation,
+    evaluate: Callable[[str, float], AttackEvaluation],
 ) -> tuple[dict, list[ReliabilityFlag]]:
     """Robust accuracy of the weaker attacks of the ladder and of the attack at ``eps/2``,
     with a flag for every step where it rises."""
-    chain = list(STRENGTH_LADDER[:STRENGTH_LADDER.index(args.attack)]) if args.attack in STRENGTH_LADDER else []
+    chain = (
+        list(STRENGTH_LADDER[: STRENGTH_LADDER.index(args.attack)])
+        if args.attack in STRENGTH_LADDER
+        else []
+    )
     by_attack = [(name, evaluate(name, args.eps).robust_accuracy().value) for name in chain]
     by_attack.append((args.attack, evaluation.robust_accuracy().value))
     by_eps = [
