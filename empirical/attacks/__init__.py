@@ -9,7 +9,7 @@ from semirobust.empirical.attacks.base import (
     objective_and_gradient,
     validate_batch,
 )
-from semirobust.empirical.attacks.cw import CarliniWagnerL2
+from semirobust.empirical.attacks.cw import CarliniWagnerL2, CarliniWagnerLinf
 from semirobust.empirical.attacks.diagnostics import AttackReliabilityWarning, ReliabilityFlag
 from semirobust.empirical.attacks.ensemble import WorstCase
 from semirobust.empirical.attacks.gradient import FGSM, IFGSM, PGD
@@ -28,6 +28,7 @@ __all__ = [
     "AttackReliabilityWarning",
     "AutoAttackStage",
     "CarliniWagnerL2",
+    "CarliniWagnerLinf",
     "FGSM",
     "IFGSM",
     "PGD",

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from semirobust.empirical.attacks.base import Attack, attack_mode
+from semirobust.empirical.attacks.gradient import PGD
 from semirobust.empirical.device import amp_context
 from semirobust.empirical.errors import BadInput
 from semirobust.empirical.objectives import multiclass_margin
@@ -145,6 +146,13 @@ class _Adam:
         corrected_first = self.first / (1 - beta1**self.t)
         corrected_second = self.second / (1 - beta2**self.t)
         return w - self.lr * corrected_first / (corrected_second.sqrt() + self.eps)
+
+
+@dataclass
+class CarliniWagnerLinf(PGD):
+    """The l-inf variant: PGD maximising the C&W loss (``objective=cw_loss(kappa)``)."""
+
+    name = "cw-linf"
 
 
 def _succeeded(margin: torch.Tensor, kappa: float) -> torch.Tensor:

@@ -13,7 +13,7 @@ from typing import Callable
 
 from semirobust.empirical.attacks.autoattack import STANDARD_STAGES, AutoAttackStage, autoattack
 from semirobust.empirical.attacks.base import Attack
-from semirobust.empirical.attacks.cw import CarliniWagnerL2
+from semirobust.empirical.attacks.cw import CarliniWagnerL2, CarliniWagnerLinf
 from semirobust.empirical.attacks.gradient import FGSM, IFGSM, PGD
 from semirobust.empirical.errors import BadInput
 from semirobust.empirical.objectives import Objective, cross_entropy, cw_loss
@@ -111,7 +111,7 @@ def _cw_l2(config: AttackConfig) -> Attack:
 
 
 def _cw_linf(config: AttackConfig) -> Attack:
-    return PGD(
+    return CarliniWagnerLinf(
         config.threat,
         objective=cw_loss(config.kappa),
         seed=config.seed,
