@@ -82,19 +82,17 @@ def test_every_attack_runs_from_the_command_line_and_eps_zero_gives_clean_accura
     assert result["robust_accuracy"]["value"] == result["clean_accuracy"]["value"]
 
 
-def test_the_ladder_reports_weaker_attacks_and_half_eps(checkpoint, tmp_path):
+def test_the_ladder_reports_weaker_attacks_and_half_eps_in_order(checkpoint, tmp_path):
     code, result = attack(checkpoint, tmp_path, "--attack", "pgd", "--eps", "0.1", "--ladder")
     assert code == 0
-    assert list(result["ladder"]["by_attack"]) == ["fgsm", "ifgsm", "pgd"]
-    assert list(result["ladder"]["by_eps"]) == ["eps=0.05", "eps=0.1"]
-    rising = [
-        a
-        for a, b in zip(
-            result["ladder"]["by_attack"].values(), list(result["ladder"]["by_attack"].values())[1:]
-        )
-        if b > a
-    ]
-    assert len([f for f in result["flags"] if f["code"] == "not-monotone"]) >= len(rising)
+    by_attack = result["ladder"]["by_attack"]
+    assert [row["attack"] for row in by_attack] == ["fgsm", "ifgsm", "pgd"]
+    assert [row["eps"] for row in result["ladder"]["by_eps"]] == [0.05, 0.1]
+    values = [row["robust_accuracy"] for row in by_attack]
+    rises = sum(b > a for a, b in zip(values, values[1:]))
+    flagged = [f for f in result["flags"] if f["code"] == "not-monotone" and "ladder" in f["message"]]
+    assert len(flagged) == rises
+    assert result["stage_robust_accuracy"] == [{"stage": "pgd", "robust_accuracy": values[-1]}]
 
 
 def tampered(checkpoint, tmp_path):

@@ -126,7 +126,10 @@ def run(args: argparse.Namespace) -> int:
         "clean_accuracy": evaluation.clean_accuracy().to_dict(),
         "robust_accuracy": evaluation.robust_accuracy().to_dict(),
         "expected_adversarial_margin": evaluation.expected_adversarial_margin().to_dict(),
-        "stage_robust_accuracy": evaluation.stage_robust_accuracy(),
+        "stage_robust_accuracy": [
+            {"stage": stage, "robust_accuracy": value}
+            for stage, value in evaluation.stage_robust_accuracy().items()
+        ],
         "flags": [flag.to_dict() for flag in evaluation.flags],
         **({"ladder": ladder} if ladder else {}),
         **({"per_sample": evaluation.per_sample()} if args.per_sample else {}),
@@ -155,9 +158,16 @@ def _ladder(
     )
     by_attack = [(name, evaluate(name, args.eps).robust_accuracy().value) for name in chain]
     by_attack.append((args.attack, evaluation.robust_accuracy().value))
+    half = args.eps / 2
     by_eps = [
-        (f"eps={args.eps / 2:g}", evaluate(args.attack, args.eps / 2).robust_accuracy().value),
-        (f"eps={args.eps:g}", evaluation.robust_accuracy().value),
+        (half, evaluate(args.attack, half).robust_accuracy().value),
+        (args.eps, evaluation.robust_accuracy().value),
     ]
-    flags = not_monotone(by_attack, "the attack ladder") + not_monotone(by_eps, "eps")
-    return {"by_attack": dict(by_attack), "by_eps": dict(by_eps)}, flags
+    flags = not_monotone(by_attack, "the attack ladder") + not_monotone(
+        [(f"eps={eps:g}", value) for eps, value in by_eps], "eps"
+    )
+    ladder = {
+        "by_attack": [{"attack": name, "robust_accuracy": value} for name, value in by_attack],
+        "by_eps": [{"eps": eps, "robust_accuracy": value} for eps, value in by_eps],
+    }
+    return ladder, flags
