@@ -230,3 +230,11 @@ def test_the_fast_projection_equals_the_threat_models(seed, eps, norm):
     z = x + 2 * torch.randn(4, 1, 3, 3, generator=generator)
     threat = ThreatModel(norm, eps)
     assert torch.allclose(feasible_set(threat, x).project(z), threat.project(z, x), atol=1e-7)
+
+
+def test_amp_is_a_no_op_on_the_cpu():
+    model = random_network((12,), 3, 0, conv=False)
+    x = torch.rand(8, 12, generator=torch.Generator().manual_seed(0))
+    y = torch.randint(0, 3, (8,), generator=torch.Generator().manual_seed(1))
+    threat = ThreatModel("linf", 0.1)
+    assert torch.equal(PGD(threat, steps=3, amp=True)(model, x, y), PGD(threat, steps=3)(model, x, y))
