@@ -28,6 +28,7 @@ from torch import nn
 
 from semirobust import __version__
 from semirobust.empirical.augment import augmentation_for
+from semirobust.empirical.algorithm1_verdicts import t2_verdict
 from semirobust.empirical.attacks import AttackConfig, attack_names, build_attack
 from semirobust.empirical.checkpoint import CheckpointConfig, load_checkpoint, save_checkpoint
 from semirobust.empirical.data import Dataset
@@ -164,6 +165,7 @@ def run_algorithm1(
         "trials": trials,
         "summary": _summary(trials, acc_star.value, config.tolerance),
     }
+    results["verdicts"] = {f"T2 (trial {t['trial']})": t2_verdict(results, t) for t in trials}
     write_json_atomic(run.out / "results.json", results)
     return results
 

@@ -22,6 +22,7 @@ COMMANDS: tuple[str, ...] = (
     "algorithm1",
     "calibrate",
     "theory",
+    "rho",
 )
 
 
