@@ -15,7 +15,7 @@ from typing import NoReturn, Sequence
 
 from semirobust.empirical.errors import BadInput
 
-COMMANDS: tuple[str, ...] = ()
+COMMANDS: tuple[str, ...] = ("lipschitz",)
 
 
 class OneLineParser(argparse.ArgumentParser):

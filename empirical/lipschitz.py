@@ -153,10 +153,12 @@ def lipschitz_rule_for(module: nn.Module) -> LipschitzRule:
 
 
 def lipschitz_upper(model: nn.Module, input_shape: Sequence[int],
-                    settings: OperatorNormSettings = OperatorNormSettings()) -> LipschitzBound:
+                    settings: OperatorNormSettings = OperatorNormSettings(), *,
+                    device: torch.device | str = "cpu") -> LipschitzBound:
     """Per-layer l2 Lipschitz bounds of ``model`` (eval mode) for inputs of shape
-    ``input_shape`` (without the batch dimension), and their product."""
-    model64 = float64_eval_copy(model)
+    ``input_shape`` (without the batch dimension), and their product; computed in float64
+    on ``device``."""
+    model64 = float64_eval_copy(model, device)
     with torch.no_grad():
         items = layer_items(model64, tuple(int(s) for s in input_shape))
         return LipschitzBound(tuple(layer_bounds(items, settings)), settings)
@@ -186,11 +188,16 @@ def _folds(items: Sequence[LayerItem], index: int) -> bool:
 def layer_items(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerItem]:
     """The primitive layers of ``model`` with their paths and input shapes (one probe pass)."""
     items: list[LayerItem] = []
-    probe = torch.zeros((1, *input_shape), dtype=torch.float64)
+    probe = torch.zeros((1, *input_shape), dtype=torch.float64, device=_device_of(model))
     for path, module in _primitive_named(model, ""):
         items.append((path, module, tuple(probe.shape[1:])))
         probe = module(probe)
     return items
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    tensor = next(iter([*model.parameters(), *model.buffers()]), None)
+    return tensor.device if tensor is not None else torch.device("cpu")
 
 
 def _primitive_named(module: nn.Module, prefix: str) -> list[tuple[str, nn.Module]]:
@@ -214,22 +221,24 @@ def _channel_scale(items: Sequence[LayerItem]) -> torch.Tensor | None:
 LinearMap = Callable[[torch.Tensor], torch.Tensor]
 
 
-def unrolled_operator_norm(linear_map: LinearMap, input_shape: Sequence[int]) -> float:
+def unrolled_operator_norm(linear_map: LinearMap, input_shape: Sequence[int], *,
+                           device: torch.device | str = "cpu") -> float:
     """Exact ``||J||_2`` of a linear map: the largest singular value of the matrix whose
     columns are the images of the standard basis vectors."""
     d = math.prod(input_shape)
-    basis = torch.eye(d, dtype=torch.float64).view(d, *input_shape)
+    basis = torch.eye(d, dtype=torch.float64, device=device).view(d, *input_shape)
     matrix = linear_map(basis).reshape(d, -1).detach()
     return float(torch.linalg.matrix_norm(matrix, ord=2))
 
 
 def power_iteration_norm(linear_map: LinearMap, input_shape: Sequence[int],
-                         settings: OperatorNormSettings = OperatorNormSettings()) -> float:
+                         settings: OperatorNormSettings = OperatorNormSettings(), *,
+                         device: torch.device | str = "cpu") -> float:
     """``||J||_2`` by power iteration on ``J^T J`` (``J^T`` by a vector-Jacobian product):
     ``v <- J^T J v / ||J^T J v||``, ``sigma = ||J v||``, until the relative change is below
     ``settings.tolerance``. Approaches the largest singular value from below."""
     generator = torch.Generator().manual_seed(settings.seed)
-    v = torch.randn((1, *input_shape), generator=generator, dtype=torch.float64)
+    v = torch.randn((1, *input_shape), generator=generator, dtype=torch.float64).to(device)
     v = v / v.norm()
     _, transpose = torch.func.vjp(linear_map, torch.zeros_like(v))
     sigma = 0.0
@@ -246,12 +255,13 @@ def power_iteration_norm(linear_map: LinearMap, input_shape: Sequence[int],
     return sigma
 
 
-def linear_map_norm(linear_map: LinearMap, input_shape: Sequence[int],
-                    settings: OperatorNormSettings) -> tuple[float, str, bool]:
+def linear_map_norm(linear_map: LinearMap, input_shape: Sequence[int], settings: OperatorNormSettings,
+                    device: torch.device) -> tuple[float, str, bool]:
     """``(norm, method, exact)``: unrolled SVD for small inputs, else power iteration."""
     if math.prod(input_shape) <= settings.exact_input_limit:
-        return unrolled_operator_norm(linear_map, input_shape), "SVD of the unrolled operator", True
-    return (power_iteration_norm(linear_map, input_shape, settings),
+        return (unrolled_operator_norm(linear_map, input_shape, device=device),
+                "SVD of the unrolled operator", True)
+    return (power_iteration_norm(linear_map, input_shape, settings, device=device),
             f"power iteration (<= {settings.power_iterations} steps, tol {settings.tolerance:g})", False)
 
 
@@ -261,7 +271,8 @@ def conv_operator_norm(conv: nn.Conv2d, input_shape: Sequence[int],
     honouring stride, padding (and padding mode), dilation and groups."""
     weight = conv.weight.detach()
     return power_iteration_norm(
-        lambda v: conv._conv_forward(v.to(weight.dtype), weight, None), input_shape, settings
+        lambda v: conv._conv_forward(v.to(weight.dtype), weight, None), input_shape, settings,
+        device=weight.device,
     )
 
 
@@ -285,14 +296,16 @@ def _conv_rule(items: Sequence[LayerItem], settings: OperatorNormSettings) -> La
     scale = _channel_scale(items)
     if scale is not None:
         weight = scale.view(-1, 1, 1, 1) * weight
-    norm, method, exact = linear_map_norm(lambda v: conv._conv_forward(v, weight, None), input_shape, settings)
+    norm, method, exact = linear_map_norm(
+        lambda v: conv._conv_forward(v, weight, None), input_shape, settings, weight.device
+    )
     path, layer = _describe(items)
     return LayerLipschitz(path, layer, norm, method + (" (BatchNorm folded)" if scale is not None else ""), exact)
 
 
 def _linear_pool_rule(items: Sequence[LayerItem], settings: OperatorNormSettings) -> LayerLipschitz:
     pool, input_shape = items[0][1], items[0][2]
-    norm, method, exact = linear_map_norm(pool, input_shape, settings)
+    norm, method, exact = linear_map_norm(pool, input_shape, settings, torch.device("cpu"))
     return LayerLipschitz(*_describe(items), norm, method, exact)
 
 
@@ -360,24 +373,26 @@ class LocalLipschitzLower:
 
 
 def local_lipschitz_lower(model: nn.Module, x: torch.Tensor, *, iterations: int = 30,
-                          points_per_input: int = 4, spread: float = 0.05, seed: int = 0) -> LocalLipschitzLower:
+                          points_per_input: int = 4, spread: float = 0.05, seed: int = 0,
+                          device: torch.device | str = "cpu") -> LocalLipschitzLower:
     """A lower bound of ``Lip(F)``: ``max ||J_F(p)^T u||_2`` over unit ``u`` (exact from the
     Jacobian for outputs of at most 64 values, else by power iteration
     ``u <- J J^T u / ||.||``, ``iterations`` steps) at each input and ``points_per_input - 1`` random
-    points uniform in its l-inf box of radius ``spread`` (clipped to ``[0,1]``)."""
+    points uniform in its l-inf box of radius ``spread`` (clipped to ``[0,1]``); float64 on
+    ``device``."""
     if iterations < 1 or points_per_input < 1 or spread < 0:
         raise BadInput(
             f"local_lipschitz_lower: need iterations >= 1, points_per_input >= 1 and spread >= 0 "
             f"(got {iterations}, {points_per_input}, {spread})"
         )
-    model64 = float64_eval_copy(model)
+    model64 = float64_eval_copy(model, device)
     generator = torch.Generator().manual_seed(seed)
     x = x.detach().cpu().double()
     points = [x] + [
         (x + spread * (2 * torch.rand(x.shape, generator=generator, dtype=torch.float64) - 1)).clamp(0, 1)
         for _ in range(points_per_input - 1)
     ]
-    found = torch.cat([_local_norms(model64, p, iterations, generator) for p in points])
+    found = torch.cat([_local_norms(model64, p.to(device), iterations, generator).cpu() for p in points])
     return LocalLipschitzLower(found, iterations, points_per_input, spread, seed)
 
 
@@ -390,12 +405,12 @@ def _local_norms(model: nn.Module, x: torch.Tensor, iterations: int, generator: 
     outputs, transpose = torch.func.vjp(model, x)
     size = outputs[0].numel()
     if size <= JACOBIAN_OUTPUT_LIMIT:
-        basis = torch.eye(size, dtype=torch.float64).view(size, *outputs.shape[1:])
+        basis = torch.eye(size, dtype=torch.float64, device=x.device).view(size, *outputs.shape[1:])
         rows = [transpose(basis[k].expand_as(outputs))[0].flatten(start_dim=1) for k in range(size)]
         return torch.linalg.matrix_norm(torch.stack(rows, dim=1), ord=2).detach()
-    u = torch.randn(outputs.shape, generator=generator, dtype=torch.float64)
+    u = torch.randn(outputs.shape, generator=generator, dtype=torch.float64).to(x.device)
     u = u / _per_sample_norm(u)
-    best = torch.zeros(x.shape[0], dtype=torch.float64)
+    best = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
     for _ in range(iterations):
         (gradient,) = transpose(u)
         best = torch.maximum(best, _per_sample_norm(gradient).flatten())

@@ -38,9 +38,9 @@ def is_affine(module: nn.Module) -> bool:
     return isinstance(module, AFFINE_TYPES)
 
 
-def float64_eval_copy(model: nn.Module) -> nn.Module:
-    """A float64 copy of ``model`` in eval mode on the CPU (the original is untouched)."""
-    return copy.deepcopy(model).cpu().double().eval()
+def float64_eval_copy(model: nn.Module, device: torch.device | str = "cpu") -> nn.Module:
+    """A float64 copy of ``model`` in eval mode on ``device`` (the original is untouched)."""
+    return copy.deepcopy(model).to(device).double().eval()
 
 
 def batch_norm_scale(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
