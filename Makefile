@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/semirobust demo --out runs/demo
+	$(VENV)/bin/semirobust demo --out runs/demo --resume
 
 test: $(STAMP)
 	$(PY) -m pytest -q

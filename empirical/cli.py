@@ -15,7 +15,13 @@ from typing import NoReturn, Sequence
 
 from semirobust.empirical.errors import BadInput
 
-COMMANDS: tuple[str, ...] = ("lipschitz",)
+COMMANDS: tuple[str, ...] = (
+    "demo",
+    "train",
+    "algorithm1",
+    "calibrate",
+    "lipschitz",
+)
 
 
 class OneLineParser(argparse.ArgumentParser):

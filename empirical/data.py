@@ -137,3 +137,6 @@ def gaussian_mixture(
     mean = tuple(x_train.mean(dim=0).tolist())
     std = tuple(x_train.std(dim=0).clamp_min(1e-3).tolist())
     return Dataset("gaussian-mixture", x_train, y_train, x_test, y_test, num_classes, mean, std)
+
+
+import semirobust.empirical.disk_data  # noqa: E402,F401  (registers cifar10, cifar100, tinyimagenet)

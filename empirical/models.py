@@ -145,3 +145,6 @@ def mlp(spec: ArchitectureSpec) -> nn.Sequential:
         stages.append(_linear_stage(d_in if index == 0 else width, width, flatten=index == 0))
     stages.append(_linear_stage(width if depth else d_in, spec.num_classes, flatten=depth == 0, relu=False))
     return nn.Sequential(*stages)
+
+
+import semirobust.empirical.zoo  # noqa: E402,F401  (registers the model zoo's architectures)

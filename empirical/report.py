@@ -1,0 +1,54 @@
+"""Human-readable tables of measurements (Markdown for report.md, plain for stdout).
+
+Every row shows the value, its interval, its kind (certified / attack / estimate), the
+estimator and the unit, so no number is read without its provenance.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+from semirobust.theory.measurement import Measurement
+
+KIND_MEANING = {
+    "certified": "a sound bound",
+    "attack": "reached by an attack: an upper estimate of an infimum",
+    "estimate": "a statistical estimate with a confidence interval",
+}
+
+
+def measurement_rows(measurements: Iterable[Mapping[str, Any] | Measurement]) -> list[list[str]]:
+    rows = []
+    for item in measurements:
+        m = item if isinstance(item, Measurement) else Measurement.from_dict(item)
+        low, high = m.interval
+        rows.append([m.name, f"{m.value:.4g}", f"[{low:.4g}, {high:.4g}]", m.unit, m.kind.value, m.estimator])
+    return rows
+
+
+MEASUREMENT_HEADER = ["quantity", "value", "interval", "unit", "kind", "estimator"]
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def plain_table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join(fmt.format(*row) for row in [header, ["-" * w for w in widths], *rows])
+
+
+def algorithm1_measurements(results: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The run's headline measurements in reading order: Acc, Acc*, gamma_a, then per
+    trial Acc_sr, gAcc, gamma_b and every rho_j."""
+    items: list[Mapping[str, Any]] = [results["Acc_clean"], results["Acc"], results["Acc*_clean"],
+                                      results["Acc*"], results["gamma_a"]]
+    for trial in results["trials"]:
+        suffix = f" (trial {trial['trial']})"
+        for key in ("Acc_sr", "gAcc", "gamma_b"):
+            items.append({**trial[key], "name": trial[key]["name"] + suffix})
+        items += [{**rho, "name": rho["name"] + suffix} for rho in trial["rho"]]
+    return items

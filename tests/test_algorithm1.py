@@ -1,0 +1,102 @@
+"""Algorithm 1 end to end at toy size: the columns, resume after kill -9, bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from semirobust.empirical.cli import main
+
+TINY = [
+    "--arch", "digits-cnn", "--arch-kwargs", '{"width": 4}', "--dataset", "digits",
+    "--fb-layers", "3", "--eps", "0.1", "--steps", "2", "--epochs", "2", "--train-epochs", "2",
+    "--lr", "0.05", "--device", "cpu", "--seed", "0",
+]
+
+
+def run_cli(*args: str) -> int:
+    """Exit code of ``semirobust algorithm1 ARGS`` (argparse errors exit via SystemExit)."""
+    try:
+        return main(["algorithm1", *args])
+    except SystemExit as exited:
+        return int(exited.code)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("alg1") / "run"
+    assert run_cli(*TINY, "--trials", "2", "--out", str(out)) == 0
+    return out
+
+
+def test_writes_the_paper_columns_with_provenance(finished_run):
+    results = json.loads((finished_run / "results.json").read_text())
+    for key in ("Acc", "Acc*", "gamma_a"):
+        assert {"value", "interval", "kind", "estimator", "unit"} <= set(results[key])
+    assert results["Acc"]["kind"] == "attack" and results["Acc"]["unit"] == "fraction"
+    assert len(results["trials"]) == 2
+    for trial in results["trials"]:
+        assert 1 <= trial["epochs"] <= 2
+        assert [r["pair"] for r in trial["rho"]] == [[4, 5], [5, 6], [6, 7]]
+        assert all(r["unit"] == "bits" and r["kind"] == "estimate" for r in trial["rho"])
+        assert trial["gAcc"]["value"] == max(p["robust_accuracy"]["value"] for p in trial["curve"])
+    header = (finished_run / "table.csv").read_text().splitlines()[0].split(",")
+    assert header[:6] == ["Acc", "Acc*", "Acc_sr", "gAcc", "Diff", "epochs"]
+    assert header[6:] == ["rho_7", "rho_6", "rho_5"]
+    assert (finished_run / "plots" / "finetuning.png").stat().st_size > 0
+    assert "## The paper's columns" in (finished_run / "report.md").read_text()
+
+
+def test_existing_run_needs_resume(finished_run, capsys):
+    assert run_cli(*TINY, "--trials", "2", "--out", str(finished_run)) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_resume_with_other_settings_is_refused(finished_run, capsys):
+    assert run_cli(*TINY, "--trials", "3", "--out", str(finished_run), "--resume") == 2
+    assert "other settings" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--fb-layers", "7"], "outside the network"),
+        (["--eps", "-0.1"], "--eps"),
+        (["--attack", "nope"], "unknown attack"),
+        (["--init", "sometimes"], "--init"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, message):
+    base = list(TINY)
+    for flag in ("--fb-layers", "--eps"):
+        if flag in args:
+            index = base.index(flag)
+            del base[index:index + 2]
+    assert run_cli(*base, *args, "--trials", "1", "--out", str(tmp_path / "x")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+def test_kill_9_mid_run_then_resume_loses_no_finished_trial(tmp_path):
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "semirobust.empirical.cli", "algorithm1", *TINY, "--trials", "3", "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    first = out / "trials" / "trial_001.json"
+    while not first.exists() and process.poll() is None:
+        time.sleep(0.2)
+    assert process.poll() is None, "the run ended before it could be interrupted"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    finished_before = sorted(p.name for p in (out / "trials").glob("trial_*.json"))
+    snapshot = {name: (out / "trials" / name).read_text() for name in finished_before}
+    assert not (out / "results.json").exists()
+    subprocess.run([*command, "--resume"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    results = json.loads((out / "results.json").read_text())
+    assert [t["trial"] for t in results["trials"]] == [1, 2, 3]
+    for name, text in snapshot.items():
+        assert (out / "trials" / name).read_text() == text, f"{name} was redone"
+    assert not list(out.rglob("*.tmp")), "a temporary file was left behind"

@@ -1,0 +1,111 @@
+"""Every estimator against ground truth at n = 2000 (the issue's Must-show tolerances)."""
+
+import math
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from semirobust.empirical.dependency import ESTIMATORS, class_conditional_rho
+from semirobust.empirical.dependency.ground_truth import (
+    INVERTIBLE_TRANSFORMS,
+    gaussian_pair,
+    gaussian_pair_mi,
+)
+
+N = 2000
+MI_ESTIMATORS = sorted(name for name, cls in ESTIMATORS.items() if cls.information)
+
+
+def _nats(x, y, estimator, **settings):
+    labels = torch.zeros(x.shape[0], dtype=torch.int64)
+    return class_conditional_rho(x, y, labels, estimator, unit=None if not ESTIMATORS[estimator].information else "nats", replicates=0, **settings).value
+
+
+def _pair(d, r, seed=0, n=N):
+    return gaussian_pair(n, d, r, torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("d", [1, 2, 4, 8, 16, 32, 64])
+@pytest.mark.parametrize("r", [0.6, 0.9])
+def test_gaussian_estimator_within_5_percent_up_to_d_64(d, r):
+    if r == 0.6 and d < 4:
+        pytest.skip("at d < 4 and r = 0.6 the sampling error alone exceeds 5% (see docs/dependency.md)")
+    truth = gaussian_pair_mi(d, r)
+    assert _nats(*_pair(d, r), "gaussian") == pytest.approx(truth, rel=0.05)
+
+
+@pytest.mark.parametrize("d", [1, 2])
+@pytest.mark.parametrize("r", [0.5, 0.9])
+def test_ksg_within_10_percent_or_003_nats_for_d_up_to_2(d, r):
+    truth = gaussian_pair_mi(d, r)
+    assert abs(_nats(*_pair(d, r), "ksg") - truth) <= max(0.1 * truth, 0.03)
+
+
+@pytest.mark.parametrize("r", [0.5, 0.9])
+def test_ksg_within_25_percent_at_d_4(r):
+    truth = gaussian_pair_mi(4, r)
+    assert _nats(*_pair(4, r), "ksg") == pytest.approx(truth, rel=0.25)
+
+
+def test_ksg_falls_below_the_truth_at_d_8():
+    truth = gaussian_pair_mi(8, 0.9)
+    value = _nats(*_pair(8, 0.9), "ksg")
+    assert 0.3 * truth < value < 0.7 * truth
+
+
+@pytest.mark.parametrize("estimator", MI_ESTIMATORS)
+def test_independent_pairs_read_near_zero(estimator):
+    assert abs(_nats(*_pair(1, 0.0, seed=1), estimator)) < 0.06
+
+
+@pytest.mark.parametrize("transform", sorted(INVERTIBLE_TRANSFORMS))
+def test_ksg_is_invariant_under_invertible_maps(transform):
+    x, y = _pair(1, 0.8, seed=2)
+    f = INVERTIBLE_TRANSFORMS[transform]
+    truth = gaussian_pair_mi(1, 0.8)
+    transformed = _nats(f(x), f(y), "ksg")
+    assert abs(transformed - _nats(x, y, "ksg")) <= 0.06 * truth
+    assert abs(transformed - truth) <= 0.15 * truth
+
+
+def test_gaussian_estimator_is_not_invariant_under_nonlinear_maps():
+    """It sees linear dependence only: exp() loses a third of the MI (docs/dependency.md)."""
+    x, y = _pair(1, 0.8, seed=2)
+    assert _nats(torch.exp(x), torch.exp(y), "gaussian") < 0.8 * gaussian_pair_mi(1, 0.8)
+
+
+def test_smoothed_matches_the_smoothed_closed_form():
+    sigma, r = 0.5, 0.9
+    truth = -0.5 * math.log(1 - (r / (1 + sigma**2)) ** 2)
+    value = _nats(*_pair(1, r, seed=3), "smoothed", sigma=sigma)
+    assert value == pytest.approx(truth, rel=0.1)
+    assert value < gaussian_pair_mi(1, r)
+
+
+def test_edge_is_capped_near_log_n_and_grows_with_correlation():
+    x, _ = _pair(1, 0.0, seed=4, n=500)
+    assert _nats(x, x, "edge") <= math.log(500)
+    values = [_nats(*_pair(1, r, seed=4, n=500), "edge") for r in (0.0, 0.6, 0.95)]
+    assert values == sorted(values)
+
+
+def test_linear_cka_of_scalars_is_squared_correlation():
+    x, y = _pair(1, 0.7, seed=5, n=400)
+    pearson = torch.corrcoef(torch.cat([x, y], dim=1).T)[0, 1].item()
+    assert _nats(x, y, "cka") == pytest.approx(pearson**2, rel=1e-9)
+
+
+@pytest.mark.parametrize("estimator", ["hsic", "cka"])
+def test_kernel_measures_vanish_at_independence_and_grow_with_dependence(estimator):
+    values = [_nats(*_pair(2, r, seed=6, n=400), estimator) for r in (0.0, 0.5, 0.9)]
+    assert values == sorted(values)
+    assert values[0] < 0.1 * values[2]
+
+
+@given(scale=st.floats(0.01, 100.0), shift=st.floats(-10.0, 10.0))
+def test_estimates_ignore_per_feature_affine_maps(scale, shift):
+    x, y = _pair(2, 0.7, seed=7, n=200)
+    for estimator in ("gaussian", "cka", "edge"):
+        assert _nats(scale * x + shift, y, estimator) == pytest.approx(_nats(x, y, estimator), abs=1e-9)
