@@ -36,7 +36,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from semirobust.empirical.bounds.layers import (
+from semirobust.empirical.errors import BadInput
+from semirobust.empirical.layers import (
     BATCH_NORM_TYPES,
     POOL_TYPES,
     SHAPE_TYPES,
@@ -44,7 +45,6 @@ from semirobust.empirical.bounds.layers import (
     float64_eval_copy,
     unsupported,
 )
-from semirobust.empirical.errors import BadInput
 from semirobust.empirical.models import Normalize
 from semirobust.empirical.network import split_stage_index
 from semirobust.theory.measurement import Kind, Measurement

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from semirobust.empirical.bounds.box import Box, input_box
-from semirobust.empirical.bounds.layers import (
+from semirobust.empirical.layers import (
     POOL_TYPES,
     SHAPE_TYPES,
     batch_norm_scale,

@@ -33,8 +33,8 @@ from torch import nn
 
 from semirobust.empirical.bounds.box import Box
 from semirobust.empirical.bounds.interval import propagate_interval
-from semirobust.empirical.bounds.layers import AFFINE_TYPES, is_affine, unsupported
 from semirobust.empirical.errors import BadInput
+from semirobust.empirical.layers import AFFINE_TYPES, is_affine, unsupported
 
 # ``rule(module, A, input_box) -> (A_in, constant)``: A is (batch, specs, *output shape),
 # A_in is (batch, specs, *input shape), constant is (batch, specs).

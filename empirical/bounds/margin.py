@@ -26,7 +26,6 @@ from torch import nn
 
 from semirobust.empirical.bounds.box import Box, input_box
 from semirobust.empirical.bounds.interval import propagate_interval
-from semirobust.empirical.bounds.layers import float64_eval_copy, is_affine, primitive_layers
 from semirobust.empirical.bounds.linear import (
     backward,
     concretize,
@@ -34,6 +33,7 @@ from semirobust.empirical.bounds.linear import (
     layer_input_boxes,
 )
 from semirobust.empirical.errors import BadInput
+from semirobust.empirical.layers import float64_eval_copy, is_affine, primitive_layers
 from semirobust.empirical.threat import ThreatModel
 
 SpecBound = Callable[[Sequence[nn.Module], Box, torch.Tensor], torch.Tensor]

@@ -31,9 +31,9 @@ from semirobust.empirical.attacks.gradient import PGD
 from semirobust.empirical.bounds.aggregate import mean_measurement
 from semirobust.empirical.bounds.box import INPUT_BOX_DESCRIPTION, Box, input_box
 from semirobust.empirical.bounds.interval import propagate_interval
-from semirobust.empirical.bounds.layers import float64_eval_copy, primitive_layers
 from semirobust.empirical.bounds.linear import layer_input_boxes, neuron_bounds
 from semirobust.empirical.errors import BadInput
+from semirobust.empirical.layers import float64_eval_copy, primitive_layers
 from semirobust.empirical.lipschitz import LipschitzBound, lipschitz_upper
 from semirobust.empirical.network import Split
 from semirobust.empirical.objectives import feature_displacement, multiclass_margin

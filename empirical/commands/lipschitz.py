@@ -18,7 +18,10 @@ from semirobust.empirical.data import load_dataset
 from semirobust.empirical.device import resolve_device, seed_everything
 from semirobust.empirical.errors import BadInput
 from semirobust.empirical.lipschitz import (
-    OperatorNormSettings, lipschitz_upper, local_lipschitz_lower, split_lipschitz,
+    OperatorNormSettings,
+    lipschitz_upper,
+    local_lipschitz_lower,
+    split_lipschitz,
 )
 from semirobust.empirical.network import count_weight_layers, fa_layers_from, valid_splits
 from semirobust.empirical.results import run_metadata, write_json_atomic
@@ -27,7 +30,8 @@ from semirobust.empirical.results import run_metadata, write_json_atomic
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "lipschitz", help="per-layer and per-part l2 Lipschitz bounds of a checkpoint",
-        description=__doc__.split("\n\n")[0],
+        description="Per-layer and per-part l2 Lipschitz bounds of a checkpoint, with a local "
+        "lower bound on test inputs (docs/bounds.md).",
     )
     parser.add_argument("--checkpoint", required=True, help="checkpoint directory")
     parser.add_argument("--json", required=True, metavar="OUT", help="where to write the JSON result")

@@ -1,4 +1,4 @@
-"""The layer vocabulary shared by interval and linear bound propagation.
+"""The layer vocabulary shared by bound propagation (``bounds``) and ``lipschitz``.
 
 A network is walked as a flat list of *primitive* layers: ``nn.Sequential`` containers
 are expanded recursively, every other module (a residual block included) is one
