@@ -11,6 +11,7 @@
   :func:`register_backward_rule`, :func:`register_residual_block`.
 """
 
+from semirobust.empirical.bounds import zoo_blocks  # noqa: F401  (registers the zoo's residual blocks)
 from semirobust.empirical.bounds.box import Box, input_box
 from semirobust.empirical.bounds.interval import (
     interval_bounds,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from semirobust.empirical.bounds import zoo_blocks  # noqa: F401  (the zoo's residual blocks get Lipschitz rules)
 from semirobust.empirical.checkpoint import load_checkpoint
 from semirobust.empirical.commands.common import add_common_options, positive_int
 from semirobust.empirical.data import load_dataset
