@@ -96,37 +96,52 @@ def layer_input_boxes(layers: Sequence[nn.Module], box: Box, intermediate: str) 
     """The box of every layer's input, and of the last output, for inputs in ``box``.
 
     Boxes come from interval propagation; with ``intermediate="crown"`` the output of an
-    affine layer that feeds a nonlinear one is tightened by a backward pass per neuron.
+    affine layer that feeds a nonlinear one is tightened by a backward pass per neuron
+    (before a ReLU whose output feeds an affine layer, only the neurons the interval box
+    leaves unstable in some sample: a stable neuron's relaxation is already exact; before
+    a ReLU feeding a max-pool every neuron, as the pool's relaxation reads the bounds).
     """
     if intermediate not in INTERMEDIATE_CHOICES:
         raise BadInput(f"intermediate={intermediate!r}: expected one of {', '.join(INTERMEDIATE_CHOICES)}")
     boxes = [box]
     for index, layer in enumerate(layers):
         out = propagate_interval(layer, boxes[-1])
-        feeds_nonlinear = index + 1 < len(layers) and not is_affine(layers[index + 1])
-        if intermediate == "crown" and is_affine(layer) and feeds_nonlinear:
-            out = out.intersect(neuron_bounds(layers[:index + 1], boxes, out))
+        following = layers[index + 1] if index + 1 < len(layers) else None
+        if intermediate == "crown" and is_affine(layer) and following is not None and not is_affine(following):
+            after = layers[index + 2] if index + 2 < len(layers) else None
+            only_unstable = isinstance(following, nn.ReLU) and (after is None or is_affine(after))
+            selected = _unstable_neurons(out) if only_unstable else None
+            out = out.intersect(neuron_bounds(layers[:index + 1], boxes, out, selected))
         boxes.append(out)
     return boxes
 
 
-def neuron_bounds(layers: Sequence[nn.Module], boxes: Sequence[Box], like: Box) -> Box:
-    """Backward bounds of every neuron of ``layers``' output, in chunks of neurons."""
+def _unstable_neurons(box: Box) -> torch.Tensor:
+    """Flat indices of the neurons with ``lower < 0 < upper`` in at least one sample."""
+    return ((box.lower < 0) & (box.upper > 0)).flatten(start_dim=1).any(dim=0).nonzero().squeeze(1)
+
+
+def neuron_bounds(layers: Sequence[nn.Module], boxes: Sequence[Box], like: Box,
+                  selected: torch.Tensor | None = None) -> Box:
+    """Backward bounds of the neurons of ``layers``' output (flat indices ``selected``, all
+    by default; the others keep ``like``'s bounds), in chunks of neurons."""
     batch, shape = like.shape[0], like.shape[1:]
     neurons = shape.numel()
+    selected = torch.arange(neurons) if selected is None else selected
     widest = max(b.shape[1:].numel() for b in boxes)
     chunk = max(1, SPEC_ELEMENT_BUDGET // (2 * batch * widest))
-    lower, upper = [], []
-    eye = torch.eye(neurons, dtype=like.lower.dtype)
-    for start in range(0, neurons, chunk):
-        unit = eye[start:start + chunk].view(-1, *shape)
+    lower, upper = like.lower.flatten(start_dim=1).clone(), like.upper.flatten(start_dim=1).clone()
+    for start in range(0, selected.numel(), chunk):
+        indices = selected[start:start + chunk]
+        unit = torch.zeros((indices.numel(), neurons), dtype=like.lower.dtype)
+        unit[torch.arange(indices.numel()), indices] = 1.0
+        unit = unit.view(-1, *shape)
         specs = torch.cat([unit, -unit]).unsqueeze(0).expand(batch, *([-1] * (1 + len(shape))))
         coefficients, constant = backward(layers, boxes[:len(layers)], specs)
         bound = concretize(coefficients, constant, boxes[0])
-        count = unit.shape[0]
-        lower.append(bound[:, :count])
-        upper.append(-bound[:, count:])
-    return Box(torch.cat(lower, dim=1).view(like.shape), torch.cat(upper, dim=1).view(like.shape))
+        lower[:, indices] = bound[:, :indices.numel()]
+        upper[:, indices] = -bound[:, indices.numel():]
+    return Box(lower.view(like.shape), upper.view(like.shape))
 
 
 def _affine_backward(module: nn.Module, coefficients: torch.Tensor, box: Box) -> tuple[torch.Tensor, torch.Tensor]:
