@@ -7,8 +7,8 @@ For ``F = g_m o ... o g_1`` with each ``g_i`` ``L_i``-Lipschitz in l2,
 * Linear: ``||W||_2``, exact by SVD;
 * Conv2d, average pooling (linear maps): the largest singular value of the unrolled
   operator for the layer's actual input shape (stride, padding, dilation, groups all
-  included): exactly by SVD of the unrolled matrix when the input has at most
-  ``exact_input_limit`` elements, else by power iteration on ``J^T J`` (which converges
+  included): exactly (square root of the largest eigenvalue of the unrolled matrix's
+  Gram matrix, float64) when the input has at most ``exact_input_limit`` elements, else by power iteration on ``J^T J`` (which converges
   to it from below: such a factor is an estimate and the product is then not certified);
 * eval BatchNorm directly after a conv/linear layer is folded into it (output channel
   ``c`` scaled by ``gamma_c / sqrt(var_c + eps)``), otherwise bounded by
@@ -21,9 +21,11 @@ For ``F = g_m o ... o g_1`` with each ``g_i`` ``L_i``-Lipschitz in l2,
   (see :func:`semirobust.empirical.bounds.register_residual_block`).
 
 The local lower bound: for any point ``x`` and unit ``u``, ``||J_F(x)^T u||_2 <= Lip(F)``.
-:func:`local_lipschitz_lower` maximises it over ``u`` by power iteration (gradient
-ascent of ``||J^T u||^2`` on the unit sphere from a random direction) at data points
-and random points around them, and reports the largest value found.
+:func:`local_lipschitz_lower` maximises it over ``u`` (exactly, from the full Jacobian,
+when the output has at most 64 values; else by power iteration, i.e. gradient ascent of
+``||J^T u||^2`` on the unit sphere from a random direction) at data points and random
+points around them, and reports the largest value found. (Ascent in ``x`` itself is
+useless for ReLU networks: their Jacobian is piecewise constant.)
 """
 
 from __future__ import annotations
@@ -262,7 +264,7 @@ def linear_map_norm(linear_map: LinearMap, input_shape: Sequence[int], settings:
     """``(norm, method, exact)``: unrolled SVD for small inputs, else power iteration."""
     if math.prod(input_shape) <= settings.exact_input_limit:
         return (unrolled_operator_norm(linear_map, input_shape, device=device),
-                "SVD of the unrolled operator", True)
+                "exact: largest eigenvalue of the unrolled operator's Gram matrix", True)
     return (power_iteration_norm(linear_map, input_shape, settings, device=device),
             f"power iteration (<= {settings.power_iterations} steps, tol {settings.tolerance:g})", False)
 
