@@ -43,6 +43,8 @@ def test_certified_never_exceeds_attacked_on_a_trained_cnn(trained, norm, eps):
     assert found["gamma_certified"].kind == Kind.CERTIFIED
     assert found["gamma_attacked"].kind == Kind.ATTACK
     assert found["gamma_certified"].value <= found["gamma_attacked"].value <= found["margin_clean"].value + 1e-6
+    report = json.loads(json.dumps(sandwich.to_dict(), allow_nan=False))
+    assert report["violations"] == 0 and len(report["per_sample"]["certified_ibp"]) == 48
 
 
 def test_full_crown_on_a_few_inputs_of_the_trained_cnn(trained):

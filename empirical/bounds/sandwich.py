@@ -106,7 +106,8 @@ def gamma_sandwich(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: T
                    batch_size: int = 128) -> GammaSandwich:
     """Per-sample certified lower bounds (each of ``methods``, plus the Lipschitz margin
     bound when ``lipschitz`` bounds ``model``) and the attacked upper estimate of
-    ``inf_delta m(model(x + delta), y)``. ``readout`` names ``G`` in the settings."""
+    ``inf_delta m(model(x + delta), y)``. ``readout`` names ``G`` in the settings. The
+    model is put in eval mode; bounds are computed on a float64 CPU copy."""
     validate_batch(x, y)
     unknown = [m for m in methods if m not in MARGIN_METHODS]
     if unknown or not methods:
