@@ -23,7 +23,12 @@ SHAPE_TYPES: tuple[type[nn.Module], ...] = (nn.Flatten, nn.Identity, nn.Dropout)
 
 # Layers that are affine maps ``h -> J h + c`` once the network is in eval mode.
 AFFINE_TYPES: tuple[type[nn.Module], ...] = (
-    nn.Linear, nn.Conv2d, Normalize, *BATCH_NORM_TYPES, *POOL_TYPES, *SHAPE_TYPES,
+    nn.Linear,
+    nn.Conv2d,
+    Normalize,
+    *BATCH_NORM_TYPES,
+    *POOL_TYPES,
+    *SHAPE_TYPES,
 )
 
 

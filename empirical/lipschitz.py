@@ -8,7 +8,8 @@ For ``F = g_m o ... o g_1`` with each ``g_i`` ``L_i``-Lipschitz in l2,
 * Conv2d, average pooling (linear maps): the largest singular value of the unrolled
   operator for the layer's actual input shape (stride, padding, dilation, groups all
   included): exactly (square root of the largest eigenvalue of the unrolled matrix's
-  Gram matrix, float64) when the input has at most ``exact_input_limit`` elements, else by power iteration on ``J^T J`` (which converges
+  Gram matrix, float64) when the input has at most ``exact_input_limit`` elements,
+  else by power iteration on ``J^T J`` (which converges
   to it from below: such a factor is an estimate and the product is then not certified);
 * eval BatchNorm directly after a conv/linear layer is folded into it (output channel
   ``c`` scaled by ``gamma_c / sqrt(var_c + eps)``), otherwise bounded by
@@ -86,8 +87,13 @@ class LayerLipschitz:
         return int(head) if head.isdigit() else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "layer": self.layer, "bound": self.bound,
-                "method": self.method, "certified": self.certified}
+        return {
+            "path": self.path,
+            "layer": self.layer,
+            "bound": self.bound,
+            "method": self.method,
+            "certified": self.certified,
+        }
 
 
 @dataclass(frozen=True)
@@ -109,17 +115,25 @@ class LipschitzBound:
     def stages(self, first: int, stop: int | None = None) -> LipschitzBound:
         """The factors of top-level stages ``first..stop-1``: a bound for that sub-network."""
         end = math.inf if stop is None else stop
-        return LipschitzBound(tuple(l for l in self.layers if first <= (l.stage or 0) < end), self.settings)
+        return LipschitzBound(
+            tuple(f for f in self.layers if first <= (f.stage or 0) < end), self.settings
+        )
 
     def measurement(self, name: str, **settings: Any) -> Measurement:
         kind = Kind.CERTIFIED if self.certified else Kind.ESTIMATE
         return Measurement(
-            name=name, value=self.product, interval=(self.product, self.product), kind=kind,
-            estimator="product of per-layer l2 operator norms", unit="l2->l2 Lipschitz constant",
+            name=name,
+            value=self.product,
+            interval=(self.product, self.product),
+            kind=kind,
+            estimator="product of per-layer l2 operator norms",
+            unit="l2->l2 Lipschitz constant",
             settings={
-                "interval": "bound (no sampling)" if self.certified
+                "interval": "bound (no sampling)"
+                if self.certified
                 else "power-iteration factors approach each norm from below: not certified",
-                "factors": len(self.layers), **settings,
+                "factors": len(self.layers),
+                **settings,
             },
         )
 
@@ -129,7 +143,9 @@ LipschitzRule = Callable[[Sequence[LayerItem], OperatorNormSettings], LayerLipsc
 _LIPSCHITZ_RULES: dict[type[nn.Module], LipschitzRule] = {}
 
 
-def register_lipschitz_rule(module_type: type[nn.Module]) -> Callable[[LipschitzRule], LipschitzRule]:
+def register_lipschitz_rule(
+    module_type: type[nn.Module],
+) -> Callable[[LipschitzRule], LipschitzRule]:
     """Decorator: ``rule(items, settings) -> LayerLipschitz`` for ``module_type``.
 
     ``items`` is the layer (and a BatchNorm folded into it, if any) with its path and
@@ -148,15 +164,21 @@ def lipschitz_rule_for(module: nn.Module) -> LipschitzRule:
         if cls in _LIPSCHITZ_RULES:
             return _LIPSCHITZ_RULES[cls]
     raise unsupported(
-        module, "the Lipschitz bound", [t.__name__ for t in _LIPSCHITZ_RULES],
+        module,
+        "the Lipschitz bound",
+        [t.__name__ for t in _LIPSCHITZ_RULES],
         "Declare one with semirobust.empirical.lipschitz.register_lipschitz_rule(YourType) "
         "or, for a residual block, semirobust.empirical.bounds.register_residual_block.",
     )
 
 
-def lipschitz_upper(model: nn.Module, input_shape: Sequence[int],
-                    settings: OperatorNormSettings = OperatorNormSettings(), *,
-                    device: torch.device | str = "cpu") -> LipschitzBound:
+def lipschitz_upper(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    settings: OperatorNormSettings = OperatorNormSettings(),
+    *,
+    device: torch.device | str = "cpu",
+) -> LipschitzBound:
     """Per-layer l2 Lipschitz bounds of ``model`` (eval mode) for inputs of shape
     ``input_shape`` (without the batch dimension), and their product; computed in float64
     on ``device``."""
@@ -166,25 +188,32 @@ def lipschitz_upper(model: nn.Module, input_shape: Sequence[int],
         return LipschitzBound(tuple(layer_bounds(items, settings)), settings)
 
 
-def layer_bounds(items: Sequence[LayerItem], settings: OperatorNormSettings) -> list[LayerLipschitz]:
+def layer_bounds(
+    items: Sequence[LayerItem], settings: OperatorNormSettings
+) -> list[LayerLipschitz]:
     """One factor per item, a BatchNorm directly after a conv/linear folded into it."""
     factors, index = [], 0
     while index < len(items):
-        group = items[index:index + 2] if _folds(items, index) else items[index:index + 1]
+        group = items[index : index + 2] if _folds(items, index) else items[index : index + 1]
         factors.append(lipschitz_rule_for(group[0][1])(group, settings))
         index += len(group)
     return factors
 
 
-def split_lipschitz(model: nn.Module, bound: LipschitzBound, a: int) -> tuple[LipschitzBound, LipschitzBound]:
+def split_lipschitz(
+    model: nn.Module, bound: LipschitzBound, a: int
+) -> tuple[LipschitzBound, LipschitzBound]:
     """The factors of ``f_a`` and ``f_b`` for the split with ``a`` weight layers in ``f_a``."""
     index = split_stage_index(model, a)
     return bound.stages(0, index), bound.stages(index)
 
 
 def _folds(items: Sequence[LayerItem], index: int) -> bool:
-    return (index + 1 < len(items) and isinstance(items[index][1], (nn.Conv2d, nn.Linear))
-            and isinstance(items[index + 1][1], BATCH_NORM_TYPES))
+    return (
+        index + 1 < len(items)
+        and isinstance(items[index][1], (nn.Conv2d, nn.Linear))
+        and isinstance(items[index + 1][1], BATCH_NORM_TYPES)
+    )
 
 
 def layer_items(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerItem]:
@@ -204,8 +233,11 @@ def _device_of(model: nn.Module) -> torch.device:
 
 def _primitive_named(module: nn.Module, prefix: str) -> list[tuple[str, nn.Module]]:
     if isinstance(module, nn.Sequential):
-        return [leaf for name, child in module.named_children()
-                for leaf in _primitive_named(child, f"{prefix}.{name}" if prefix else name)]
+        return [
+            leaf
+            for name, child in module.named_children()
+            for leaf in _primitive_named(child, f"{prefix}.{name}" if prefix else name)
+        ]
     return [(prefix or "model", module)]
 
 
@@ -223,8 +255,9 @@ def _channel_scale(items: Sequence[LayerItem]) -> torch.Tensor | None:
 LinearMap = Callable[[torch.Tensor], torch.Tensor]
 
 
-def unrolled_operator_norm(linear_map: LinearMap, input_shape: Sequence[int], *,
-                           device: torch.device | str = "cpu") -> float:
+def unrolled_operator_norm(
+    linear_map: LinearMap, input_shape: Sequence[int], *, device: torch.device | str = "cpu"
+) -> float:
     """Exact ``||J||_2`` of a linear map on ``d`` inputs: with ``A = J^T`` (row ``i`` the image
     of basis vector ``e_i``), ``||J||_2 = sqrt(lambda_max(A A^T))``, a ``d x d`` symmetric
     eigenvalue problem (cheaper than an SVD of ``A``)."""
@@ -235,9 +268,13 @@ def unrolled_operator_norm(linear_map: LinearMap, input_shape: Sequence[int], *,
     return math.sqrt(max(float(torch.linalg.eigvalsh(gram)[-1]), 0.0))
 
 
-def power_iteration_norm(linear_map: LinearMap, input_shape: Sequence[int],
-                         settings: OperatorNormSettings = OperatorNormSettings(), *,
-                         device: torch.device | str = "cpu") -> float:
+def power_iteration_norm(
+    linear_map: LinearMap,
+    input_shape: Sequence[int],
+    settings: OperatorNormSettings = OperatorNormSettings(),
+    *,
+    device: torch.device | str = "cpu",
+) -> float:
     """``||J||_2`` by power iteration on ``J^T J`` (``J^T`` by a vector-Jacobian product):
     ``v <- J^T J v / ||J^T J v||``, ``sigma = ||J v||``, until the relative change is below
     ``settings.tolerance``. Approaches the largest singular value from below."""
@@ -259,28 +296,44 @@ def power_iteration_norm(linear_map: LinearMap, input_shape: Sequence[int],
     return sigma
 
 
-def linear_map_norm(linear_map: LinearMap, input_shape: Sequence[int], settings: OperatorNormSettings,
-                    device: torch.device) -> tuple[float, str, bool]:
+def linear_map_norm(
+    linear_map: LinearMap,
+    input_shape: Sequence[int],
+    settings: OperatorNormSettings,
+    device: torch.device,
+) -> tuple[float, str, bool]:
     """``(norm, method, exact)``: unrolled SVD for small inputs, else power iteration."""
     if math.prod(input_shape) <= settings.exact_input_limit:
-        return (unrolled_operator_norm(linear_map, input_shape, device=device),
-                "exact: largest eigenvalue of the unrolled operator's Gram matrix", True)
-    return (power_iteration_norm(linear_map, input_shape, settings, device=device),
-            f"power iteration (<= {settings.power_iterations} steps, tol {settings.tolerance:g})", False)
+        return (
+            unrolled_operator_norm(linear_map, input_shape, device=device),
+            "exact: largest eigenvalue of the unrolled operator's Gram matrix",
+            True,
+        )
+    return (
+        power_iteration_norm(linear_map, input_shape, settings, device=device),
+        f"power iteration (<= {settings.power_iterations} steps, tol {settings.tolerance:g})",
+        False,
+    )
 
 
-def conv_operator_norm(conv: nn.Conv2d, input_shape: Sequence[int],
-                       settings: OperatorNormSettings = OperatorNormSettings()) -> float:
+def conv_operator_norm(
+    conv: nn.Conv2d,
+    input_shape: Sequence[int],
+    settings: OperatorNormSettings = OperatorNormSettings(),
+) -> float:
     """``||conv||_2`` (bias excluded) on inputs of ``input_shape`` by power iteration,
     honouring stride, padding (and padding mode), dilation and groups."""
     weight = conv.weight.detach()
     return power_iteration_norm(
-        lambda v: conv._conv_forward(v.to(weight.dtype), weight, None), input_shape, settings,
+        lambda v: conv._conv_forward(v.to(weight.dtype), weight, None),
+        input_shape,
+        settings,
         device=weight.device,
     )
 
 
 # ---- rules -------------------------------------------------------------------------------
+
 
 @register_lipschitz_rule(nn.Linear)
 def _linear_rule(items: Sequence[LayerItem], settings: OperatorNormSettings) -> LayerLipschitz:
@@ -290,7 +343,9 @@ def _linear_rule(items: Sequence[LayerItem], settings: OperatorNormSettings) -> 
         weight = scale.view(-1, 1) * weight
     path, layer = _describe(items)
     folded = " (BatchNorm folded)" if scale is not None else ""
-    return LayerLipschitz(path, layer, float(torch.linalg.matrix_norm(weight, ord=2)), "SVD" + folded, True)
+    return LayerLipschitz(
+        path, layer, float(torch.linalg.matrix_norm(weight, ord=2)), "SVD" + folded, True
+    )
 
 
 @register_lipschitz_rule(nn.Conv2d)
@@ -304,7 +359,9 @@ def _conv_rule(items: Sequence[LayerItem], settings: OperatorNormSettings) -> La
         lambda v: conv._conv_forward(v, weight, None), input_shape, settings, weight.device
     )
     path, layer = _describe(items)
-    return LayerLipschitz(path, layer, norm, method + (" (BatchNorm folded)" if scale is not None else ""), exact)
+    return LayerLipschitz(
+        path, layer, norm, method + (" (BatchNorm folded)" if scale is not None else ""), exact
+    )
 
 
 def _linear_pool_rule(items: Sequence[LayerItem], settings: OperatorNormSettings) -> LayerLipschitz:
@@ -315,7 +372,9 @@ def _linear_pool_rule(items: Sequence[LayerItem], settings: OperatorNormSettings
 
 def _batch_norm_rule(items: Sequence[LayerItem], settings: OperatorNormSettings) -> LayerLipschitz:
     scale, _ = batch_norm_scale(items[0][1])
-    return LayerLipschitz(*_describe(items), float(scale.abs().max()), "max |gamma / sqrt(var + eps)|", True)
+    return LayerLipschitz(
+        *_describe(items), float(scale.abs().max()), "max |gamma / sqrt(var + eps)|", True
+    )
 
 
 @register_lipschitz_rule(Normalize)
@@ -324,7 +383,9 @@ def _normalize_rule(items: Sequence[LayerItem], settings: OperatorNormSettings) 
     return LayerLipschitz(*_describe(items), float((1.0 / std.abs()).max()), "max 1/std", True)
 
 
-def _one_lipschitz_rule(items: Sequence[LayerItem], settings: OperatorNormSettings) -> LayerLipschitz:
+def _one_lipschitz_rule(
+    items: Sequence[LayerItem], settings: OperatorNormSettings
+) -> LayerLipschitz:
     return LayerLipschitz(*_describe(items), 1.0, "1-Lipschitz", True)
 
 
@@ -334,8 +395,14 @@ def _max_pool_rule(items: Sequence[LayerItem], settings: OperatorNormSettings) -
     pair = nn.modules.utils._pair
     kernel, dilation = pair(pool.kernel_size), pair(pool.dilation)
     stride = pair(pool.stride if pool.stride is not None else pool.kernel_size)
-    multiplicity = math.prod(math.ceil(((k - 1) * d + 1) / s) for k, d, s in zip(kernel, dilation, stride))
-    method = "1 (non-overlapping windows)" if multiplicity == 1 else f"sqrt({multiplicity}): overlapping windows"
+    multiplicity = math.prod(
+        math.ceil(((k - 1) * d + 1) / s) for k, d, s in zip(kernel, dilation, stride, strict=True)
+    )
+    method = (
+        "1 (non-overlapping windows)"
+        if multiplicity == 1
+        else f"sqrt({multiplicity}): overlapping windows"
+    )
     return LayerLipschitz(*_describe(items), math.sqrt(multiplicity), method, True)
 
 
@@ -348,6 +415,7 @@ for _type in (nn.ReLU, *SHAPE_TYPES):
 
 
 # ---- the local lower bound ---------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class LocalLipschitzLower:
@@ -365,23 +433,38 @@ class LocalLipschitzLower:
 
     def measurement(self, name: str = "local_lipschitz_lower") -> Measurement:
         return Measurement(
-            name=name, value=self.value, interval=(self.value, self.value), kind=Kind.ATTACK,
-            estimator="largest singular value of the local Jacobian at data points and random points around them",
+            name=name,
+            value=self.value,
+            interval=(self.value, self.value),
+            kind=Kind.ATTACK,
+            estimator="largest singular value of the local Jacobian at data points and "
+            "random points around them",
             unit="l2->l2 Lipschitz constant",
             settings={
                 "interval": "witnessed value: the Lipschitz constant is at least this",
-                "points": int(self.per_point.numel()), "iterations": self.iterations,
-                "points_per_input": self.points_per_input, "spread": self.spread, "seed": self.seed,
+                "points": int(self.per_point.numel()),
+                "iterations": self.iterations,
+                "points_per_input": self.points_per_input,
+                "spread": self.spread,
+                "seed": self.seed,
             },
         )
 
 
-def local_lipschitz_lower(model: nn.Module, x: torch.Tensor, *, iterations: int = 30,
-                          points_per_input: int = 4, spread: float = 0.05, seed: int = 0,
-                          device: torch.device | str = "cpu") -> LocalLipschitzLower:
+def local_lipschitz_lower(
+    model: nn.Module,
+    x: torch.Tensor,
+    *,
+    iterations: int = 30,
+    points_per_input: int = 4,
+    spread: float = 0.05,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> LocalLipschitzLower:
     """A lower bound of ``Lip(F)``: ``max ||J_F(p)^T u||_2`` over unit ``u`` (exact from the
     Jacobian for outputs of at most 64 values, else by power iteration
-    ``u <- J J^T u / ||.||``, ``iterations`` steps) at each input and ``points_per_input - 1`` random
+    ``u <- J J^T u / ||.||``, ``iterations`` steps) at each input and
+    ``points_per_input - 1`` random
     points uniform in its l-inf box of radius ``spread`` (clipped to ``[0,1]``); float64 on
     ``device``."""
     if iterations < 1 or points_per_input < 1 or spread < 0:
@@ -393,17 +476,23 @@ def local_lipschitz_lower(model: nn.Module, x: torch.Tensor, *, iterations: int 
     generator = torch.Generator().manual_seed(seed)
     x = x.detach().cpu().double()
     points = [x] + [
-        (x + spread * (2 * torch.rand(x.shape, generator=generator, dtype=torch.float64) - 1)).clamp(0, 1)
+        (
+            x + spread * (2 * torch.rand(x.shape, generator=generator, dtype=torch.float64) - 1)
+        ).clamp(0, 1)
         for _ in range(points_per_input - 1)
     ]
-    found = torch.cat([_local_norms(model64, p.to(device), iterations, generator).cpu() for p in points])
+    found = torch.cat(
+        [_local_norms(model64, p.to(device), iterations, generator).cpu() for p in points]
+    )
     return LocalLipschitzLower(found, iterations, points_per_input, spread, seed)
 
 
 JACOBIAN_OUTPUT_LIMIT = 64  # outputs up to this size: exact local norm from the full Jacobian
 
 
-def _local_norms(model: nn.Module, x: torch.Tensor, iterations: int, generator: torch.Generator) -> torch.Tensor:
+def _local_norms(
+    model: nn.Module, x: torch.Tensor, iterations: int, generator: torch.Generator
+) -> torch.Tensor:
     """Per sample ``max_{||u|| = 1} ||J(x_i)^T u||``: exactly from the full Jacobian (one
     vector-Jacobian product per output) for small outputs, else by power iteration."""
     outputs, transpose = torch.func.vjp(model, x)

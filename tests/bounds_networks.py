@@ -23,12 +23,18 @@ def randomise_batch_norm(model: nn.Module, generator: torch.Generator) -> nn.Mod
     return model.eval()
 
 
-def random_mlp(seed: int, d_in: int = 6, width: int = 8, depth: int = 2, classes: int = 3) -> nn.Sequential:
+def random_mlp(
+    seed: int, d_in: int = 6, width: int = 8, depth: int = 2, classes: int = 3
+) -> nn.Sequential:
     torch.manual_seed(seed)
     layers: list[nn.Module] = [Normalize([0.5] * d_in, [0.3] * d_in)]
     size = d_in
     for index in range(depth):
-        layers += [nn.Linear(size, width), nn.BatchNorm1d(width) if index == 0 else nn.Identity(), nn.ReLU()]
+        layers += [
+            nn.Linear(size, width),
+            nn.BatchNorm1d(width) if index == 0 else nn.Identity(),
+            nn.ReLU(),
+        ]
         size = width
     layers += [nn.Dropout(0.3), nn.Linear(size, classes)]
     return randomise_batch_norm(nn.Sequential(*layers), torch.Generator().manual_seed(seed))
@@ -37,7 +43,9 @@ def random_mlp(seed: int, d_in: int = 6, width: int = 8, depth: int = 2, classes
 def random_cnn(seed: int, channels: int = 4, classes: int = 3, pool: str = "max") -> nn.Sequential:
     """1x6x6 inputs: conv+BN+ReLU, pooling, conv (stride 2, groups 2), ReLU, linear head."""
     torch.manual_seed(seed)
-    pooling = {"max": nn.MaxPool2d(2), "avg": nn.AvgPool2d(2), "adaptive": nn.AdaptiveAvgPool2d(3)}[pool]
+    pooling = {"max": nn.MaxPool2d(2), "avg": nn.AvgPool2d(2), "adaptive": nn.AdaptiveAvgPool2d(3)}[
+        pool
+    ]
     model = nn.Sequential(
         Normalize([0.4], [0.25]),
         nn.Sequential(nn.Conv2d(1, channels, 3, padding=1), nn.BatchNorm2d(channels), nn.ReLU()),
@@ -67,7 +75,8 @@ register_residual_block(
     TinyResidualBlock,
     lambda block: ResidualParts(
         branch=nn.Sequential(block.conv1, nn.ReLU(), block.conv2, block.bn),
-        shortcut=block.shortcut, activation=nn.ReLU(),
+        shortcut=block.shortcut,
+        activation=nn.ReLU(),
     ),
 )
 

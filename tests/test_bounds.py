@@ -31,7 +31,9 @@ LINEAR_RELAXATION_NETWORKS = [name for name in NETWORKS if name != "residual"]
 
 
 def sample_threat_set(x: torch.Tensor, threat: ThreatModel, count: int, seed: int) -> torch.Tensor:
-    """``count`` random points per input in the l-inf box (corners included), shape (count, *x.shape)."""
+    """``count`` random points per input in the l-inf box (corners included).
+
+    Shape ``(count, *x.shape)``."""
     generator = torch.Generator().manual_seed(seed)
     noise = torch.rand((count, *x.shape), generator=generator, dtype=torch.float64) * 2 - 1
     noise[: count // 4] = noise[: count // 4].sign()  # box corners, where bounds are tight
@@ -42,8 +44,11 @@ def inputs(shape: tuple[int, ...], n: int, seed: int) -> torch.Tensor:
     return torch.rand((n, *shape), generator=torch.Generator().manual_seed(seed))
 
 
-@given(seed=st.integers(0, 10_000), eps=st.sampled_from([0.0, 0.01, 0.05, 0.2]),
-       name=st.sampled_from(sorted(NETWORKS)))
+@given(
+    seed=st.integers(0, 10_000),
+    eps=st.sampled_from([0.0, 0.01, 0.05, 0.2]),
+    name=st.sampled_from(sorted(NETWORKS)),
+)
 def test_interval_bounds_contain_sampled_outputs(seed, eps, name):
     build, shape = NETWORKS[name]
     model, x, threat = build(seed), inputs(shape, 4, seed), ThreatModel("linf", eps)
@@ -77,10 +82,14 @@ def test_certified_margin_of_a_linear_model_is_exact(method):
     threat = ThreatModel("linf", 0.05)
     w, b = model[1].weight.detach(), model[1].bias.detach()
     diff = w[y].unsqueeze(1) - w.unsqueeze(0)  # (n, K, d): w_y - w_k
-    values = (diff * x.unsqueeze(1)).sum(-1) + b[y].unsqueeze(1) - b - threat.eps * diff.abs().sum(-1)
+    values = (
+        (diff * x.unsqueeze(1)).sum(-1) + b[y].unsqueeze(1) - b - threat.eps * diff.abs().sum(-1)
+    )
     values[torch.arange(9), y] = float("inf")
     expected = values.min(dim=1).values
-    torch.testing.assert_close(certified_margin_lower(model, x, y, threat, method), expected, rtol=0, atol=1e-10)
+    torch.testing.assert_close(
+        certified_margin_lower(model, x, y, threat, method), expected, rtol=0, atol=1e-10
+    )
 
 
 @pytest.mark.parametrize("name", sorted(NETWORKS))
@@ -94,9 +103,12 @@ def test_zero_radius_certifies_the_clean_margin(name):
     torch.testing.assert_close(bound, clean, rtol=0, atol=1e-10)
 
 
-@given(seed=st.integers(0, 10_000), eps=st.sampled_from([0.01, 0.05, 0.2]),
-       name=st.sampled_from(LINEAR_RELAXATION_NETWORKS),
-       method=st.sampled_from(["ibp", "crown-ibp", "crown"]))
+@given(
+    seed=st.integers(0, 10_000),
+    eps=st.sampled_from([0.01, 0.05, 0.2]),
+    name=st.sampled_from(LINEAR_RELAXATION_NETWORKS),
+    method=st.sampled_from(["ibp", "crown-ibp", "crown"]),
+)
 def test_certified_margin_is_below_every_sampled_margin(seed, eps, name, method):
     build, shape = NETWORKS[name]
     model, x, threat = build(seed), inputs(shape, 4, seed), ThreatModel("linf", eps)
@@ -104,12 +116,18 @@ def test_certified_margin_is_below_every_sampled_margin(seed, eps, name, method)
     bound = certified_margin_lower(model, x, y, threat, method)
     model64 = model.double()
     with torch.no_grad():
-        sampled = torch.stack([multiclass_margin(model64(p), y) for p in sample_threat_set(x, threat, 64, seed)])
+        sampled = torch.stack(
+            [multiclass_margin(model64(p), y) for p in sample_threat_set(x, threat, 64, seed)]
+        )
     assert (bound <= sampled.min(dim=0).values + 1e-10).all()
 
 
-@given(seed=st.integers(0, 10_000), eps=st.sampled_from([0.02, 0.1]),
-       name=st.sampled_from(sorted(NETWORKS)), norm=st.sampled_from(["linf", "l2"]))
+@given(
+    seed=st.integers(0, 10_000),
+    eps=st.sampled_from([0.02, 0.1]),
+    name=st.sampled_from(sorted(NETWORKS)),
+    norm=st.sampled_from(["linf", "l2"]),
+)
 def test_sandwich_certified_never_exceeds_attacked_on_random_networks(seed, eps, name, norm):
     build, shape = NETWORKS[name]
     model, x, threat = build(seed), inputs(shape, 6, seed), ThreatModel(norm, eps)
@@ -150,7 +168,9 @@ def test_linear_relaxation_refuses_residual_blocks_and_overlapping_pools():
     x, y = inputs((1, 6, 6), 2, 0), torch.tensor([0, 1])
     with pytest.raises(BadInput, match="TinyResidualBlock.*ibp"):
         certified_margin_lower(random_residual(0), x, y, ThreatModel("linf", 0.1), "crown-ibp")
-    overlapping = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(3, stride=1), nn.Flatten(), nn.Linear(8, 3))
+    overlapping = nn.Sequential(
+        nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(3, stride=1), nn.Flatten(), nn.Linear(8, 3)
+    )
     with pytest.raises(BadInput, match="non-overlapping"):
         certified_margin_lower(overlapping, x, y, ThreatModel("linf", 0.1), "crown")
     assert certified_margin_lower(overlapping, x, y, ThreatModel("linf", 0.1), "ibp").shape == (2,)
@@ -158,4 +178,6 @@ def test_linear_relaxation_refuses_residual_blocks_and_overlapping_pools():
 
 def test_bad_method_is_refused():
     with pytest.raises(BadInput, match="method='fast'"):
-        certified_margin_lower(random_mlp(0), torch.rand(2, 6), torch.tensor([0, 1]), ThreatModel("linf", 0.1), "fast")
+        certified_margin_lower(
+            random_mlp(0), torch.rand(2, 6), torch.tensor([0, 1]), ThreatModel("linf", 0.1), "fast"
+        )

@@ -35,14 +35,24 @@ def test_certified_never_exceeds_attacked_on_a_trained_cnn(trained, norm, eps):
     model, spec, data = trained
     x, y = data.x_test[:48], data.y_test[:48]
     threat = ThreatModel(norm, eps)
-    sandwich = gamma_sandwich(model, x, y, threat, methods=("ibp", "crown-ibp"),
-                              lipschitz=lipschitz_upper(model, spec.input_shape))
+    sandwich = gamma_sandwich(
+        model,
+        x,
+        y,
+        threat,
+        methods=("ibp", "crown-ibp"),
+        lipschitz=lipschitz_upper(model, spec.input_shape),
+    )
     for method, values in sandwich.certified.items():
         assert (values <= sandwich.attacked + 1e-9).all(), method
     found = {m.name: m for m in sandwich.measurements()}
     assert found["gamma_certified"].kind == Kind.CERTIFIED
     assert found["gamma_attacked"].kind == Kind.ATTACK
-    assert found["gamma_certified"].value <= found["gamma_attacked"].value <= found["margin_clean"].value + 1e-6
+    assert (
+        found["gamma_certified"].value
+        <= found["gamma_attacked"].value
+        <= found["margin_clean"].value + 1e-6
+    )
     report = json.loads(json.dumps(sandwich.to_dict(), allow_nan=False))
     assert report["violations"] == 0 and len(report["per_sample"]["certified_ibp"]) == 48
 
@@ -77,8 +87,19 @@ def test_lipschitz_command_writes_per_layer_and_per_part_bounds(trained, tmp_pat
     model, spec, _ = trained
     checkpoint = save_checkpoint(tmp_path / "ckpt", model, CheckpointConfig(spec, "digits", seed=0))
     out = tmp_path / "lipschitz.json"
-    code = main(["lipschitz", "--checkpoint", str(checkpoint), "--json", str(out), "--samples", "8",
-                 "--device", "cpu"])
+    code = main(
+        [
+            "lipschitz",
+            "--checkpoint",
+            str(checkpoint),
+            "--json",
+            str(out),
+            "--samples",
+            "8",
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 0
     result = json.loads(out.read_text())
     assert result["semirobust_version"] and result["seed"] == 0
@@ -91,21 +112,47 @@ def test_lipschitz_command_writes_per_layer_and_per_part_bounds(trained, tmp_pat
     for part in result["splits"]:
         assert part["f_a"]["value"] * part["f_b"]["value"] == pytest.approx(product)
         assert part["fb_layers"] == 7 - part["a"]
-    assert main(["lipschitz", "--checkpoint", str(checkpoint), "--json", str(out), "--fb-layers", "3",
-                 "--samples", "0"]) == 0
+    assert (
+        main(
+            [
+                "lipschitz",
+                "--checkpoint",
+                str(checkpoint),
+                "--json",
+                str(out),
+                "--fb-layers",
+                "3",
+                "--samples",
+                "0",
+            ]
+        )
+        == 0
+    )
     single = json.loads(out.read_text())
     assert [part["a"] for part in single["splits"]] == [4] and single["local_lower"] is None
 
 
-@pytest.mark.parametrize("arguments, message", [
-    (["--checkpoint", "/nonexistent/ckpt"], "no such directory"),
-    (["--split", "0"], "outside the network"),
-    (["--samples", "-1"], "--samples -1"),
-])
-def test_lipschitz_command_bad_input_is_one_line_and_exit_2(trained, tmp_path, capsys, arguments, message):
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--checkpoint", "/nonexistent/ckpt"], "no such directory"),
+        (["--split", "0"], "outside the network"),
+        (["--samples", "-1"], "--samples -1"),
+    ],
+)
+def test_lipschitz_command_bad_input_is_one_line_and_exit_2(
+    trained, tmp_path, capsys, arguments, message
+):
     model, spec, _ = trained
     checkpoint = save_checkpoint(tmp_path / "ckpt", model, CheckpointConfig(spec, "digits", seed=0))
-    argv = ["lipschitz", "--checkpoint", str(checkpoint), "--json", str(tmp_path / "o.json"), *arguments]
+    argv = [
+        "lipschitz",
+        "--checkpoint",
+        str(checkpoint),
+        "--json",
+        str(tmp_path / "o.json"),
+        *arguments,
+    ]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1

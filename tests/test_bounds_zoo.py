@@ -51,8 +51,16 @@ def test_zoo_sandwich_and_lipschitz(name):
 
 
 def test_vit_is_refused_with_the_layer_named():
-    model = build_model(ArchitectureSpec("vit", (3, 8, 8), 5, (0.5,) * 3, (0.25,) * 3,
-                                         {"patch": 4, "depth": 1, "width": 8, "heads": 2, "mlp_width": 8}))
+    model = build_model(
+        ArchitectureSpec(
+            "vit",
+            (3, 8, 8),
+            5,
+            (0.5,) * 3,
+            (0.25,) * 3,
+            {"patch": 4, "depth": 1, "width": 8, "heads": 2, "mlp_width": 8},
+        )
+    )
     with pytest.raises(BadInput, match="PatchEmbedding"):
         interval_bounds(model, torch.rand(1, 3, 8, 8), ThreatModel("linf", 0.01))
     with pytest.raises(BadInput, match="PatchEmbedding"):

@@ -30,7 +30,11 @@ from semirobust.empirical.network import split_network, valid_splits
 from semirobust.empirical.threat import ThreatModel
 from semirobust.theory.measurement import Kind
 
-NETWORKS = {"mlp": (random_mlp, (6,)), "cnn": (random_cnn, (1, 6, 6)), "residual": (random_residual, (1, 6, 6))}
+NETWORKS = {
+    "mlp": (random_mlp, (6,)),
+    "cnn": (random_cnn, (1, 6, 6)),
+    "residual": (random_residual, (1, 6, 6)),
+}
 
 
 def unrolled_conv_matrix(weight: torch.Tensor, shape: tuple[int, ...], **conv_args) -> torch.Tensor:
@@ -49,16 +53,33 @@ CONV_CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CONV_CASES, ids=lambda c: "-".join(f"{k}{v}" for k, v in c.items()))
+@pytest.mark.parametrize(
+    "case", CONV_CASES, ids=lambda c: "-".join(f"{k}{v}" for k, v in c.items())
+)
 def test_conv_power_iteration_is_within_one_percent_of_the_exact_norm(case):
     torch.manual_seed(case["side"] * 7 + case["groups"])
-    conv = nn.Conv2d(case["c_in"], case["c_out"], case["kernel"], stride=case["stride"], padding=case["padding"],
-                     dilation=case["dilation"], groups=case["groups"]).double()
+    conv = nn.Conv2d(
+        case["c_in"],
+        case["c_out"],
+        case["kernel"],
+        stride=case["stride"],
+        padding=case["padding"],
+        dilation=case["dilation"],
+        groups=case["groups"],
+    ).double()
     shape = (case["c_in"], case["side"], case["side"])
-    matrix = unrolled_conv_matrix(conv.weight.detach(), shape, stride=case["stride"], padding=case["padding"],
-                                  dilation=case["dilation"], groups=case["groups"])
+    matrix = unrolled_conv_matrix(
+        conv.weight.detach(),
+        shape,
+        stride=case["stride"],
+        padding=case["padding"],
+        dilation=case["dilation"],
+        groups=case["groups"],
+    )
     exact = float(torch.linalg.matrix_norm(matrix, 2))
-    estimate = conv_operator_norm(conv, shape, OperatorNormSettings(power_iterations=2000, tolerance=1e-10))
+    estimate = conv_operator_norm(
+        conv, shape, OperatorNormSettings(power_iterations=2000, tolerance=1e-10)
+    )
     assert abs(estimate - exact) <= 0.01 * exact
     assert estimate <= exact * (1 + 1e-9)  # power iteration approaches the norm from below
 
@@ -74,8 +95,10 @@ def test_linear_layer_bound_is_its_spectral_norm_and_is_attained_locally():
 
 def test_batch_norm_is_folded_into_the_conv_before_it():
     torch.manual_seed(1)
-    model = randomise_batch_norm(nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.BatchNorm2d(3)),
-                                 torch.Generator().manual_seed(1))
+    model = randomise_batch_norm(
+        nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.BatchNorm2d(3)),
+        torch.Generator().manual_seed(1),
+    )
     bound = lipschitz_upper(model, (2, 4, 4))
     assert len(bound.layers) == 1 and "folded" in bound.layers[0].method
     bn = model[1]
@@ -94,7 +117,10 @@ def test_overlapping_max_pool_bound_holds_on_random_pairs():
     factor = lipschitz_upper(pool, (1, 6, 6)).product
     assert factor == pytest.approx(3.0)  # each input in up to 3 x 3 windows
     generator = torch.Generator().manual_seed(0)
-    a, b = torch.randn(200, 1, 6, 6, generator=generator), torch.randn(200, 1, 6, 6, generator=generator)
+    a, b = (
+        torch.randn(200, 1, 6, 6, generator=generator),
+        torch.randn(200, 1, 6, 6, generator=generator),
+    )
     ratio = (pool(a) - pool(b)).flatten(1).norm(dim=1) / (a - b).flatten(1).norm(dim=1)
     assert (ratio <= factor).all()
     assert lipschitz_upper(nn.MaxPool2d(2), (1, 6, 6)).product == 1.0
@@ -124,7 +150,7 @@ def test_split_factors_multiply_to_the_whole():
     whole = lipschitz_upper(model, (1, 6, 6))
     f_a, f_b = split_lipschitz(model, whole, 1)
     assert f_a.product * f_b.product == pytest.approx(whole.product, rel=1e-12)
-    assert [l.stage for l in f_b.layers] and min(l.stage for l in f_b.layers) == 2
+    assert [f.stage for f in f_b.layers] and min(f.stage for f in f_b.layers) == 2
 
 
 def test_power_iteration_factors_are_not_certified():
@@ -146,7 +172,9 @@ def test_transfer_and_lipschitz_margin_bounds_never_exceed_the_attacked_margin(n
     y = torch.arange(8) % 3
     threat = ThreatModel("linf", 0.05)
     sandwich = gamma_sandwich(model, x, y, threat, lipschitz=lipschitz_upper(model, shape))
-    transfer = lipschitz_transfer_bound(split_network(model, valid_splits(model)[0]), x, y, threat, seed=5)
+    transfer = lipschitz_transfer_bound(
+        split_network(model, valid_splits(model)[0]), x, y, threat, seed=5
+    )
     assert (transfer.certified <= sandwich.attacked + 1e-9).all()
     assert (sandwich.certified["lipschitz"] <= sandwich.attacked + 1e-9).all()
     assert (transfer.sensitivity.certified >= transfer.sensitivity.attacked - 1e-9).all()
@@ -165,6 +193,9 @@ def test_lipschitz_margin_bound_closed_form():
     values = lipschitz_margin_lower(model, x, y, ThreatModel("linf", 0.1), bound)
     with torch.no_grad():
         logits = model.double()(x.double())
-    clean = logits.gather(1, y.view(-1, 1)).squeeze(1) - logits.scatter(1, y.view(-1, 1), -1e9).max(1).values
+    clean = (
+        logits.gather(1, y.view(-1, 1)).squeeze(1)
+        - logits.scatter(1, y.view(-1, 1), -1e9).max(1).values
+    )
     expected = clean - math.sqrt(2) * bound.product * 0.1 * 2.0
     torch.testing.assert_close(values, expected, rtol=0, atol=1e-12)

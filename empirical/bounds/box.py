@@ -32,7 +32,10 @@ class Box:
 
     def __post_init__(self) -> None:
         if self.lower.shape != self.upper.shape:
-            raise ValueError(f"box bounds differ in shape: {tuple(self.lower.shape)} vs {tuple(self.upper.shape)}")
+            raise ValueError(
+                f"box bounds differ in shape: {tuple(self.lower.shape)} vs "
+                f"{tuple(self.upper.shape)}"
+            )
 
     @property
     def centre(self) -> torch.Tensor:

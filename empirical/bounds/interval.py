@@ -54,7 +54,9 @@ def interval_rule_for(module: nn.Module) -> IntervalRule:
         if cls in _INTERVAL_RULES:
             return _INTERVAL_RULES[cls]
     raise unsupported(
-        module, "interval bound propagation", [t.__name__ for t in _INTERVAL_RULES],
+        module,
+        "interval bound propagation",
+        [t.__name__ for t in _INTERVAL_RULES],
         "Declare one with semirobust.empirical.bounds.register_interval_rule(YourType) "
         "or, for a residual block, register_residual_block.",
     )
@@ -65,7 +67,9 @@ def propagate_interval(module: nn.Module, box: Box) -> Box:
     return interval_rule_for(module)(module, box)
 
 
-def interval_bounds(model: nn.Module, x: torch.Tensor, threat: ThreatModel) -> tuple[torch.Tensor, torch.Tensor]:
+def interval_bounds(
+    model: nn.Module, x: torch.Tensor, threat: ThreatModel
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(lower, upper)``: a sound element-wise enclosure of ``model(x + delta)`` over the
     threat set (intersected with ``[0,1]``), computed by IBP in float64."""
     model64 = float64_eval_copy(model)

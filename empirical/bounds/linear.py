@@ -64,13 +64,16 @@ def backward_rule_for(module: nn.Module) -> BackwardRule:
         if cls in _BACKWARD_RULES:
             return _BACKWARD_RULES[cls]
     raise unsupported(
-        module, "the linear relaxation (CROWN)", [t.__name__ for t in _BACKWARD_RULES],
+        module,
+        "the linear relaxation (CROWN)",
+        [t.__name__ for t in _BACKWARD_RULES],
         'Use method="ibp" for this network, or register a rule with register_backward_rule.',
     )
 
 
-def backward(layers: Sequence[nn.Module], boxes: Sequence[Box], coefficients: torch.Tensor
-             ) -> tuple[torch.Tensor, torch.Tensor]:
+def backward(
+    layers: Sequence[nn.Module], boxes: Sequence[Box], coefficients: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Carry ``coefficients`` (on the last layer's output) back to the first layer's input.
 
     ``boxes[i]`` bounds the input of ``layers[i]``. Returns ``(A, constant)`` with
@@ -78,7 +81,7 @@ def backward(layers: Sequence[nn.Module], boxes: Sequence[Box], coefficients: to
     values lie in their boxes.
     """
     constant = coefficients.new_zeros(coefficients.shape[:2])
-    for layer, box in zip(reversed(layers), reversed(boxes)):
+    for layer, box in zip(reversed(layers), reversed(boxes), strict=True):
         coefficients, offset = backward_rule_for(layer)(layer, coefficients, box)
         constant = constant + offset
     return coefficients, constant
@@ -102,16 +105,23 @@ def layer_input_boxes(layers: Sequence[nn.Module], box: Box, intermediate: str) 
     a ReLU feeding a max-pool every neuron, as the pool's relaxation reads the bounds).
     """
     if intermediate not in INTERMEDIATE_CHOICES:
-        raise BadInput(f"intermediate={intermediate!r}: expected one of {', '.join(INTERMEDIATE_CHOICES)}")
+        raise BadInput(
+            f"intermediate={intermediate!r}: expected one of {', '.join(INTERMEDIATE_CHOICES)}"
+        )
     boxes = [box]
     for index, layer in enumerate(layers):
         out = propagate_interval(layer, boxes[-1])
         following = layers[index + 1] if index + 1 < len(layers) else None
-        if intermediate == "crown" and is_affine(layer) and following is not None and not is_affine(following):
+        if (
+            intermediate == "crown"
+            and is_affine(layer)
+            and following is not None
+            and not is_affine(following)
+        ):
             after = layers[index + 2] if index + 2 < len(layers) else None
             only_unstable = isinstance(following, nn.ReLU) and (after is None or is_affine(after))
             selected = _unstable_neurons(out) if only_unstable else None
-            out = out.intersect(neuron_bounds(layers[:index + 1], boxes, out, selected))
+            out = out.intersect(neuron_bounds(layers[: index + 1], boxes, out, selected))
         boxes.append(out)
     return boxes
 
@@ -121,8 +131,12 @@ def _unstable_neurons(box: Box) -> torch.Tensor:
     return ((box.lower < 0) & (box.upper > 0)).flatten(start_dim=1).any(dim=0).nonzero().squeeze(1)
 
 
-def neuron_bounds(layers: Sequence[nn.Module], boxes: Sequence[Box], like: Box,
-                  selected: torch.Tensor | None = None) -> Box:
+def neuron_bounds(
+    layers: Sequence[nn.Module],
+    boxes: Sequence[Box],
+    like: Box,
+    selected: torch.Tensor | None = None,
+) -> Box:
     """Backward bounds of the neurons of ``layers``' output (flat indices ``selected``, all
     by default; the others keep ``like``'s bounds), in chunks of neurons."""
     batch, shape = like.shape[0], like.shape[1:]
@@ -132,19 +146,21 @@ def neuron_bounds(layers: Sequence[nn.Module], boxes: Sequence[Box], like: Box,
     chunk = max(1, SPEC_ELEMENT_BUDGET // (2 * batch * widest))
     lower, upper = like.lower.flatten(start_dim=1).clone(), like.upper.flatten(start_dim=1).clone()
     for start in range(0, selected.numel(), chunk):
-        indices = selected[start:start + chunk]
+        indices = selected[start : start + chunk]
         unit = torch.zeros((indices.numel(), neurons), dtype=like.lower.dtype)
         unit[torch.arange(indices.numel()), indices] = 1.0
         unit = unit.view(-1, *shape)
         specs = torch.cat([unit, -unit]).unsqueeze(0).expand(batch, *([-1] * (1 + len(shape))))
-        coefficients, constant = backward(layers, boxes[:len(layers)], specs)
+        coefficients, constant = backward(layers, boxes[: len(layers)], specs)
         bound = concretize(coefficients, constant, boxes[0])
-        lower[:, indices] = bound[:, :indices.numel()]
-        upper[:, indices] = -bound[:, indices.numel():]
+        lower[:, indices] = bound[:, : indices.numel()]
+        upper[:, indices] = -bound[:, indices.numel() :]
     return Box(lower.view(like.shape), upper.view(like.shape))
 
 
-def _affine_backward(module: nn.Module, coefficients: torch.Tensor, box: Box) -> tuple[torch.Tensor, torch.Tensor]:
+def _affine_backward(
+    module: nn.Module, coefficients: torch.Tensor, box: Box
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``A <- A J`` by a vector-Jacobian product at 0; the constant gains ``A . g(0)``."""
     batch, specs = coefficients.shape[:2]
     zeros = coefficients.new_zeros((batch * specs, *box.shape[1:]))
@@ -155,9 +171,15 @@ def _affine_backward(module: nn.Module, coefficients: torch.Tensor, box: Box) ->
 
 
 @register_backward_rule(nn.Linear)
-def _linear_backward(module: nn.Linear, coefficients: torch.Tensor, box: Box) -> tuple[torch.Tensor, torch.Tensor]:
+def _linear_backward(
+    module: nn.Linear, coefficients: torch.Tensor, box: Box
+) -> tuple[torch.Tensor, torch.Tensor]:
     pulled = coefficients @ module.weight
-    constant = coefficients @ module.bias if module.bias is not None else coefficients.new_zeros(coefficients.shape[:2])
+    constant = (
+        coefficients @ module.bias
+        if module.bias is not None
+        else coefficients.new_zeros(coefficients.shape[:2])
+    )
     return pulled, constant
 
 
@@ -167,14 +189,18 @@ for _type in AFFINE_TYPES:
 
 
 @register_backward_rule(nn.ReLU)
-def _relu_backward(module: nn.ReLU, coefficients: torch.Tensor, box: Box) -> tuple[torch.Tensor, torch.Tensor]:
+def _relu_backward(
+    module: nn.ReLU, coefficients: torch.Tensor, box: Box
+) -> tuple[torch.Tensor, torch.Tensor]:
     lower, upper = box.lower, box.upper
     active, inactive = lower >= 0, upper <= 0
     unstable = ~(active | inactive)
     width = torch.where(unstable, upper - lower, torch.ones_like(upper))
     upper_slope = torch.where(active, 1.0, torch.where(unstable, upper / width, 0.0))
     upper_intercept = torch.where(unstable, -upper * lower / width, 0.0)
-    lower_slope = torch.where(active, 1.0, torch.where(unstable, (upper > -lower).to(upper.dtype), 0.0))
+    lower_slope = torch.where(
+        active, 1.0, torch.where(unstable, (upper > -lower).to(upper.dtype), 0.0)
+    )
     positive, negative = coefficients.clamp(min=0), coefficients.clamp(max=0)
     pulled = positive * lower_slope.unsqueeze(1) + negative * upper_slope.unsqueeze(1)
     constant = (negative * upper_intercept.unsqueeze(1)).flatten(start_dim=2).sum(dim=2)
@@ -182,27 +208,44 @@ def _relu_backward(module: nn.ReLU, coefficients: torch.Tensor, box: Box) -> tup
 
 
 @register_backward_rule(nn.MaxPool2d)
-def _max_pool_backward(module: nn.MaxPool2d, coefficients: torch.Tensor, box: Box) -> tuple[torch.Tensor, torch.Tensor]:
+def _max_pool_backward(
+    module: nn.MaxPool2d, coefficients: torch.Tensor, box: Box
+) -> tuple[torch.Tensor, torch.Tensor]:
     kernel = nn.modules.utils._pair(module.kernel_size)
-    stride = nn.modules.utils._pair(module.stride if module.stride is not None else module.kernel_size)
-    if (kernel != stride or nn.modules.utils._pair(module.padding) != (0, 0)
-            or nn.modules.utils._pair(module.dilation) != (1, 1) or module.ceil_mode):
+    stride = nn.modules.utils._pair(
+        module.stride if module.stride is not None else module.kernel_size
+    )
+    if (
+        kernel != stride
+        or nn.modules.utils._pair(module.padding) != (0, 0)
+        or nn.modules.utils._pair(module.dilation) != (1, 1)
+        or module.ceil_mode
+    ):
         raise BadInput(
             f"the linear relaxation handles MaxPool2d with non-overlapping windows only "
-            f"(stride = kernel, padding 0, dilation 1), got {module}; use method=\"ibp\""
+            f'(stride = kernel, padding 0, dilation 1), got {module}; use method="ibp"'
         )
     lower, upper = box.lower, box.upper
     best_lower, chosen = F.max_pool2d(lower, kernel, stride, return_indices=True)
-    chosen_mask = F.max_unpool2d(torch.ones_like(best_lower), chosen, kernel, stride, output_size=lower.shape[-2:])
+    chosen_mask = F.max_unpool2d(
+        torch.ones_like(best_lower), chosen, kernel, stride, output_size=lower.shape[-2:]
+    )
     others_upper = torch.where(chosen_mask > 0, torch.full_like(upper, float("-inf")), upper)
     window_upper = F.max_pool2d(upper, kernel, stride)
     dominated = best_lower >= F.max_pool2d(others_upper, kernel, stride)
     positive, negative = coefficients.clamp(min=0), coefficients.clamp(max=0)
     on_chosen = positive + negative * dominated.unsqueeze(1)
-    constant = (negative * (~dominated).unsqueeze(1) * window_upper.unsqueeze(1)).flatten(start_dim=2).sum(dim=2)
+    constant = (
+        (negative * (~dominated).unsqueeze(1) * window_upper.unsqueeze(1))
+        .flatten(start_dim=2)
+        .sum(dim=2)
+    )
     batch, specs = coefficients.shape[:2]
     pulled = F.max_unpool2d(
         on_chosen.reshape(batch * specs, *on_chosen.shape[2:]),
-        chosen.repeat_interleave(specs, dim=0), kernel, stride, output_size=lower.shape[-2:],
+        chosen.repeat_interleave(specs, dim=0),
+        kernel,
+        stride,
+        output_size=lower.shape[-2:],
     )
     return pulled.view(batch, specs, *lower.shape[1:]), constant

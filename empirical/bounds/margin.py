@@ -67,7 +67,7 @@ def _ibp_spec(layers: Sequence[nn.Module], box: Box, spec: torch.Tensor) -> torc
 def _crown_spec(intermediate: str) -> SpecBound:
     def bound(layers: Sequence[nn.Module], box: Box, spec: torch.Tensor) -> torch.Tensor:
         boxes = layer_input_boxes(layers, box, intermediate)
-        coefficients, constant = backward(layers, boxes[:len(layers)], spec)
+        coefficients, constant = backward(layers, boxes[: len(layers)], spec)
         return torch.maximum(concretize(coefficients, constant, box), _ibp_spec(layers, box, spec))
 
     return bound
@@ -80,8 +80,9 @@ MARGIN_METHODS: dict[str, SpecBound] = {
 }
 
 
-def certified_margin_lower(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
-                           method: str = "ibp") -> torch.Tensor:
+def certified_margin_lower(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, method: str = "ibp"
+) -> torch.Tensor:
     """Per sample, a certified lower bound of ``inf_{delta in S} m(model(x + delta), y)``
     (float64, on the CPU). ``method`` is one of ``MARGIN_METHODS``."""
     if method not in MARGIN_METHODS:

@@ -41,7 +41,9 @@ class ResidualParts:
     activation: nn.Module | None = None
 
 
-def register_residual_block(block_type: type[nn.Module], parts: Callable[[nn.Module], ResidualParts]) -> None:
+def register_residual_block(
+    block_type: type[nn.Module], parts: Callable[[nn.Module], ResidualParts]
+) -> None:
     """Declare ``block_type``'s structure: ``parts(block)`` returns its :class:`ResidualParts`
     (modules of ``block`` itself, so that bounds see the block's own weights)."""
 
@@ -50,13 +52,21 @@ def register_residual_block(block_type: type[nn.Module], parts: Callable[[nn.Mod
         branch = propagate_interval(structure.branch, box)
         shortcut = propagate_interval(structure.shortcut, box)
         summed = Box(branch.lower + shortcut.lower, branch.upper + shortcut.upper)
-        return summed if structure.activation is None else propagate_interval(structure.activation, summed)
+        return (
+            summed
+            if structure.activation is None
+            else propagate_interval(structure.activation, summed)
+        )
 
-    def lipschitz_rule(items: Sequence[LayerItem], settings: OperatorNormSettings) -> LayerLipschitz:
+    def lipschitz_rule(
+        items: Sequence[LayerItem], settings: OperatorNormSettings
+    ) -> LayerLipschitz:
         path, block, input_shape = items[0]
         structure = parts(block)
         branch = layer_bounds(_prefixed(layer_items(structure.branch, input_shape), path), settings)
-        shortcut = layer_bounds(_prefixed(layer_items(structure.shortcut, input_shape), path), settings)
+        shortcut = layer_bounds(
+            _prefixed(layer_items(structure.shortcut, input_shape), path), settings
+        )
         factors = [*branch, *shortcut]
         bound = _product(branch) + _product(shortcut)
         if structure.activation is not None:
@@ -65,8 +75,11 @@ def register_residual_block(block_type: type[nn.Module], parts: Callable[[nn.Mod
             factors += act
             bound *= _product(act)
         return LayerLipschitz(
-            path, type(block).__name__, bound,
-            f"residual: Lip(shortcut) + Lip(branch) = {_product(shortcut):.4g} + {_product(branch):.4g}",
+            path,
+            type(block).__name__,
+            bound,
+            f"residual: Lip(shortcut) + Lip(branch) = "
+            f"{_product(shortcut):.4g} + {_product(branch):.4g}",
             all(f.certified for f in factors),
         )
 

@@ -62,25 +62,52 @@ class GammaSandwich:
         upper estimate (kind attack) and the clean margin (estimate), all in logits."""
         found = []
         for method, values in self.certified.items():
-            kind = Kind.CERTIFIED if method != LIPSCHITZ_METHOD or self.lipschitz_certified else Kind.ESTIMATE
-            found.append(mean_measurement(
-                f"gamma_certified_{method}", values, kind=kind,
-                estimator=f"{method} lower bound of inf_delta m", unit="logits", settings=self.settings,
-            ))
+            kind = (
+                Kind.CERTIFIED
+                if method != LIPSCHITZ_METHOD or self.lipschitz_certified
+                else Kind.ESTIMATE
+            )
+            found.append(
+                mean_measurement(
+                    f"gamma_certified_{method}",
+                    values,
+                    kind=kind,
+                    estimator=f"{method} lower bound of inf_delta m",
+                    unit="logits",
+                    settings=self.settings,
+                )
+            )
         all_sound = self.lipschitz_certified or LIPSCHITZ_METHOD not in self.certified
-        found.append(mean_measurement(
-            "gamma_certified", self.best_certified, kind=Kind.CERTIFIED if all_sound else Kind.ESTIMATE,
-            estimator=f"max of {', '.join(self.certified)} per sample", unit="logits", settings=self.settings,
-        ))
-        found.append(mean_measurement(
-            "gamma_attacked", self.attacked, kind=Kind.ATTACK,
-            estimator=str(self.settings.get("attack", {}).get("attack", "attack")), unit="logits",
-            settings=self.settings,
-        ))
-        found.append(mean_measurement(
-            "margin_clean", self.clean, kind=Kind.ESTIMATE, estimator="test-set mean of m(F(x), y)",
-            unit="logits", settings=self.settings,
-        ))
+        found.append(
+            mean_measurement(
+                "gamma_certified",
+                self.best_certified,
+                kind=Kind.CERTIFIED if all_sound else Kind.ESTIMATE,
+                estimator=f"max of {', '.join(self.certified)} per sample",
+                unit="logits",
+                settings=self.settings,
+            )
+        )
+        found.append(
+            mean_measurement(
+                "gamma_attacked",
+                self.attacked,
+                kind=Kind.ATTACK,
+                estimator=str(self.settings.get("attack", {}).get("attack", "attack")),
+                unit="logits",
+                settings=self.settings,
+            )
+        )
+        found.append(
+            mean_measurement(
+                "margin_clean",
+                self.clean,
+                kind=Kind.ESTIMATE,
+                estimator="test-set mean of m(F(x), y)",
+                unit="logits",
+                settings=self.settings,
+            )
+        )
         return found
 
     def to_dict(self) -> dict[str, Any]:
@@ -88,7 +115,8 @@ class GammaSandwich:
             "settings": self.settings,
             "violations": int(self.violations().sum()),
             "per_sample": {
-                "clean": self.clean.tolist(), "attacked": self.attacked.tolist(),
+                "clean": self.clean.tolist(),
+                "attacked": self.attacked.tolist(),
                 **{f"certified_{k}": v.tolist() for k, v in self.certified.items()},
             },
             "measurements": [m.to_dict() for m in self.measurements()],
@@ -100,10 +128,18 @@ def default_margin_attack(threat: ThreatModel, seed: int = 0) -> PGD:
     return PGD(threat, objective=negative_margin, steps=20, restarts=2, seed=seed)
 
 
-def gamma_sandwich(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
-                   attack: Attack | None = None, *, methods: Sequence[str] = ("ibp",),
-                   lipschitz: LipschitzBound | None = None, readout: str = "the trained rest of the network",
-                   batch_size: int = 128) -> GammaSandwich:
+def gamma_sandwich(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    threat: ThreatModel,
+    attack: Attack | None = None,
+    *,
+    methods: Sequence[str] = ("ibp",),
+    lipschitz: LipschitzBound | None = None,
+    readout: str = "the trained rest of the network",
+    batch_size: int = 128,
+) -> GammaSandwich:
     """Per-sample certified lower bounds (each of ``methods``, plus the Lipschitz margin
     bound when ``lipschitz`` bounds ``model``) and the attacked upper estimate of
     ``inf_delta m(model(x + delta), y)``. ``readout`` names ``G`` in the settings. The
@@ -111,17 +147,23 @@ def gamma_sandwich(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: T
     validate_batch(x, y)
     unknown = [m for m in methods if m not in MARGIN_METHODS]
     if unknown or not methods:
-        raise BadInput(f"methods={list(methods)!r}: expected one or more of {', '.join(MARGIN_METHODS)}")
+        raise BadInput(
+            f"methods={list(methods)!r}: expected one or more of {', '.join(MARGIN_METHODS)}"
+        )
     attack = attack if attack is not None else default_margin_attack(threat)
     if attack.threat != threat:
-        raise BadInput(f"the attack's threat model {attack.threat} differs from the sandwich's {threat}")
+        raise BadInput(
+            f"the attack's threat model {attack.threat} differs from the sandwich's {threat}"
+        )
     model.eval()
     attacked, certified = [], {m: [] for m in methods}
     for start in range(0, x.shape[0], batch_size):
-        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
         attacked.append(clean_margin64(model, attack(model, xb, yb), yb))
         for method in methods:
-            certified[method].append(certified_margin_lower(model, xb.cpu(), yb.cpu(), threat, method))
+            certified[method].append(
+                certified_margin_lower(model, xb.cpu(), yb.cpu(), threat, method)
+            )
     bounds = {m: torch.cat(v) for m, v in certified.items()}
     if lipschitz is not None:
         bounds[LIPSCHITZ_METHOD] = lipschitz_margin_lower(model, x, y, threat, lipschitz)
@@ -130,8 +172,11 @@ def gamma_sandwich(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: T
         attacked=torch.cat(attacked),
         certified=bounds,
         settings={
-            **threat.to_dict(), "readout": readout, "attack": attack.settings(),
-            "methods": list(bounds), "input_box": INPUT_BOX_DESCRIPTION[threat.norm],
+            **threat.to_dict(),
+            "readout": readout,
+            "attack": attack.settings(),
+            "methods": list(bounds),
+            "input_box": INPUT_BOX_DESCRIPTION[threat.norm],
             **({"lipschitz_product": lipschitz.product} if lipschitz is not None else {}),
         },
         lipschitz_certified=lipschitz.certified if lipschitz is not None else True,
@@ -140,7 +185,9 @@ def gamma_sandwich(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: T
     if broken:
         warnings.warn(
             f"{broken} sample(s) have a certified margin bound above the attacked margin: a bound "
-            "is unsound for this model (a layer with randomness or a wrong rule); see docs/bounds.md",
-            RuntimeWarning, stacklevel=2,
+            "is unsound for this model (a layer with randomness or a wrong rule); "
+            "see docs/bounds.md",
+            RuntimeWarning,
+            stacklevel=2,
         )
     return sandwich

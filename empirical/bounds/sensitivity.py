@@ -59,8 +59,9 @@ def feature_box(model: nn.Module, x: torch.Tensor, threat: ThreatModel, method: 
         return boxes[-1].intersect(neuron_bounds(layers, boxes, boxes[-1]))
 
 
-def certified_feature_sensitivity(f_a: nn.Module, x: torch.Tensor, threat: ThreatModel,
-                                  method: str = "ibp") -> torch.Tensor:
+def certified_feature_sensitivity(
+    f_a: nn.Module, x: torch.Tensor, threat: ThreatModel, method: str = "ibp"
+) -> torch.Tensor:
     """Per sample, a certified upper bound of ``Delta_a(x)``: ``||max(u - c, c - l)||_2``."""
     box = feature_box(f_a, x, threat, method)
     with torch.no_grad():
@@ -69,14 +70,23 @@ def certified_feature_sensitivity(f_a: nn.Module, x: torch.Tensor, threat: Threa
     return reach.flatten(start_dim=1).norm(dim=1)
 
 
-def attacked_feature_sensitivity(f_a: nn.Module, x: torch.Tensor, threat: ThreatModel, *,
-                                 steps: int = 20, restarts: int = 1, seed: int = 0) -> torch.Tensor:
+def attacked_feature_sensitivity(
+    f_a: nn.Module,
+    x: torch.Tensor,
+    threat: ThreatModel,
+    *,
+    steps: int = 20,
+    restarts: int = 1,
+    seed: int = 0,
+) -> torch.Tensor:
     """Per sample, ``||f_a(x_adv) - f_a(x)||_2`` at PGD's point (maximising the
     displacement): a lower estimate of ``Delta_a(x)``, evaluated in float64."""
     x = x.detach()
     with torch.no_grad():
         clean = f_a.eval()(x)
-    attack = PGD(threat, objective=feature_displacement(clean), steps=steps, restarts=restarts, seed=seed)
+    attack = PGD(
+        threat, objective=feature_displacement(clean), steps=steps, restarts=restarts, seed=seed
+    )
     x_adv = attack(f_a, x, torch.zeros(x.shape[0], dtype=torch.long, device=x.device))
     f_a64 = float64_eval_copy(f_a)
     with torch.no_grad():
@@ -94,23 +104,49 @@ class FeatureSensitivity:
 
     def measurements(self, prefix: str = "feature_sensitivity") -> list[Measurement]:
         return [
-            mean_measurement(f"{prefix}_certified", self.certified, kind=Kind.CERTIFIED,
-                             estimator=f"{self.settings.get('method', 'ibp')} box of f_a",
-                             unit="l2 distance in f_a's output", settings=self.settings),
-            mean_measurement(f"{prefix}_attacked", self.attacked, kind=Kind.ATTACK,
-                             estimator="PGD maximising ||f_a(x+delta) - f_a(x)||_2",
-                             unit="l2 distance in f_a's output", settings=self.settings),
+            mean_measurement(
+                f"{prefix}_certified",
+                self.certified,
+                kind=Kind.CERTIFIED,
+                estimator=f"{self.settings.get('method', 'ibp')} box of f_a",
+                unit="l2 distance in f_a's output",
+                settings=self.settings,
+            ),
+            mean_measurement(
+                f"{prefix}_attacked",
+                self.attacked,
+                kind=Kind.ATTACK,
+                estimator="PGD maximising ||f_a(x+delta) - f_a(x)||_2",
+                unit="l2 distance in f_a's output",
+                settings=self.settings,
+            ),
         ]
 
 
-def feature_sensitivity(f_a: nn.Module, x: torch.Tensor, threat: ThreatModel, *, method: str = "ibp",
-                        steps: int = 20, restarts: int = 1, seed: int = 0) -> FeatureSensitivity:
+def feature_sensitivity(
+    f_a: nn.Module,
+    x: torch.Tensor,
+    threat: ThreatModel,
+    *,
+    method: str = "ibp",
+    steps: int = 20,
+    restarts: int = 1,
+    seed: int = 0,
+) -> FeatureSensitivity:
     """``Delta_a`` per sample, certified (``method`` box) and attacked (PGD)."""
     return FeatureSensitivity(
         certified=certified_feature_sensitivity(f_a, x, threat, method),
-        attacked=attacked_feature_sensitivity(f_a, x, threat, steps=steps, restarts=restarts, seed=seed),
-        settings={**threat.to_dict(), "method": method, "input_box": INPUT_BOX_DESCRIPTION[threat.norm],
-                  "pgd_steps": steps, "pgd_restarts": restarts, "seed": seed},
+        attacked=attacked_feature_sensitivity(
+            f_a, x, threat, steps=steps, restarts=restarts, seed=seed
+        ),
+        settings={
+            **threat.to_dict(),
+            "method": method,
+            "input_box": INPUT_BOX_DESCRIPTION[threat.norm],
+            "pgd_steps": steps,
+            "pgd_restarts": restarts,
+            "seed": seed,
+        },
     )
 
 
@@ -126,8 +162,13 @@ def threat_l2_radius(threat: ThreatModel, input_numel: int) -> float:
     return threat.eps if threat.norm == "l2" else threat.eps * math.sqrt(input_numel)
 
 
-def lipschitz_margin_lower(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
-                           lipschitz: LipschitzBound) -> torch.Tensor:
+def lipschitz_margin_lower(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    threat: ThreatModel,
+    lipschitz: LipschitzBound,
+) -> torch.Tensor:
     """Per sample ``m(F(x), y) - sqrt(2) * L * eps_2``: a lower bound of the worst-case
     margin (certified when ``lipschitz`` is)."""
     radius = threat_l2_radius(threat, x[0].numel())
@@ -146,28 +187,47 @@ class TransferBound:
 
     def measurements(self) -> list[Measurement]:
         settings = {
-            **self.sensitivity.settings, "L_b": self.lipschitz_b.product,
+            **self.sensitivity.settings,
+            "L_b": self.lipschitz_b.product,
             "L_b_certified": self.lipschitz_b.certified,
             "formula": "m(F(x),y) - sqrt(2) * L_b * Delta_a(x)",
         }
         certified_kind = Kind.CERTIFIED if self.lipschitz_b.certified else Kind.ESTIMATE
         return [
-            mean_measurement("gamma_transfer_certified", self.certified, kind=certified_kind,
-                             estimator="Lipschitz transfer, certified Delta_a", unit="logits",
-                             settings=settings),
-            mean_measurement("gamma_transfer_estimate", self.estimate, kind=Kind.ESTIMATE,
-                             estimator="Lipschitz transfer, attacked Delta_a", unit="logits",
-                             settings=settings),
+            mean_measurement(
+                "gamma_transfer_certified",
+                self.certified,
+                kind=certified_kind,
+                estimator="Lipschitz transfer, certified Delta_a",
+                unit="logits",
+                settings=settings,
+            ),
+            mean_measurement(
+                "gamma_transfer_estimate",
+                self.estimate,
+                kind=Kind.ESTIMATE,
+                estimator="Lipschitz transfer, attacked Delta_a",
+                unit="logits",
+                settings=settings,
+            ),
             *self.sensitivity.measurements(),
             self.lipschitz_b.measurement("lipschitz_f_b"),
         ]
 
 
-def lipschitz_transfer_bound(split: Split, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, *,
-                             lipschitz_b: LipschitzBound | None = None,
-                             sensitivity: FeatureSensitivity | None = None,
-                             method: str = "ibp", steps: int = 20, restarts: int = 1,
-                             seed: int = 0) -> TransferBound:
+def lipschitz_transfer_bound(
+    split: Split,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    threat: ThreatModel,
+    *,
+    lipschitz_b: LipschitzBound | None = None,
+    sensitivity: FeatureSensitivity | None = None,
+    method: str = "ibp",
+    steps: int = 20,
+    restarts: int = 1,
+    seed: int = 0,
+) -> TransferBound:
     """``m(F(x), y) - sqrt(2) L_b Delta_a(x)`` per sample, with ``Delta_a`` certified
     (a certified lower bound of the worst-case margin when ``L_b`` is certified) and
     attacked (an estimate). ``L_b`` defaults to :func:`lipschitz_upper` of ``f_b``."""
@@ -176,8 +236,9 @@ def lipschitz_transfer_bound(split: Split, x: torch.Tensor, y: torch.Tensor, thr
             feature_shape = tuple(split.f_a.eval()(x[:1]).shape[1:])
         lipschitz_b = lipschitz_upper(split.f_b, feature_shape)
     if sensitivity is None:
-        sensitivity = feature_sensitivity(split.f_a, x, threat, method=method, steps=steps,
-                                          restarts=restarts, seed=seed)
+        sensitivity = feature_sensitivity(
+            split.f_a, x, threat, method=method, steps=steps, restarts=restarts, seed=seed
+        )
     model = nn.Sequential(*split.f_a, *split.f_b)
     clean = clean_margin64(model, x, y)
     factor = math.sqrt(2) * lipschitz_b.product

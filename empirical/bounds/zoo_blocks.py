@@ -24,7 +24,14 @@ def _basic(block: BasicBlock) -> ResidualParts:
 def _bottleneck(block: Bottleneck) -> ResidualParts:
     """``relu(bn3(conv3(relu(bn2(conv2(relu(bn1(conv1 h))))))) + shortcut(h))``."""
     branch = nn.Sequential(
-        block.conv1, block.bn1, nn.ReLU(), block.conv2, block.bn2, nn.ReLU(), block.conv3, block.bn3,
+        block.conv1,
+        block.bn1,
+        nn.ReLU(),
+        block.conv2,
+        block.bn2,
+        nn.ReLU(),
+        block.conv3,
+        block.bn3,
     )
     return ResidualParts(branch=branch, shortcut=block.shortcut, activation=nn.ReLU())
 

@@ -30,22 +30,44 @@ from semirobust.empirical.results import run_metadata, write_json_atomic
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "lipschitz", help="per-layer and per-part l2 Lipschitz bounds of a checkpoint",
+        "lipschitz",
+        help="per-layer and per-part l2 Lipschitz bounds of a checkpoint",
         description="Per-layer and per-part l2 Lipschitz bounds of a checkpoint, with a local "
         "lower bound on test inputs (docs/bounds.md).",
     )
     parser.add_argument("--checkpoint", required=True, help="checkpoint directory")
-    parser.add_argument("--json", required=True, metavar="OUT", help="where to write the JSON result")
+    parser.add_argument(
+        "--json", required=True, metavar="OUT", help="where to write the JSON result"
+    )
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--split", type=int, metavar="A", help="weight layers in f_a (default: every valid split)")
-    group.add_argument("--fb-layers", type=int, metavar="N", help="weight layers in f_b (paper's convention)")
-    parser.add_argument("--samples", type=int, default=64, metavar="N",
-                        help="test inputs for the local lower bound; 0 skips it (default: 64)")
-    parser.add_argument("--exact-input-limit", type=int, default=OperatorNormSettings.exact_input_limit,
-                        metavar="D", help="largest layer input size whose operator norm is computed exactly "
-                        "by SVD of the unrolled operator; larger ones use power iteration (default: %(default)s)")
-    parser.add_argument("--power-iterations", type=positive_int, default=OperatorNormSettings.power_iterations,
-                        metavar="K", help="power-iteration steps at most (default: %(default)s)")
+    group.add_argument(
+        "--split", type=int, metavar="A", help="weight layers in f_a (default: every valid split)"
+    )
+    group.add_argument(
+        "--fb-layers", type=int, metavar="N", help="weight layers in f_b (paper's convention)"
+    )
+    parser.add_argument(
+        "--samples",
+        type=int,
+        default=64,
+        metavar="N",
+        help="test inputs for the local lower bound; 0 skips it (default: 64)",
+    )
+    parser.add_argument(
+        "--exact-input-limit",
+        type=int,
+        default=OperatorNormSettings.exact_input_limit,
+        metavar="D",
+        help="largest layer input size whose operator norm is computed exactly "
+        "by SVD of the unrolled operator; larger ones use power iteration (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--power-iterations",
+        type=positive_int,
+        default=OperatorNormSettings.power_iterations,
+        metavar="K",
+        help="power-iteration steps at most (default: %(default)s)",
+    )
     add_common_options(parser)
     parser.set_defaults(run=run)
 
@@ -59,7 +81,9 @@ def run(args: argparse.Namespace) -> int:
     seed_everything(args.seed)
     model, config = load_checkpoint(args.checkpoint, device)
     settings = OperatorNormSettings(
-        exact_input_limit=args.exact_input_limit, power_iterations=args.power_iterations, seed=args.seed,
+        exact_input_limit=args.exact_input_limit,
+        power_iterations=args.power_iterations,
+        seed=args.seed,
     )
     input_shape = config.architecture.input_shape
     whole = lipschitz_upper(model, input_shape, settings, device=device)
@@ -71,11 +95,14 @@ def run(args: argparse.Namespace) -> int:
     parts = []
     for a in splits:
         f_a, f_b = split_lipschitz(model, whole, a)
-        parts.append({
-            "a": a, "fb_layers": n - a,
-            "f_a": f_a.measurement("lipschitz_f_a", a=a).to_dict(),
-            "f_b": f_b.measurement("lipschitz_f_b", a=a).to_dict(),
-        })
+        parts.append(
+            {
+                "a": a,
+                "fb_layers": n - a,
+                "f_a": f_a.measurement("lipschitz_f_a", a=a).to_dict(),
+                "f_b": f_b.measurement("lipschitz_f_b", a=a).to_dict(),
+            }
+        )
     result: dict[str, Any] = {
         **run_metadata(args),
         "checkpoint": str(args.checkpoint),
@@ -90,11 +117,16 @@ def run(args: argparse.Namespace) -> int:
     print(whole.measurement("lipschitz_F").describe())
     if args.samples:
         dataset = load_dataset(config.dataset, seed=config.seed)
-        local = local_lipschitz_lower(model, dataset.x_test[:args.samples], seed=args.seed, device=device)
+        local = local_lipschitz_lower(
+            model, dataset.x_test[: args.samples], seed=args.seed, device=device
+        )
         result["local_lower"] = local.measurement().to_dict()
         result["upper_at_least_local_lower"] = bool(local.value <= whole.product * (1 + 1e-9))
         print(local.measurement().describe())
     for part in parts:
-        print(f"split a={part['a']}: L(f_a) <= {part['f_a']['value']:.4g}, L(f_b) <= {part['f_b']['value']:.4g}")
+        print(
+            f"split a={part['a']}: L(f_a) <= {part['f_a']['value']:.4g}, "
+            f"L(f_b) <= {part['f_b']['value']:.4g}"
+        )
     write_json_atomic(args.json, result)
     return 0
