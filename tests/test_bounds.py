@@ -16,6 +16,7 @@ from semirobust.empirical.bounds import (
     input_box,
     interval_bounds,
 )
+from semirobust.empirical.bounds.box import threat_point64
 from semirobust.empirical.errors import BadInput
 from semirobust.empirical.objectives import multiclass_margin
 from semirobust.empirical.threat import ThreatModel
@@ -181,3 +182,16 @@ def test_bad_method_is_refused():
         certified_margin_lower(
             random_mlp(0), torch.rand(2, 6), torch.tensor([0, 1]), ThreatModel("linf", 0.1), "fast"
         )
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_attack_points_are_moved_exactly_into_the_threat_set(norm):
+    threat = ThreatModel(norm, 0.1)
+    x = torch.rand(5, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    outside = (x + 0.1 * (1 + 1e-6) * torch.randn(x.shape).sign()).clamp(0, 1)
+    point = threat_point64(outside, x, threat)
+    delta = (point - x.double()).flatten(start_dim=1)
+    size = delta.abs().max(dim=1).values if norm == "linf" else delta.norm(dim=1)
+    assert (size <= threat.eps).all() and point.min() >= 0 and point.max() <= 1
+    box = input_box(x.double(), threat)
+    assert box.contains(point).all()

@@ -7,8 +7,9 @@ The readout ``G`` is fixed and named (THEORY.md caveat C1): the network passed i
     certified_i  <=  inf_{delta in S} m(F(x_i + delta), y_i)  <=  attacked_i
 
 with ``attacked_i`` the margin at the attack's point (the attack should minimise the
-margin: objective ``negative_margin``) and ``certified_i`` from interval propagation,
-the linear relaxation, or the Lipschitz margin bound. Both ends are evaluated in float64;
+margin: objective ``negative_margin``), moved exactly into the threat set in float64,
+and ``certified_i`` from interval propagation, the linear relaxation, or the Lipschitz
+margin bound. Both ends are evaluated in float64;
 a certified value above the attacked one is a bug and is reported as a violation.
 """
 
@@ -25,7 +26,7 @@ from torch import nn
 from semirobust.empirical.attacks.base import Attack, validate_batch
 from semirobust.empirical.attacks.gradient import PGD
 from semirobust.empirical.bounds.aggregate import mean_measurement
-from semirobust.empirical.bounds.box import INPUT_BOX_DESCRIPTION
+from semirobust.empirical.bounds.box import INPUT_BOX_DESCRIPTION, threat_point64
 from semirobust.empirical.bounds.margin import MARGIN_METHODS, certified_margin_lower
 from semirobust.empirical.bounds.sensitivity import clean_margin64, lipschitz_margin_lower
 from semirobust.empirical.errors import BadInput
@@ -159,7 +160,8 @@ def gamma_sandwich(
     attacked, certified = [], {m: [] for m in methods}
     for start in range(0, x.shape[0], batch_size):
         xb, yb = x[start : start + batch_size], y[start : start + batch_size]
-        attacked.append(clean_margin64(model, attack(model, xb, yb), yb))
+        x_adv = threat_point64(attack(model, xb, yb), xb, threat)
+        attacked.append(clean_margin64(model, x_adv, yb))
         for method in methods:
             certified[method].append(
                 certified_margin_lower(model, xb.cpu(), yb.cpu(), threat, method)

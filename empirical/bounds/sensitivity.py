@@ -29,7 +29,7 @@ from torch import nn
 
 from semirobust.empirical.attacks.gradient import PGD
 from semirobust.empirical.bounds.aggregate import mean_measurement
-from semirobust.empirical.bounds.box import INPUT_BOX_DESCRIPTION, Box, input_box
+from semirobust.empirical.bounds.box import INPUT_BOX_DESCRIPTION, Box, input_box, threat_point64
 from semirobust.empirical.bounds.interval import propagate_interval
 from semirobust.empirical.bounds.linear import layer_input_boxes, neuron_bounds
 from semirobust.empirical.errors import BadInput
@@ -90,7 +90,7 @@ def attacked_feature_sensitivity(
     x_adv = attack(f_a, x, torch.zeros(x.shape[0], dtype=torch.long, device=x.device))
     f_a64 = float64_eval_copy(f_a)
     with torch.no_grad():
-        moved = f_a64(x_adv.cpu().double()) - f_a64(x.cpu().double())
+        moved = f_a64(threat_point64(x_adv, x, threat)) - f_a64(x.cpu().double())
     return moved.flatten(start_dim=1).norm(dim=1)
 
 
