@@ -7,10 +7,12 @@ For ``F = g_m o ... o g_1`` with each ``g_i`` ``L_i``-Lipschitz in l2,
 * Linear: ``||W||_2``, exact by SVD;
 * Conv2d, average pooling (linear maps): the largest singular value of the unrolled
   operator for the layer's actual input shape (stride, padding, dilation, groups all
-  included): exactly (square root of the largest eigenvalue of the unrolled matrix's
-  Gram matrix, float64) when the input has at most ``exact_input_limit`` elements,
-  else by power iteration on ``J^T J`` (which converges
-  to it from below: such a factor is an estimate and the product is then not certified);
+  included), exactly (square root of the largest eigenvalue of the unrolled matrix's
+  Gram matrix, float64) when the input has at most ``exact_input_limit`` elements
+  (pooling: per channel). Larger zero-padded convs get the certified circular-FFT bound
+  of :func:`circular_conv_bound`; other padding modes power iteration on ``J^T J``,
+  which converges from below: such a factor is an estimate and the product is then
+  not certified;
 * eval BatchNorm directly after a conv/linear layer is folded into it (output channel
   ``c`` scaled by ``gamma_c / sqrt(var_c + eps)``), otherwise bounded by
   ``max_c |gamma_c / sqrt(var_c + eps)|``; ``Normalize`` by ``max 1/std``;
@@ -316,6 +318,38 @@ def linear_map_norm(
     )
 
 
+CIRCULAR_METHOD = (
+    "bound: largest singular value of the circular conv on the zero-padded input (FFT)"
+)
+
+
+def circular_conv_bound(conv: nn.Conv2d, weight: torch.Tensor, input_shape: Sequence[int]) -> float:
+    """A certified upper bound of ``||conv||_2`` (zero padding, bias excluded).
+
+    The zero-padded convolution's outputs are a subset of those of the *circular*
+    convolution on the padded ``N x N`` input (no window wraps around), and striding only
+    drops outputs, so ``||conv|| <= ||circular conv||``. The circular convolution is
+    block-diagonalised by the 2-D DFT (Sedghi, Gupta & Long 2019): its singular values are
+    those of the ``c_out x c_in`` matrices ``sum_{a,b} K[:, :, a, b] w^(a u + b v)`` over
+    frequencies ``(u, v)``. Groups are block-diagonal: the max over groups.
+    """
+    _, height, width = input_shape
+    pad_h, pad_w = nn.modules.utils._pair(conv.padding)
+    size = (height + 2 * pad_h, width + 2 * pad_w)
+    dil_h, dil_w = nn.modules.utils._pair(conv.dilation)
+    c_out, c_in_group, k_h, k_w = weight.shape
+    spread = torch.zeros(
+        (c_out, c_in_group, (k_h - 1) * dil_h + 1, (k_w - 1) * dil_w + 1), dtype=weight.dtype
+    )
+    spread[:, :, ::dil_h, ::dil_w] = weight.detach().cpu()
+    spectrum = torch.fft.fft2(spread, s=size)  # (c_out, c_in_group, N_h, N_w)
+    norms = [
+        torch.linalg.matrix_norm(block.permute(2, 3, 0, 1), ord=2).max()
+        for block in spectrum.chunk(conv.groups, dim=0)
+    ]
+    return float(torch.stack(norms).max())
+
+
 def conv_operator_norm(
     conv: nn.Conv2d,
     input_shape: Sequence[int],
@@ -355,9 +389,12 @@ def _conv_rule(items: Sequence[LayerItem], settings: OperatorNormSettings) -> La
     scale = _channel_scale(items)
     if scale is not None:
         weight = scale.view(-1, 1, 1, 1) * weight
-    norm, method, exact = linear_map_norm(
-        lambda v: conv._conv_forward(v, weight, None), input_shape, settings, weight.device
-    )
+    if math.prod(input_shape) > settings.exact_input_limit and conv.padding_mode == "zeros":
+        norm, method, exact = circular_conv_bound(conv, weight, input_shape), CIRCULAR_METHOD, True
+    else:
+        norm, method, exact = linear_map_norm(
+            lambda v: conv._conv_forward(v, weight, None), input_shape, settings, weight.device
+        )
     path, layer = _describe(items)
     return LayerLipschitz(
         path, layer, norm, method + (" (BatchNorm folded)" if scale is not None else ""), exact
@@ -365,9 +402,11 @@ def _conv_rule(items: Sequence[LayerItem], settings: OperatorNormSettings) -> La
 
 
 def _linear_pool_rule(items: Sequence[LayerItem], settings: OperatorNormSettings) -> LayerLipschitz:
+    """Average pooling acts on each channel alike: its norm is that of one channel's map."""
     pool, input_shape = items[0][1], items[0][2]
-    norm, method, exact = linear_map_norm(pool, input_shape, settings, torch.device("cpu"))
-    return LayerLipschitz(*_describe(items), norm, method, exact)
+    one_channel = (1, *input_shape[1:]) if len(input_shape) == 3 else input_shape
+    norm, method, exact = linear_map_norm(pool, one_channel, settings, torch.device("cpu"))
+    return LayerLipschitz(*_describe(items), norm, method + " (one channel)", exact)
 
 
 def _batch_norm_rule(items: Sequence[LayerItem], settings: OperatorNormSettings) -> LayerLipschitz:

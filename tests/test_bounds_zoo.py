@@ -45,6 +45,7 @@ def test_zoo_sandwich_and_lipschitz(name):
     model.float()
     assert ((corner >= lower) & (corner <= upper)).all()
     bound = lipschitz_upper(model, shape)
+    assert bound.certified  # exact norms, circular-FFT conv bounds, one-channel pooling
     sandwich = gamma_sandwich(model, x, y, threat, lipschitz=bound)
     assert not sandwich.violations().any()
     assert local_lipschitz_lower(model, x, points_per_input=1).value <= bound.product

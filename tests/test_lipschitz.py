@@ -21,6 +21,7 @@ from semirobust.empirical.bounds import (
 from semirobust.empirical.errors import BadInput
 from semirobust.empirical.lipschitz import (
     OperatorNormSettings,
+    circular_conv_bound,
     conv_operator_norm,
     lipschitz_upper,
     local_lipschitz_lower,
@@ -153,9 +154,49 @@ def test_split_factors_multiply_to_the_whole():
     assert [f.stage for f in f_b.layers] and min(f.stage for f in f_b.layers) == 2
 
 
+@pytest.mark.parametrize(
+    "case", CONV_CASES, ids=lambda c: "-".join(f"{k}{v}" for k, v in c.items())
+)
+def test_circular_fft_bound_is_above_the_exact_norm(case):
+    torch.manual_seed(case["side"] * 3 + case["groups"])
+    conv = nn.Conv2d(
+        case["c_in"],
+        case["c_out"],
+        case["kernel"],
+        stride=case["stride"],
+        padding=case["padding"],
+        dilation=case["dilation"],
+        groups=case["groups"],
+    ).double()
+    shape = (case["c_in"], case["side"], case["side"])
+    matrix = unrolled_conv_matrix(
+        conv.weight.detach(),
+        shape,
+        stride=case["stride"],
+        padding=case["padding"],
+        dilation=case["dilation"],
+        groups=case["groups"],
+    )
+    exact = float(torch.linalg.matrix_norm(matrix, 2))
+    assert circular_conv_bound(conv, conv.weight.detach(), shape) >= exact * (1 - 1e-9)
+
+
+def test_circular_fft_bound_is_tight_for_stride_one_on_a_large_input():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(8, 8, 3, padding=1).double()
+    shape = (8, 16, 16)
+    exact = float(
+        torch.linalg.matrix_norm(unrolled_conv_matrix(conv.weight.detach(), shape, padding=1), 2)
+    )
+    assert exact <= circular_conv_bound(conv, conv.weight.detach(), shape) <= 1.02 * exact
+    bound = lipschitz_upper(nn.Sequential(conv), shape, OperatorNormSettings(exact_input_limit=0))
+    assert bound.certified and "circular" in bound.layers[0].method
+
+
 def test_power_iteration_factors_are_not_certified():
-    bound = lipschitz_upper(random_cnn(0), (1, 6, 6), OperatorNormSettings(exact_input_limit=0))
-    assert not bound.certified
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, padding_mode="reflect"), nn.ReLU())
+    bound = lipschitz_upper(model, (1, 6, 6), OperatorNormSettings(exact_input_limit=0))
+    assert not bound.certified and "power iteration" in bound.layers[0].method
     assert bound.measurement("L").kind == Kind.ESTIMATE
 
 
