@@ -27,6 +27,8 @@ import torch
 from torch import nn
 
 from semirobust import __version__
+from semirobust.empirical.augment import augmentation_for
+from semirobust.empirical.algorithm1_verdicts import t2_verdict
 from semirobust.empirical.attacks import AttackConfig, attack_names, build_attack
 from semirobust.empirical.checkpoint import CheckpointConfig, load_checkpoint, save_checkpoint
 from semirobust.empirical.data import Dataset
@@ -163,6 +165,7 @@ def run_algorithm1(
         "trials": trials,
         "summary": _summary(trials, acc_star.value, config.tolerance),
     }
+    results["verdicts"] = {f"T2 (trial {t['trial']})": t2_verdict(results, t) for t in trials}
     write_json_atomic(run.out / "results.json", results)
     return results
 
@@ -202,6 +205,7 @@ def _trained_model(run: Algorithm1Run, role: str, spec: ArchitectureSpec, init: 
         model = build_model(spec)
         model.load_state_dict(init)
         history = train(model, run.dataset, recipe, seed=seed, device=run.device,
+                        augment=augmentation_for(run.dataset.name),
                         progress=run.progress, description=f"train {role}")
         save_checkpoint(path, model, CheckpointConfig(
             architecture=spec, dataset=run.config.dataset, seed=seed,
@@ -232,6 +236,7 @@ def _trial(run: Algorithm1Run, t: int, normal: nn.Sequential, robust: nn.Sequent
 
     train(model, run.dataset, config.adversarial_recipe(config.finetune_epochs), seed=seed,
           device=run.device, frozen_stages=boundary, after_epoch=after_epoch,
+          augment=augmentation_for(run.dataset.name),
           progress=run.progress, description=f"finetune f_b, trial {t}")
     best = max(curve, key=lambda point: point["robust_accuracy"]["value"])
     final = run.evaluate(model, seed + 500, keep_adversarial=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from semirobust.empirical.plots import plot_finetuning_curves, plot_rho_per_pair
 from semirobust.empirical.report import (
@@ -32,8 +32,10 @@ def paper_row(results: Mapping[str, Any]) -> tuple[list[str], list[str]]:
 
 
 def write_algorithm1_report(results: Mapping[str, Any], out: Path, *, elapsed_seconds: float,
-                            device: str) -> str:
-    """Write ``report.md`` and ``plots/*.png`` under ``out``; return the stdout summary."""
+                            device: str, extra_sections: Sequence[str] = ()) -> str:
+    """Write ``report.md`` and ``plots/*.png`` under ``out``; return the stdout summary.
+
+    ``extra_sections`` (Markdown) go after the verdicts."""
     out = Path(out)
     plots = [
         plot_finetuning_curves(results, out / "plots" / "finetuning.png"),
@@ -70,16 +72,23 @@ def write_algorithm1_report(results: Mapping[str, Any], out: Path, *, elapsed_se
         "(readout: its trained rest f*_b); gamma_b the finetuned network's. rho is estimated on "
         "activations of attacked test inputs and is a property of its estimator (THEORY.md caveat C2).",
         "",
+        "## Verdicts",
+        "",
+        *[verdict["markdown"] + "\n" for verdict in results["verdicts"].values()],
+        *extra_sections,
         "## Plots",
         "",
         *[f"![{p.stem}](plots/{p.name})" for p in plots],
         "",
     ]
     write_text_atomic(out / "report.md", "\n".join(lines))
+    verdicts = [f"{name}: {verdict['status']}" for name, verdict in results["verdicts"].items()]
     return "\n".join([
         plain_table(header, [row]),
         "",
         plain_table(MEASUREMENT_HEADER, rows),
+        "",
+        *verdicts,
         "",
         f"results: {out / 'results.json'}  report: {out / 'report.md'}  plots: {out / 'plots'}  "
         f"({elapsed_seconds:.0f} s on {device})",

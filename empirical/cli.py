@@ -20,6 +20,8 @@ COMMANDS: tuple[str, ...] = (
     "train",
     "algorithm1",
     "calibrate",
+    "theory",
+    "rho",
     "lipschitz",
 )
 

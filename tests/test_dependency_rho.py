@@ -4,14 +4,17 @@ import math
 
 import pytest
 import torch
-
 from semirobust.empirical.dependency import (
     HighDimensionWarning,
     class_conditional_rho,
     dependency_per_layer_pair,
     permutation_baseline,
 )
-from semirobust.empirical.dependency.ground_truth import class_mixture, class_mixture_rho, gaussian_pair, gaussian_pair_mi
+from semirobust.empirical.dependency.ground_truth import (
+    class_mixture,
+    class_mixture_rho,
+    gaussian_pair,
+)
 from semirobust.empirical.errors import BadInput
 from semirobust.theory.measurement import Kind
 

@@ -1,12 +1,12 @@
 """Every estimator against ground truth at n = 2000 (the issue's Must-show tolerances)."""
 
 import math
+import warnings
 
 import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-
 from semirobust.empirical.dependency import ESTIMATORS, class_conditional_rho
 from semirobust.empirical.dependency.ground_truth import (
     INVERTIBLE_TRANSFORMS,
@@ -55,9 +55,14 @@ def test_ksg_falls_below_the_truth_at_d_8():
     assert 0.3 * truth < value < 0.7 * truth
 
 
+#: |estimate| allowed at independence, d = 1, n = 2000 (nats); EDGE's plug-in counts are
+#: biased upwards by about (buckets_x - 1)(buckets_y - 1) / 2n.
+INDEPENDENCE_TOLERANCE = {"ksg": 0.03, "smoothed": 0.03, "gaussian": 0.01, "edge": 0.1}
+
+
 @pytest.mark.parametrize("estimator", MI_ESTIMATORS)
 def test_independent_pairs_read_near_zero(estimator):
-    assert abs(_nats(*_pair(1, 0.0, seed=1), estimator)) < 0.06
+    assert abs(_nats(*_pair(1, 0.0, seed=1), estimator)) < INDEPENDENCE_TOLERANCE[estimator]
 
 
 @pytest.mark.parametrize("transform", sorted(INVERTIBLE_TRANSFORMS))
@@ -109,3 +114,48 @@ def test_estimates_ignore_per_feature_affine_maps(scale, shift):
     x, y = _pair(2, 0.7, seed=7, n=200)
     for estimator in ("gaussian", "cka", "edge"):
         assert _nats(scale * x + shift, y, estimator) == pytest.approx(_nats(x, y, estimator), abs=1e-9)
+
+
+@given(
+    seed=st.integers(0, 2**16),
+    n=st.integers(80, 120),
+    d_x=st.integers(1, 3),
+    d_y=st.integers(1, 3),
+    ties=st.booleans(),
+    constant_column=st.booleans(),
+    estimator=st.sampled_from(sorted(ESTIMATORS)),
+)
+def test_estimates_are_finite_on_awkward_data(seed, n, d_x, d_y, ties, constant_column, estimator):
+    """Ties (rounded data, as ReLU zeros give), constant columns and duplicates never give NaN."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d_x, generator=gen, dtype=torch.float64)
+    y = torch.relu(x[:, :1] + torch.randn(n, d_y, generator=gen, dtype=torch.float64))
+    if ties:
+        x, y = x.round(), y.round()
+    if constant_column:
+        y = torch.cat([y, torch.full((n, 1), 2.5, dtype=torch.float64)], dim=1)
+    labels = torch.arange(n) % 2
+    information = ESTIMATORS[estimator].information
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rho = class_conditional_rho(x, y, labels, estimator, unit="nats" if information else None, replicates=4, seed=seed)
+    assert all(math.isfinite(v) for v in (rho.value, *rho.interval))
+
+
+@pytest.mark.parametrize("width", [0.5, 1e-4])
+def test_edge_buckets_group_rows_with_equal_codes(width):
+    """Both numbering paths (one mixed-radix key; column by column when it would
+    overflow, as tiny widths in 12 dimensions force) group exactly the equal codes."""
+    from semirobust.empirical.dependency.edge import bucket_codes
+
+    x = torch.randn(300, 12, generator=torch.Generator().manual_seed(9), dtype=torch.float64).round(decimals=1)
+    widths = torch.tensor([width, 1.5 * width], dtype=torch.float64)
+    ids = bucket_codes(x, widths, 2)
+    for member in range(2):
+        eps = float(widths[member])
+        codes = [tuple(torch.floor((row + (member / 2) * eps) / eps).long().tolist()) for row in x]
+        first_id = {}
+        for code, bucket in zip(codes, ids[member].tolist()):
+            assert first_id.setdefault(code, bucket) == bucket
+        assert len(set(first_id.values())) == len(first_id)
+    assert not set(ids[0].tolist()) & set(ids[1].tolist())

@@ -12,7 +12,11 @@ import sys
 
 from semirobust.empirical.commands.common import add_common_options, positive_int
 from semirobust.empirical.dependency import ESTIMATORS
-from semirobust.empirical.dependency.calibration import markdown_table, rows_to_dicts, run_calibration
+from semirobust.empirical.dependency.calibration import (
+    markdown_table,
+    rows_to_dicts,
+    run_calibration,
+)
 from semirobust.empirical.device import resolve_device
 from semirobust.empirical.results import run_metadata, write_json_atomic, write_text_atomic
 

@@ -12,6 +12,7 @@ import json
 
 import torch
 
+from semirobust.empirical.augment import augmentation_for
 from semirobust.empirical.checkpoint import CheckpointConfig, save_checkpoint
 from semirobust.empirical.commands.common import (
     add_common_options,
@@ -61,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
         norm=args.norm, eps=args.eps, steps=args.steps,
     )
     model = build_model(spec)
-    history = train(model, dataset, recipe, seed=args.seed, device=device)
+    history = train(model, dataset, recipe, seed=args.seed, device=device,
+                    augment=augmentation_for(dataset.name))
     predictions = predict_logits(model, dataset.x_test, device=device).argmax(dim=1)
     correct = int((predictions == dataset.y_test).sum())
     n = int(dataset.y_test.numel())

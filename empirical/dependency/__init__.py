@@ -6,7 +6,11 @@ estimator class; :func:`class_conditional_rho` is the entry point for one layer 
 """
 
 from semirobust.empirical.dependency import edge, gaussian, kernel, ksg, smoothed  # noqa: F401  (register estimators)
-from semirobust.empirical.dependency.estimator import ESTIMATORS, DependenceEstimator, make_estimator
+from semirobust.empirical.dependency.estimator import (
+    ESTIMATORS,
+    DependenceEstimator,
+    make_estimator,
+)
 from semirobust.empirical.dependency.reduce import REDUCTIONS, Reduction
 from semirobust.empirical.dependency.rho import (
     HighDimensionWarning,
@@ -17,7 +21,14 @@ from semirobust.empirical.dependency.rho import (
 )
 
 __all__ = [
-    "ESTIMATORS", "DependenceEstimator", "HighDimensionWarning", "PairDependency",
-    "REDUCTIONS", "Reduction", "class_conditional_rho", "dependency_per_layer_pair",
-    "make_estimator", "permutation_baseline",
+    "ESTIMATORS",
+    "REDUCTIONS",
+    "DependenceEstimator",
+    "HighDimensionWarning",
+    "PairDependency",
+    "Reduction",
+    "class_conditional_rho",
+    "dependency_per_layer_pair",
+    "make_estimator",
+    "permutation_baseline",
 ]

@@ -10,21 +10,26 @@ Cases (:func:`calibration_cases`), each drawn ``repeats`` times with fresh sampl
   ``rho`` of THEORY.md section 2, estimated by :func:`class_conditional_rho`.
 
 For each case and estimator: the mean estimate, its bias and relative bias against the
-truth, the standard deviation over repeats and the mean time per estimate. Dependence
-measures (HSIC, CKA) have no MI truth; their rows report the value only.
+truth, the standard deviation over repeats and the mean time per estimate. The truth of
+``smoothed`` is the noise-smoothed MI, known in closed form where every class is a
+standardised Gaussian pair (``r -> r / (1 + sigma^2)``), unknown after a nonlinear
+transform. Dependence measures (HSIC, CKA) have no MI truth; their rows report the value.
 """
 
 from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
-
-from semirobust.empirical.dependency.estimator import ESTIMATORS
+from semirobust.empirical.dependency.estimator import (
+    ESTIMATORS,
+    DependenceEstimator,
+    make_estimator,
+)
 from semirobust.empirical.dependency.ground_truth import (
     INVERTIBLE_TRANSFORMS,
     class_mixture,
@@ -33,19 +38,33 @@ from semirobust.empirical.dependency.ground_truth import (
     gaussian_pair_mi,
 )
 from semirobust.empirical.dependency.rho import class_conditional_rho
+from semirobust.empirical.dependency.smoothed import Smoothed
 
 Sampler = Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
 @dataclass(frozen=True)
 class CalibrationCase:
-    """A named sampler ``(n, generator) -> (x, y, labels)`` and its true rho in nats."""
+    """A named sampler ``(n, generator) -> (x, y, labels)`` and its true rho in nats;
+    ``correlations``: the per-class correlations when every class is a Gaussian pair."""
 
     family: str
     label: str
     d: int
     truth_nats: float
     sample: Sampler
+    correlations: tuple[float, ...] | None = None
+
+    def truth_for(self, estimator: DependenceEstimator) -> float | None:
+        """The value ``estimator`` should read here (nats), or None if unknown or not MI."""
+        if not estimator.information:
+            return None
+        if isinstance(estimator, Smoothed):
+            if self.correlations is None:
+                return None
+            shrink = 1 + estimator.settings.sigma**2
+            return sum(gaussian_pair_mi(self.d, r / shrink) for r in self.correlations) / len(self.correlations)
+        return self.truth_nats
 
 
 @dataclass(frozen=True)
@@ -80,11 +99,11 @@ def calibration_cases(
         for r in correlations:
             cases.append(CalibrationCase(
                 "gaussian", f"r={r}", d, gaussian_pair_mi(d, r),
-                lambda n, g, d=d, r=r: _single_class(*gaussian_pair(n, d, r, g)),
+                lambda n, g, d=d, r=r: _single_class(*gaussian_pair(n, d, r, g)), (r,),
             ))
     for d in (1, 4, 16, 64):
         cases.append(CalibrationCase(
-            "independent", "r=0", d, 0.0, lambda n, g, d=d: _single_class(*gaussian_pair(n, d, 0.0, g)),
+            "independent", "r=0", d, 0.0, lambda n, g, d=d: _single_class(*gaussian_pair(n, d, 0.0, g)), (0.0,),
         ))
     for d in (1, 4):
         for name in ("cube", "exp"):
@@ -96,7 +115,7 @@ def calibration_cases(
     mixture = (0.0, 0.5, 0.9)
     cases.append(CalibrationCase(
         "mixture", "3 classes, r=0/0.5/0.9", 2, class_mixture_rho(2, mixture),
-        lambda n, g: class_mixture(n // 3, 2, mixture, g),
+        lambda n, g: class_mixture(n // 3, 2, mixture, g), mixture,
     ))
     return cases
 
@@ -121,6 +140,7 @@ def run_calibration(
         ]
         for name in estimators:
             information = ESTIMATORS[name].information
+            truth = case.truth_for(make_estimator(name))
             values, seconds = [], []
             for x, y, labels in samples:
                 start = time.perf_counter()
@@ -130,7 +150,6 @@ def run_calibration(
                 seconds.append(time.perf_counter() - start)
                 values.append(rho.value)
             mean = float(np.mean(values))
-            truth = case.truth_nats if information else None
             bias = None if truth is None else mean - truth
             rows.append(CalibrationRow(
                 family=case.family, case=case.label, d=case.d, estimator=name, unit=rho.unit,
@@ -149,7 +168,8 @@ def rows_to_dicts(rows: Sequence[CalibrationRow]) -> list[dict]:
 
 
 def markdown_table(rows: Sequence[CalibrationRow]) -> str:
-    """One line per case: the truth, then each estimator's ``mean (bias%, sd) time``."""
+    """One line per case: the MI truth, then each estimator's ``mean (bias%, sd) time``
+    (``smoothed`` relative to its own, smoothed truth)."""
     estimators = list(dict.fromkeys(row.estimator for row in rows))
     header = "| family | case | d | truth (nats) | " + " | ".join(estimators) + " |"
     lines = [header, "|" + "---|" * (4 + len(estimators))]
@@ -157,7 +177,7 @@ def markdown_table(rows: Sequence[CalibrationRow]) -> str:
     for row in rows:
         by_case.setdefault((row.family, row.case, row.d), {})[row.estimator] = row
     for (family, case, d), cells in by_case.items():
-        truth = next((c.truth for c in cells.values() if c.truth is not None), None)
+        truth = next((c.truth for c in cells.values() if c.truth is not None and c.estimator != "smoothed"), None)
         rendered = [_cell(cells[e]) if e in cells else "" for e in estimators]
         lines.append(f"| {family} | {case} | {d} | {'' if truth is None else f'{truth:.3f}'} | " + " | ".join(rendered) + " |")
     return "\n".join(lines)

@@ -14,8 +14,10 @@ multiplicities, the base estimate is
 
 which is capped at ``log N`` (every sample alone in its bucket; THEORY.md caveat C2).
 The ensemble runs ``ensemble`` widths ``eps_l = width * n^(-1/(3p)) * (1 + width_range * l
-/ (ensemble - 1))`` (standardised units) with shifts ``b_l = (l / ensemble) eps_l`` and
-combines them by their median (the authors' default combination in their released
+/ (ensemble - 1))`` (standardised units; this project's rule, chosen so that each
+variable occupies on the order of ``n^(1/3)`` buckets and the plug-in's upward bias, about
+``(B_x - 1)(B_y - 1) / 2n`` for ``B`` occupied buckets, stays small) with shifts
+``b_l = (l / ensemble) eps_l`` and combines them by their median (the authors' default combination in their released
 code; the optimal-weight ensemble of the paper is not implemented). The only randomness
 is the projection, drawn from a seeded generator, so a seed fixes the value.
 """
@@ -26,8 +28,11 @@ import math
 from dataclasses import dataclass
 
 import torch
-
-from semirobust.empirical.dependency.estimator import DependenceEstimator, register_estimator, require
+from semirobust.empirical.dependency.estimator import (
+    DependenceEstimator,
+    register_estimator,
+    require,
+)
 from semirobust.empirical.dependency.preprocess import standardise
 
 COMBINATIONS = ("median", "mean")
@@ -57,7 +62,7 @@ class EDGESettings:
 
 def hash_dimension(d: int, n: int, samples_per_hash_dim: int) -> int:
     """``p = min(d, max(1, floor(log2(n / samples_per_hash_dim))))``."""
-    return min(d, max(1, int(math.floor(math.log2(max(n / samples_per_hash_dim, 2.0))))))
+    return min(d, max(1, math.floor(math.log2(max(n / samples_per_hash_dim, 2.0)))))
 
 
 def bucket_widths(settings: EDGESettings, n: int, p: int) -> torch.Tensor:
@@ -77,14 +82,25 @@ def hash_projection(d: int, p: int, generator: torch.Generator) -> torch.Tensor 
 def bucket_codes(x: torch.Tensor, widths: torch.Tensor, ensemble: int) -> torch.Tensor:
     """(ensemble, n) integer bucket ids of the rows of ``x`` (n, p), one row per member.
 
-    Member ``l`` hashes ``floor((x + (l / ensemble) eps_l) / eps_l)`` and numbers the
-    distinct buckets ``0 .. n-1`` (at most ``n`` occupied)."""
-    ids = []
-    for l in range(ensemble):
-        eps = float(widths[l])
-        codes = torch.floor((x + (l / ensemble) * eps) / eps).to(torch.int64)
-        ids.append(torch.unique(codes, dim=0, return_inverse=True)[1])
-    return torch.stack(ids)
+    Member ``l`` hashes ``floor((x + (l / ensemble) eps_l) / eps_l)``; rows with equal
+    codes share an id. Ids come from one 1-D ``unique`` of the mixed-radix key of the
+    codes (column by column when that key would overflow int64): exact, no hash
+    collisions, distinct across members.
+    """
+    widths = widths.to(x.device)
+    shifts = torch.arange(ensemble, dtype=torch.float64, device=x.device) / ensemble * widths
+    codes = torch.floor((x.unsqueeze(0) + shifts.view(-1, 1, 1)) / widths.view(-1, 1, 1)).to(torch.int64)
+    offsets = codes - codes.amin(dim=(0, 1))
+    radices = [int(r) + 1 for r in offsets.amax(dim=(0, 1)).tolist()]
+    if math.prod(radices) * ensemble < 2**62:
+        key = torch.arange(ensemble, device=x.device).unsqueeze(1)
+        for column, radix in zip(offsets.unbind(dim=2), radices):
+            key = key * radix + column
+        return torch.unique(key.flatten(), return_inverse=True)[1].view(ensemble, -1)
+    ids = torch.arange(ensemble, device=x.device).unsqueeze(1).expand(ensemble, x.shape[0])
+    for column, radix in zip(offsets.unbind(dim=2), radices):
+        ids = torch.unique((ids * radix + column).flatten(), return_inverse=True)[1].view(ensemble, -1)
+    return ids
 
 
 def edge_from_codes(ids_x: torch.Tensor, ids_y: torch.Tensor, combine: str) -> float:
@@ -99,7 +115,7 @@ def edge_from_codes(ids_x: torch.Tensor, ids_y: torch.Tensor, combine: str) -> f
     _, edge, n_ij = torch.unique(ix * size + iy, return_inverse=True, return_counts=True)
     pointwise = math.log(m) + n_ij[edge].double().log() - n_i.double().log() - m_j.double().log()
     per_member = pointwise.mean(dim=1)
-    return float(per_member.median() if combine == "median" else per_member.mean())
+    return float(per_member.quantile(0.5) if combine == "median" else per_member.mean())
 
 
 @register_estimator
@@ -120,7 +136,9 @@ class EDGE(DependenceEstimator):
         return bucket_codes(x, bucket_widths(self.settings, n, x.shape[1]), self.settings.ensemble)
 
     def estimate(self, state_x, state_y, rows_x, rows_y) -> float:
-        return edge_from_codes(state_x[:, rows_x], state_y[:, rows_y], self.settings.combine)
+        ids_x = state_x if rows_x is None else state_x[:, rows_x]
+        ids_y = state_y if rows_y is None else state_y[:, rows_y]
+        return edge_from_codes(ids_x, ids_y, self.settings.combine)
 
     def min_samples(self, d_x: int, d_y: int) -> int:
         return 2 * self.settings.samples_per_hash_dim

@@ -10,7 +10,7 @@ by every resample of the confidence interval:
   itself for the Gaussian estimator);
 * :meth:`DependenceEstimator.estimate` combines the states of ``x`` and ``y`` restricted
   to row indices ``rows_x``, ``rows_y`` (equal for a resample; a permutation for the
-  independence baseline) into one number: nats for information estimators, the
+  independence baseline; ``None`` for all rows in order) into one number: nats for information estimators, the
   measure's own scale for dependence measures.
 
 Settings are a frozen dataclass per estimator, built from keyword arguments once at the
@@ -24,7 +24,6 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import torch
-
 from semirobust.empirical.errors import BadInput
 
 
@@ -47,8 +46,8 @@ class DependenceEstimator(ABC):
         """Per-variable state for one class's standardised samples ``x`` (n, d), d >= 1."""
 
     @abstractmethod
-    def estimate(self, state_x: Any, state_y: Any, rows_x: torch.Tensor, rows_y: torch.Tensor) -> float:
-        """The dependence of ``x[rows_x]`` and ``y[rows_y]`` (paired row by row)."""
+    def estimate(self, state_x: Any, state_y: Any, rows_x: torch.Tensor | None, rows_y: torch.Tensor | None) -> float:
+        """The dependence of ``x[rows_x]`` and ``y[rows_y]`` (paired row by row; None: all rows)."""
 
     def min_samples(self, d_x: int, d_y: int) -> int:
         """Fewest samples per class the estimator is defined for."""
@@ -85,6 +84,19 @@ def make_estimator(name: str, **settings: Any) -> DependenceEstimator:
             f"{', '.join(accepted) or 'none'}"
         )
     return cls(cls.Settings(**settings))
+
+
+def select_rows(state: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+    """``state[rows]`` (all of ``state`` when ``rows`` is None)."""
+    return state if rows is None else state[rows]
+
+
+def select_square(matrix: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+    """``matrix[rows][:, rows]`` of a pairwise (n, n) matrix (all of it when ``rows`` is None),
+    gathered in one pass through the flat index ``rows_i * n + rows_j``."""
+    if rows is None:
+        return matrix
+    return matrix.take(rows.unsqueeze(1) * matrix.shape[1] + rows.unsqueeze(0))
 
 
 def require(condition: bool, message: str) -> None:

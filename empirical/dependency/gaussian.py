@@ -20,8 +20,12 @@ import math
 from dataclasses import dataclass
 
 import torch
-
-from semirobust.empirical.dependency.estimator import DependenceEstimator, register_estimator, require
+from semirobust.empirical.dependency.estimator import (
+    DependenceEstimator,
+    register_estimator,
+    require,
+    select_rows,
+)
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,7 @@ class Gaussian(DependenceEstimator):
 
     def estimate(self, state_x, state_y, rows_x, rows_y) -> float:
         return gaussian_mi(
-            state_x[rows_x], state_y[rows_y],
+            select_rows(state_x, rows_x), select_rows(state_y, rows_y),
             bias_correction=self.settings.bias_correction, floor=self.settings.floor,
         )
 

@@ -18,8 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-
-from semirobust.empirical.dependency.estimator import DependenceEstimator, register_estimator, require
+from semirobust.empirical.dependency.estimator import (
+    DependenceEstimator,
+    register_estimator,
+    require,
+    select_square,
+)
 
 KERNELS = ("gaussian", "linear")
 
@@ -86,7 +90,7 @@ class HSIC(DependenceEstimator):
         return gaussian_gram(x, self.settings.bandwidth)
 
     def estimate(self, state_x, state_y, rows_x, rows_y) -> float:
-        return hsic(state_x[rows_x][:, rows_x], state_y[rows_y][:, rows_y])
+        return hsic(select_square(state_x, rows_x), select_square(state_y, rows_y))
 
 
 @register_estimator
@@ -104,4 +108,4 @@ class CKA(DependenceEstimator):
         return gaussian_gram(x, self.settings.bandwidth)
 
     def estimate(self, state_x, state_y, rows_x, rows_y) -> float:
-        return cka(state_x[rows_x][:, rows_x], state_y[rows_y][:, rows_y])
+        return cka(select_square(state_x, rows_x), select_square(state_y, rows_y))

@@ -23,8 +23,12 @@ import math
 from dataclasses import dataclass
 
 import torch
-
-from semirobust.empirical.dependency.estimator import DependenceEstimator, register_estimator, require
+from semirobust.empirical.dependency.estimator import (
+    DependenceEstimator,
+    register_estimator,
+    require,
+    select_square,
+)
 
 #: rows of the joint distance matrix processed at once (bounds temporary memory).
 ROW_CHUNK = 2048
@@ -87,9 +91,7 @@ class KSG(DependenceEstimator):
         return chebyshev_distances(self._jittered(x, generator))
 
     def estimate(self, state_x, state_y, rows_x, rows_y) -> float:
-        dx = state_x[rows_x][:, rows_x]
-        dy = state_y[rows_y][:, rows_y]
-        return ksg_from_distances(dx, dy, self.settings.k)
+        return ksg_from_distances(select_square(state_x, rows_x), select_square(state_y, rows_y), self.settings.k)
 
     def min_samples(self, d_x: int, d_y: int) -> int:
         return self.settings.k + 1
@@ -99,7 +101,7 @@ class KSG(DependenceEstimator):
             return (
                 f"{self.name}: dimensions ({d_x}, {d_y}) exceed {RELIABLE_KNN_DIMENSION}; kNN "
                 f"estimates fall well below the truth there (about half at d = 8 with "
-                f"n = 2000, see docs/dependency.md); consider reduction='pca'"
+                f"n = 2000, see docs/dependency.md); consider reduction='pca' (--reduction pca)"
             )
         return None
 

@@ -14,11 +14,10 @@ A layer with ``d <= components`` is left as it is (recorded as such).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
-
 from semirobust.empirical.dependency.preprocess import standardise
 from semirobust.empirical.errors import BadInput
 

@@ -23,15 +23,16 @@ rows permuted), i.e. at independence, where the true MI is 0.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
-from typing import Any, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
-
 from semirobust.empirical.dependency.estimator import DependenceEstimator, make_estimator
 from semirobust.empirical.dependency.preprocess import standardise, validate_activations
 from semirobust.empirical.dependency.reduce import Reduction
+from semirobust.empirical.dependency.seeding import stream_generator
 from semirobust.empirical.dependency.units import DIMENSIONLESS, check_information_unit, from_nats
 from semirobust.empirical.errors import BadInput
 from semirobust.theory.measurement import Kind, Measurement
@@ -163,7 +164,7 @@ def dependency_per_layer_pair(
     unit = _resolve_unit(method, unit)
     interval = IntervalSettings(replicates=replicates, level=level)
     reducer = Reduction(reduction, components)
-    layers = [reducer.apply(a, _generator(seed, "reduce", i)) for i, a in enumerate(activations)]
+    layers = [reducer.apply(a, stream_generator(seed, "reduce", i)) for i, a in enumerate(activations)]
 
     classes, counts = torch.unique(labels.cpu(), sorted=True, return_counts=True)
     weights = counts.double() / counts.sum()
@@ -201,11 +202,10 @@ def dependency_per_layer_pair(
 
 @dataclass
 class _Notes:
-    constant_classes: list
-    warnings: list
+    """What a pair's settings report besides the numbers."""
 
-    def __init__(self) -> None:
-        self.constant_classes, self.warnings = [], []
+    constant_classes: list[int] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def add_warning(self, message: str | None) -> None:
         if message is not None and message not in self.warnings:
@@ -224,22 +224,12 @@ def _resolve_unit(method: DependenceEstimator, unit: str | None) -> str:
     return DIMENSIONLESS
 
 
-_STREAMS = {"reduce": 1, "prepare": 2, "half": 3, "permute": 4}
-
-
-def _generator(seed: int, stream: str, *parts: int) -> torch.Generator:
-    """A CPU generator for one random stream (class, layer), independent of call order."""
-    entropy = [int(seed) & 0xFFFFFFFF, _STREAMS[stream]] + [int(p) & 0xFFFFFFFF for p in parts]
-    state = np.random.SeedSequence(entropy).generate_state(2, dtype=np.uint64)[0]
-    return torch.Generator().manual_seed(int(state) % 2**63)
-
-
 def _prepare(method: DependenceEstimator, x: torch.Tensor, seed: int, label: int, layer: int):
     """``(state, dimension)`` of one class's layer, or None if every feature is constant."""
     z = standardise(x)
     if z.shape[1] == 0:
         return None
-    return method.prepare(z, _generator(seed, "prepare", label, layer)), z.shape[1]
+    return method.prepare(z, stream_generator(seed, "prepare", label, layer)), z.shape[1]
 
 
 def _check_class_size(method, label: int, count: int, interval: IntervalSettings, d_x: int, d_y: int) -> None:
@@ -255,19 +245,18 @@ def _check_class_size(method, label: int, count: int, interval: IntervalSettings
 
 
 def _class_estimates(method, state_x, state_y, count, interval, permutations, seed, label, pair):
-    everyone = torch.arange(count)
-    device_rows = lambda rows: rows.to(_device_of(state_x))  # noqa: E731
-    all_rows = device_rows(everyone)
-    full = method.estimate(state_x, state_y, all_rows, all_rows)
-    resample = _generator(seed, "half", label, pair)
+    """One class's full-sample estimate, its half-sample replicates and its permutations."""
+    device = _device_of(state_x)
+    full = method.estimate(state_x, state_y, None, None)
+    resample = stream_generator(seed, "half", label, pair)
     halves = np.empty(interval.replicates)
     for b in range(interval.replicates):
-        rows = device_rows(torch.randperm(count, generator=resample)[: count // 2].sort().values)
+        rows = torch.randperm(count, generator=resample)[: count // 2].sort().values.to(device)
         halves[b] = method.estimate(state_x, state_y, rows, rows)
-    shuffle = _generator(seed, "permute", label, pair)
+    shuffle = stream_generator(seed, "permute", label, pair)
     shuffled = np.empty(permutations)
     for p in range(permutations):
-        shuffled[p] = method.estimate(state_x, state_y, all_rows, device_rows(torch.randperm(count, generator=shuffle)))
+        shuffled[p] = method.estimate(state_x, state_y, None, torch.randperm(count, generator=shuffle).to(device))
     return full, halves, shuffled
 
 

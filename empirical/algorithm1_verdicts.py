@@ -1,0 +1,59 @@
+"""T2 judged on an Algorithm 1 trial, with the canonical readouts named (caveat C1).
+
+Readouts: ``gamma_a`` reads the robust first part ``f*_a`` with its own trained rest
+``f*_b``; ``gamma_b`` reads the finetuned network ``(f*_a, f_b')`` with its logits. A2's
+left side ``margin_gap_j = E[inf_delta (m_{j-1} - m_j)]`` is exactly 0 for canonical
+readouts (the readout of layer ``j-1`` is layer ``j`` followed by the readout of layer
+``j``, so both margins are the same number for every input): a certified value, not a
+measurement. ``U_j`` is not measured by the paper; it is stated as 1, the smallest value
+its reading in ``proofs/L1.md`` allows (an upper bound on
+``E[p(g,h|y) / (p(g|y) p(h|y))] >= 1``), i.e. the value most favourable to A2.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from semirobust.theory import judge
+from semirobust.theory.measurement import Kind, Measurement
+
+CANONICAL_GAP = ("identity: with canonical readouts the readout of layer j-1 is f^(j) "
+                 "followed by layer j's readout, so m_{j-1} = m_j for every input")
+STATED_U = ("stated, not measured: U_j = 1 is the smallest value allowed by its reading as "
+            "an upper bound on E[p(g,h|y)/(p(g|y)p(h|y))] (proofs/L1.md), most favourable to A2")
+
+
+def t2_measurements(results: Mapping[str, Any], trial: Mapping[str, Any]) -> dict[str, Measurement]:
+    """The named measurements T2 reads, for one trial of an Algorithm 1 run."""
+    readout_a = {"readout": "f*_b (the robust model's own trained rest), logits"}
+    readout_b = {"readout": "the finetuned network's logits"}
+    gamma_a = Measurement.from_dict(results["gamma_a"])
+    gamma_b = Measurement.from_dict(trial["gamma_b"])
+    measurements = {
+        "gamma_a": _with_settings(gamma_a, readout_a),
+        "gamma_b": _with_settings(gamma_b, readout_b),
+    }
+    for rho in trial["rho"]:
+        j = rho["pair"][1]
+        measurements[f"rho_{j}"] = Measurement.from_dict(rho)
+        measurements[f"margin_gap_{j}"] = Measurement(
+            f"margin_gap_{j}", 0.0, (0.0, 0.0), Kind.CERTIFIED, CANONICAL_GAP, "logits",
+            {"readout": "canonical: the trained rest of the network after each layer"},
+        )
+        measurements[f"U_{j}"] = Measurement(
+            f"U_{j}", 1.0, (1.0, 1.0), Kind.CERTIFIED, STATED_U, "logits",
+            {"readout": "canonical: the trained rest of the network after each layer"},
+        )
+    return measurements
+
+
+def t2_verdict(results: Mapping[str, Any], trial: Mapping[str, Any]) -> dict[str, Any]:
+    """``judge("T2", ...)`` on one trial, JSON-ready, with the Markdown description."""
+    verdict = judge("T2", t2_measurements(results, trial))
+    return {**verdict.to_dict(), "markdown": verdict.describe()}
+
+
+def _with_settings(measurement: Measurement, extra: Mapping[str, Any]) -> Measurement:
+    data = measurement.to_dict()
+    data["settings"] = {**data["settings"], **extra}
+    return Measurement.from_dict(data)

@@ -1,0 +1,286 @@
+"""The judge on hand-built measurement sets: holds, violated, straddling, premise unmet,
+and what each kind of measurement may decide (semirobust.theory.judge)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from semirobust.empirical.errors import BadInput
+from semirobust.theory import RESULTS, Kind, Measurement, Status, judge
+from semirobust.theory.intervals import Interval, enclose
+from semirobust.theory.quantities import DELTA_A, GAMMA_A, LIPSCHITZ_B, RHO
+
+READOUT = {"readout": "trained rest of the network"}
+
+
+def measure(name: str, value: float, kind: Kind, unit: str = "logits", width: float = 0.0,
+            estimator: str = "test") -> Measurement:
+    return Measurement(name, value, (value - width, value + width), kind, estimator, unit,
+                       READOUT)
+
+
+def t2_measurements(*, gamma_a=2.0, gamma_b=20.0, rho=3.0, gap=-2.0, rho_width=0.5,
+                    kind_b=Kind.ATTACK, kind_a=Kind.ATTACK, layers=(6, 7, 8)) -> dict:
+    ms = {"gamma_a": measure("gamma_a", gamma_a, kind_a, width=0.1),
+          "gamma_b": measure("gamma_b", gamma_b, kind_b, width=0.1)}
+    for j in layers:
+        ms[f"rho_{j}"] = measure(f"rho_{j}", rho, Kind.ESTIMATE, "bits", rho_width, "EDGE")
+        ms[f"margin_gap_{j}"] = measure(f"margin_gap_{j}", gap, Kind.ATTACK, width=0.1)
+        ms[f"U_{j}"] = measure(f"U_{j}", 0.0, Kind.CERTIFIED)
+    return ms
+
+
+def test_t2_clearly_holding_lists_every_premise_with_its_margin():
+    verdict = judge(RESULTS["T2"], t2_measurements())
+    assert verdict.status is Status.HOLDS
+    assert verdict.layers == {"a": 5, "n": 8}
+    labels = [p.label for p in verdict.premises]
+    assert labels == ["f_a semirobust", "A2 [j = 6]", "A2 [j = 7]", "A2 [j = 8]"]
+    a2 = verdict.premises[1]
+    # gap = -2 +- 0.1 against -(1 + 0): margin 1, interval [0.9, 1.1]
+    assert a2.measured == -2.0 and a2.threshold == -1.0
+    assert a2.margin == pytest.approx(1.0)
+    assert (a2.margin_interval.low, a2.margin_interval.high) == pytest.approx((0.9, 1.1))
+    # an attack value bounds an infimum from above: gap <= -1.9 is certain
+    assert a2.decided_by == "certified"
+    (conclusion,) = verdict.conclusion
+    assert conclusion.threshold == pytest.approx(2.0 + 3 * 3.0)
+    assert conclusion.margin == pytest.approx(20.0 - 11.0)
+    assert conclusion.decided_by == "attack and estimate"
+    notes = " ".join(verdict.notes)
+    assert "upper estimate of an infimum" in notes and "not a certificate" in notes
+    assert "C6 units" in notes and "C2" in notes
+
+
+def test_t2_clearly_violated():
+    verdict = judge("T2", t2_measurements(gamma_b=5.0))
+    assert verdict.status is Status.VIOLATED
+    (conclusion,) = verdict.conclusion
+    assert conclusion.margin == pytest.approx(5.0 - 11.0)
+    assert conclusion.margin_interval.high < 0
+
+
+def test_t2_interval_straddling_the_threshold_is_inconclusive():
+    # threshold 2 + 3*3 = 11 with rho intervals +-0.5 each: [9.4, 12.6] around gamma_b = 11
+    verdict = judge("T2", t2_measurements(gamma_b=11.0))
+    assert verdict.status is Status.INCONCLUSIVE
+    (conclusion,) = verdict.conclusion
+    assert conclusion.margin_interval.low < 0 < conclusion.margin_interval.high
+    assert conclusion.decided_by == ""
+    assert any("straddles" in note for note in verdict.notes)
+
+
+def test_t2_premise_unmet_when_a2_fails():
+    verdict = judge("T2", t2_measurements(gap=-0.5))
+    assert verdict.status is Status.PREMISES_UNMET
+    assert all(p.status is Status.VIOLATED for p in verdict.premises[1:])
+    assert any("premises unmet" in note for note in verdict.notes)
+    # the conclusion is still evaluated and reported
+    assert verdict.conclusion[0].status is Status.HOLDS
+
+
+def test_premise_straddling_makes_the_verdict_inconclusive():
+    verdict = judge("T2", t2_measurements(gamma_a=0.05))  # 0.05 +- 0.1 straddles 0
+    assert verdict.premises[0].status is Status.INCONCLUSIVE
+    assert verdict.status is Status.INCONCLUSIVE
+
+
+def test_certified_lower_bound_decides_holds_but_never_violated():
+    holds = judge("T2", t2_measurements(kind_b=Kind.CERTIFIED, kind_a=Kind.ATTACK))
+    assert holds.conclusion[0].status is Status.HOLDS
+    # a certified lower bound on gamma_b below the threshold says nothing: the true value
+    # may be higher, so the judge must not call it violated
+    loose = judge("T2", t2_measurements(gamma_b=5.0, kind_b=Kind.CERTIFIED))
+    assert loose.conclusion[0].status is Status.INCONCLUSIVE
+
+
+def test_certified_gamma_a_alone_cannot_confirm_the_bound():
+    # gamma_a certified only from below: the bound gamma_a + sum rho has no upper end
+    verdict = judge("T2", t2_measurements(kind_a=Kind.CERTIFIED))
+    assert verdict.conclusion[0].status is Status.INCONCLUSIVE
+
+
+def test_decided_only_by_estimates_says_so():
+    ms = {"gamma_6": measure("gamma_6", 1.0, Kind.ATTACK),
+          "gamma_7": measure("gamma_7", 9.0, Kind.CERTIFIED),
+          "rho_7": measure("rho_7", 3.0, Kind.ESTIMATE, "bits", 0.5),
+          "margin_gap_7": measure("margin_gap_7", -3.0, Kind.ATTACK),
+          "U_7": measure("U_7", 0.0, Kind.CERTIFIED)}
+    verdict = judge("L1", ms)
+    assert verdict.status is Status.HOLDS
+    (conclusion,) = verdict.conclusion
+    assert conclusion.decided_by == "estimate"
+    assert conclusion.relied_on == ("rho_7",)
+    assert any("decided only by estimates (rho_7)" in note for note in verdict.notes)
+
+
+def lipschitz_measurements(*, gamma_kind=Kind.ATTACK, delta_kind=Kind.CERTIFIED,
+                           gamma_whole=0.5) -> dict:
+    return {"gamma_whole": measure("gamma_whole", gamma_whole, gamma_kind),
+            "clean_margin": measure("clean_margin", 4.0, Kind.CERTIFIED),
+            "L_b": Measurement("L_b", 2.0, (2.0, 2.0), Kind.CERTIFIED, "spectral product",
+                               LIPSCHITZ_B.unit),
+            "Delta_a": Measurement("Delta_a", 1.0, (1.0, 1.0), delta_kind, "IBP", DELTA_A.unit)}
+
+
+def test_sound_result_violated_with_certified_inputs_is_a_bug_report():
+    # bound = 4 - sqrt(2) * 2 * 1 = 1.17 > attack value 0.5 of the infimum
+    verdict = judge("LIP", lipschitz_measurements())
+    assert verdict.status is Status.VIOLATED
+    assert verdict.conclusion[0].decided_by == "certified"
+    assert verdict.conclusion[0].threshold == pytest.approx(4 - 2 * math.sqrt(2))
+    assert any(note.startswith("BUG REPORT") for note in verdict.notes)
+
+
+def test_sound_result_violated_through_an_attack_estimate_of_delta_is_not_a_bug_report():
+    verdict = judge("LIP", lipschitz_measurements(delta_kind=Kind.ATTACK))
+    assert verdict.status is Status.VIOLATED
+    assert verdict.conclusion[0].relied_on == ("Delta_a",)
+    assert not any(note.startswith("BUG REPORT") for note in verdict.notes)
+    assert any("not a bug report" in note for note in verdict.notes)
+
+
+def test_sound_result_holds_with_certified_inputs():
+    verdict = judge("LIP", lipschitz_measurements(gamma_kind=Kind.CERTIFIED, gamma_whole=2.0))
+    assert verdict.status is Status.HOLDS
+    assert verdict.conclusion[0].decided_by == "certified"
+
+
+def test_rho_in_nats_is_converted_to_bits():
+    ms = t2_measurements(rho_width=0.0)
+    ms["rho_6"] = measure("rho_6", math.log(2) * 3.0, Kind.ESTIMATE, "nats")
+    verdict = judge("T2", ms)
+    assert verdict.conclusion[0].threshold == pytest.approx(11.0)
+    assert any("rho_6 converted from nats to bits" in note for note in verdict.notes)
+
+
+def test_t3_needs_layers_and_uses_the_closed_form():
+    ms = {"gamma_a": measure("gamma_a", 1.0, Kind.CERTIFIED),
+          "gamma_b": measure("gamma_b", 3.0, Kind.ATTACK)}
+    with pytest.raises(BadInput, match="pass layers"):
+        judge("T3", ms)
+    verdict = judge("T3", ms, layers={"a": 2, "n": 4})
+    # 1 + 1 * (4-1-2)(4-2)/2 = 2 <= 3; gamma_a certified from below has no upper end
+    assert verdict.conclusion[0].threshold == pytest.approx(2.0)
+    assert verdict.conclusion[0].status is Status.INCONCLUSIVE
+    ms["gamma_a"] = measure("gamma_a", 1.0, Kind.ATTACK)
+    assert judge("T3", ms, layers={"a": 2, "n": 4}).status is Status.HOLDS
+
+
+def test_t1_and_l2_expand_their_index_ranges():
+    ms = {f"gamma_{i}": measure(f"gamma_{i}", v, Kind.ATTACK)
+          for i, v in zip(range(1, 5), (1.0, 2.0, 0.5, 4.0))}
+    t1 = judge("T1", ms)
+    assert t1.layers == {"j": 4}
+    assert len(t1.conclusion) == 3                       # gamma_i >= gamma_4, i = 1..3
+    assert t1.status is Status.VIOLATED                  # every gamma_i < gamma_4
+    l2 = judge("L2", ms)
+    assert l2.conclusion[0].threshold == pytest.approx(3.5)
+    assert l2.status is Status.HOLDS
+
+
+def test_one_dictionary_serves_every_result_with_explicit_layers():
+    ms = t2_measurements()
+    ms.update({f"gamma_{i}": measure(f"gamma_{i}", 1.0 + i, Kind.ATTACK) for i in range(1, 9)})
+    ms.update({"gamma_whole": ms["gamma_b"], **{k: v for k, v in lipschitz_measurements().items()
+                                                 if k != "gamma_whole"}})
+    layers = {"T1": {"j": 8}, "L1": {"n": 8}, "T2": {"a": 5, "n": 8}, "L2": {"n": 8},
+              "T3": {"a": 5, "n": 8}, "LIP": {}}
+    for name, result in RESULTS.items():
+        verdict = judge(result, ms, layers=layers[name])
+        json.dumps(verdict.to_dict(), allow_nan=False)
+        assert verdict.describe().startswith(f"### {name}:")
+
+
+def test_to_dict_is_json_ready_with_infinite_ends_as_null():
+    verdict = judge("T2", t2_measurements(kind_b=Kind.CERTIFIED))
+    data = json.loads(json.dumps(verdict.to_dict(), allow_nan=False))
+    gamma_b = next(m for m in data["measurements"] if m["name"] == "gamma_b")
+    assert gamma_b["sound_enclosure"] == [19.9, None]
+    assert gamma_b["measurements"][0]["estimator"] == "test"
+    assert data["status"] == "holds"
+    assert data["conclusion"][0]["kinds"]["gamma_b"] == "certified"
+
+
+def test_a_sandwich_of_certified_and_attack_measurements_is_intersected():
+    ms = t2_measurements()
+    ms["gamma_b"] = [measure("gamma_b", 15.0, Kind.CERTIFIED), measure("gamma_b", 20.0, Kind.ATTACK)]
+    verdict = judge("T2", ms)
+    reading = next(r for r in verdict.readings if r.name == "gamma_b")
+    assert (reading.sound.low, reading.sound.high) == (15.0, 20.0)
+    assert verdict.conclusion[0].kinds["gamma_b"] == "certified + attack"
+    # the certified end alone clears the threshold's sound side? gamma_a's upper end is an
+    # attack value (sound) and the rhos are estimates: decided by the estimates only
+    assert verdict.conclusion[0].decided_by == "estimate"
+    ms["gamma_b"] = [measure("gamma_b", 25.0, Kind.CERTIFIED), measure("gamma_b", 20.0, Kind.ATTACK)]
+    with pytest.raises(BadInput, match="contradict"):
+        judge("T2", ms)
+
+
+def test_missing_readout_is_noted_under_c1():
+    ms = t2_measurements()
+    ms["gamma_a"] = Measurement("gamma_a", 2.0, (2.0, 2.0), Kind.ATTACK, "pgd", "logits")
+    assert any("gamma_a names no readout" in n for n in judge("T2", ms).notes)
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda ms: ms.pop("rho_7"), "rho_7"),
+    (lambda ms: ms.__setitem__("gamma_a", measure("gamma_a", 1.0, Kind.ATTACK, "bits")),
+     "accepts 'logits'"),
+    (lambda ms: ms.__setitem__("U_6", measure("U_6", 0.0, Kind.ATTACK)), "kind 'attack'"),
+    (lambda ms: ms.__setitem__("gamma_b", 3.0), "must be a Measurement"),
+    (lambda ms: ms.__setitem__("gamma_b", []), "must be a Measurement"),
+])
+def test_bad_measurements_are_named(mutate, message):
+    ms = t2_measurements()
+    mutate(ms)
+    with pytest.raises(BadInput, match=message):
+        judge("T2", ms, layers={"a": 5, "n": 8})
+
+
+def test_bad_result_and_layers_are_named():
+    with pytest.raises(BadInput, match="not one of T1, L1, T2, L2, T3, LIP"):
+        judge("T9", {})
+    with pytest.raises(BadInput, match="exactly"):
+        judge("T2", t2_measurements(), layers={"a": 5})
+    with pytest.raises(BadInput, match="empty range"):
+        judge("T2", t2_measurements(), layers={"a": 8, "n": 8})
+
+
+def test_noncontiguous_family_is_missing_a_member():
+    with pytest.raises(BadInput, match="rho_7"):
+        judge("T2", {k: v for k, v in t2_measurements().items() if k != "rho_7"})
+
+
+finite = st.floats(-50, 50, allow_nan=False)
+
+
+@given(st.lists(st.tuples(finite, finite), min_size=3, max_size=3),
+       st.lists(st.floats(0, 1), min_size=3, max_size=3))
+def test_enclosure_contains_every_sampled_value(bounds, weights):
+    """Sampled containment: T2- and LIP-shaped expressions at points inside the intervals."""
+    intervals = [Interval(min(b), max(b)) for b in bounds]
+    x, y, z = GAMMA_A.symbol, RHO.member(6), LIPSCHITZ_B.symbol
+    env = dict(zip((x, y, z), intervals))
+    point = {s: iv.low + w * (iv.high - iv.low) for (s, iv), w in zip(env.items(), weights)}
+    for expr in (x - 2 * y + 3, x - math.sqrt(2) * y * z, -(1 + z) - x):
+        box = enclose(expr, env)
+        value = float(expr.subs(point))
+        assert box.low - 1e-9 <= value <= box.high + 1e-9
+
+
+def test_units_of_every_term_are_shown():
+    verdict = judge("T2", t2_measurements())
+    (conclusion,) = verdict.conclusion
+    assert conclusion.units == {"gamma_a": "logits", "gamma_b": "logits", "rho_6": "bits",
+                                "rho_7": "bits", "rho_8": "bits"}
+    assert "gamma_a, gamma_b: logits" in verdict.describe()
+
+
+def test_a_degenerate_layer_range_is_refused():
+    with pytest.raises(BadInput, match="no instance"):
+        judge("T1", {"gamma_1": measure("gamma_1", 1.0, Kind.ATTACK)})

@@ -1,0 +1,387 @@
+"""The judge: hold measurements against a result and say, with evidence, whether it holds.
+
+``judge(result, measurements, layers=None) -> Verdict``
+
+* ``result``: one of :data:`semirobust.theory.results.RESULTS` (or its name).
+* ``measurements``: maps quantity names to a :class:`Measurement`, or to a list of
+  measurements of the same quantity (a certified lower bound and an attack's value of a
+  gamma: the judge intersects what they say). Single quantities by
+  name (``gamma_a``, ``L_b``); layer-indexed families by ``<name>_<layer>``
+  (``rho_6``, ``margin_gap_6``, ``U_6``, ``gamma_3``). Extra entries are ignored, so one
+  dictionary can be judged against every result.
+* ``layers``: the layer numbers ``a``, ``n``, ``j`` of the result (``{"a": 5, "n": 8}``);
+  when omitted they are inferred from the family indices present (``rho_6..rho_8`` gives
+  ``a = 5, n = 8`` for T2). T3 has no family and always needs them.
+
+How each kind of measurement is read: :mod:`semirobust.theory.readings`.
+
+Each inequality is decided twice with interval arithmetic on its slack (``lhs - rhs`` for
+``>=``; positive means it holds): first from the sound ends alone, which makes a decision a
+certificate; failing that, from every end, in which case the comparison names the attack
+values and estimates the decision rests on ("holds" by an attack's value is not a
+certificate: the true infimum may be lower). If neither decides, the intervals straddle
+the threshold: inconclusive.
+
+Verdict: any premise violated -> ``premises unmet``; else any premise undecided ->
+``inconclusive``; else the conclusion's status (``holds``, ``violated``, ``inconclusive``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sympy
+from semirobust.empirical.errors import BadInput
+from semirobust.theory.intervals import Interval, enclose
+from semirobust.theory.measurement import Kind
+from semirobust.theory.quantities import BITS, LOGITS, QUANTITIES, Extremum, Quantity
+from semirobust.theory.readings import Evidence, Reading, as_measurements, read_evidence
+from semirobust.theory.results import RESULTS
+from semirobust.theory.statements import Inequality, Result
+from semirobust.theory.verdict import Comparison, Status, Verdict
+
+
+def judge(
+    result: Result | str,
+    measurements: Mapping[str, Evidence],
+    layers: Mapping[str, int] | None = None,
+) -> Verdict:
+    """Evaluate ``result``'s premises and conclusion on ``measurements`` (module docstring)."""
+    result = _resolve_result(result)
+    _check_measurements(measurements)
+    numbers = _layer_numbers(result, measurements, layers)
+    premises = [inst for p in result.premises for inst in _instances(result, p, numbers)]
+    conclusion = _instances(result, result.conclusion, numbers)
+    readings = _readings(result, [*premises, *conclusion], measurements)
+    env = _Environment(readings)
+    premise_checks = tuple(_compare(label, p, env) for label, p in premises)
+    conclusion_checks = tuple(_compare(label, c, env) for label, c in conclusion)
+    status = _overall_status(premise_checks, conclusion_checks)
+    notes = _notes(result, status, premise_checks, conclusion_checks, readings)
+    return Verdict(
+        result=result.name,
+        title=result.title,
+        status=status,
+        premises=premise_checks,
+        conclusion=conclusion_checks,
+        assumptions=tuple(f"{a.label}: {a.text}" for a in result.assumptions),
+        layers={str(k): v for k, v in numbers.items()},
+        readings=tuple(readings[s] for s in sorted(readings, key=str)),
+        notes=tuple(notes),
+    )
+
+
+def _instances(
+    result: Result, inequality: Inequality, numbers: Mapping[sympy.Symbol, int]
+) -> list[tuple[str, Inequality]]:
+    instances = inequality.instances(numbers)
+    if not instances:
+        raise BadInput(f"layers {_numbers_text(numbers)} leave no instance of {result.name}'s "
+                       f"{inequality.label!r} ({inequality.text()})")
+    return instances
+
+
+def _resolve_result(result: Result | str) -> Result:
+    if isinstance(result, Result):
+        return result
+    if result in RESULTS:
+        return RESULTS[result]
+    raise BadInput(f"result {result!r} is not one of {', '.join(RESULTS)}")
+
+
+def _check_measurements(measurements: Mapping[str, Evidence]) -> None:
+    if not isinstance(measurements, Mapping):
+        raise BadInput(
+            f"measurements must map quantity names to Measurement, got {type(measurements).__name__}"
+        )
+    for name, evidence in measurements.items():
+        as_measurements(name, evidence)
+
+
+_MEMBER = re.compile(r"^(?P<stem>.+)_(?P<index>\d+)$")
+
+
+def _family_indices(measurements: Mapping[str, Evidence], stem: str) -> list[int]:
+    found = []
+    for name in measurements:
+        match = _MEMBER.match(name)
+        if match and match["stem"] == stem:
+            found.append(int(match["index"]))
+    return sorted(found)
+
+
+def _layer_numbers(
+    result: Result, measurements: Mapping[str, Evidence], layers: Mapping[str, int] | None
+) -> dict[sympy.Symbol, int]:
+    """The layer numbers: given, or solved from the families' index ranges."""
+    symbols = {str(s): s for s in result.layer_numbers}
+    if layers is None and not symbols:
+        numbers: dict[sympy.Symbol, int] = {}
+    elif layers is not None:
+        unknown = sorted(set(layers) - set(symbols))
+        missing = sorted(set(symbols) - set(layers))
+        if unknown or missing:
+            raise BadInput(
+                f"layers for {result.name} must give exactly {sorted(symbols)}; got "
+                f"{sorted(layers)}"
+            )
+        numbers = {symbols[k]: _layer_int(k, v) for k, v in layers.items()}
+    else:
+        equations = []
+        for stem, (low, high) in result.families.items():
+            indices = _family_indices(measurements, stem)
+            if indices:
+                equations += [sympy.Eq(low, indices[0]), sympy.Eq(high, indices[-1])]
+        solutions = sympy.solve(equations, list(symbols.values()), dict=True) if equations else []
+        if len(solutions) != 1 or set(solutions[0]) != set(symbols.values()):
+            raise BadInput(
+                f"cannot infer the layer numbers {sorted(symbols)} of {result.name} from the "
+                f"measurement names; pass layers={{...}} explicitly"
+            )
+        numbers = {s: _layer_int(str(s), v) for s, v in solutions[0].items()}
+    for stem, (low, high) in result.families.items():
+        first, last = int(low.subs(numbers)), int(high.subs(numbers))
+        if first > last:
+            raise BadInput(
+                f"layers {_numbers_text(numbers)} give an empty range {first}..{last} for "
+                f"{stem}_j in {result.name}"
+            )
+    return numbers
+
+
+def _layer_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, sympy.Integer)) or value < 0:
+        raise BadInput(f"layer number {name} must be an integer >= 0, got {value!r}")
+    return int(value)
+
+
+def _numbers_text(numbers: Mapping[sympy.Symbol, int]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in numbers.items())
+
+
+def _quantity_of(symbol: sympy.Expr) -> tuple[Quantity, str]:
+    if isinstance(symbol, sympy.Indexed):
+        quantity = QUANTITIES[str(symbol.base.label)]
+        return quantity, quantity.measurement_name(int(symbol.indices[0]))
+    quantity = QUANTITIES[str(symbol)]
+    return quantity, quantity.measurement_name()
+
+
+def _readings(
+    result: Result, inequalities: list[tuple[str, Inequality]], measurements: Mapping[str, Evidence]
+) -> dict[sympy.Expr, Reading]:
+    needed: dict[sympy.Expr, tuple[Quantity, str]] = {}
+    for _, inequality in inequalities:
+        for symbol in inequality.slack().atoms(sympy.Symbol, sympy.Indexed):
+            if isinstance(symbol, sympy.Symbol) and (
+                str(symbol) not in QUANTITIES or QUANTITIES[str(symbol)].is_family
+            ):
+                continue  # a layer number, or the label of an indexed family
+            needed[symbol] = _quantity_of(symbol)
+    missing = sorted(name for _, name in needed.values() if name not in measurements)
+    if missing:
+        raise BadInput(
+            f"judging {result.name} needs measurements named {', '.join(missing)} "
+            f"(accepted: {', '.join(sorted(n for _, n in needed.values()))})"
+        )
+    return {s: read_evidence(name, q, measurements[name]) for s, (q, name) in needed.items()}
+
+
+@dataclass(frozen=True)
+class _Environment:
+    """The readings of one judgement and the three ways of reading them: the sound
+    enclosures, the face intervals, and the point values."""
+
+    readings: Mapping[sympy.Expr, Reading]
+
+    @property
+    def sound(self) -> dict[sympy.Expr, Interval]:
+        return {s: r.sound for s, r in self.readings.items()}
+
+    @property
+    def face(self) -> dict[sympy.Expr, Interval]:
+        return {s: r.face for s, r in self.readings.items()}
+
+    @property
+    def points(self) -> dict[sympy.Expr, Interval]:
+        return {s: Interval.point(r.value) for s, r in self.readings.items()}
+
+    def value(self, expr: sympy.Expr) -> float:
+        return enclose(expr, self.points).low
+
+
+def _decide(slack: Interval, strict: bool) -> Status | None:
+    if slack.low > 0 or (not strict and slack.low >= 0):
+        return Status.HOLDS
+    if slack.high < 0 or (strict and slack.high <= 0):
+        return Status.VIOLATED
+    return None
+
+
+def _compare(label: str, inequality: Inequality, env: _Environment) -> Comparison:
+    slack = sympy.expand(inequality.slack())
+    strict = inequality.relation.strict
+    readings = env.readings
+    involved = [s for s in readings if slack.has(s)]
+    face_slack = enclose(slack, env.face)
+    decided_by, relied_on = "", ()
+    status = _decide(enclose(slack, env.sound), strict)
+    if status is not None:
+        decided_by = "certified"
+    else:
+        status = _decide(face_slack, strict)
+        if status is not None:
+            relied_on = _relied_on(slack, status, strict, involved, env)
+            kinds = sorted({k.value for s in involved if readings[s].name in relied_on
+                            for k in readings[s].kinds if k is not Kind.CERTIFIED})
+            decided_by = " and ".join(kinds)
+        else:
+            status = Status.INCONCLUSIVE
+    return Comparison(
+        label=label,
+        statement=inequality.text(),
+        status=status,
+        measured=env.value(inequality.lhs),
+        measured_interval=enclose(inequality.lhs, env.face),
+        threshold=env.value(inequality.rhs),
+        threshold_interval=enclose(inequality.rhs, env.face),
+        margin=env.value(slack),
+        margin_interval=face_slack,
+        decided_by=decided_by,
+        relied_on=relied_on,
+        kinds={readings[s].name: " + ".join(k.value for k in readings[s].kinds) for s in involved},
+        units={readings[s].name: readings[s].quantity.unit for s in involved},
+    )
+
+
+def _relied_on(
+    slack: sympy.Expr, status: Status, strict: bool, involved: list[sympy.Expr], env: _Environment
+) -> tuple[str, ...]:
+    """A minimal set of quantities whose non-sound ends the decision needs: each quantity
+    in turn is reduced to its sound enclosure, and kept reduced if the decision stands."""
+    current, sound = env.face, env.sound
+    relied = []
+    for symbol in sorted(involved, key=_name):
+        trial = {**current, symbol: sound[symbol]}
+        if _decide(enclose(slack, trial), strict) is status:
+            current = trial
+        else:
+            relied.append(_name(symbol))
+    return tuple(relied)
+
+
+def _name(symbol: sympy.Expr) -> str:
+    return _quantity_of(symbol)[1]
+
+
+def _overall_status(premises: tuple[Comparison, ...], conclusion: tuple[Comparison, ...]) -> Status:
+    if any(p.status is Status.VIOLATED for p in premises):
+        return Status.PREMISES_UNMET
+    if any(p.status is Status.INCONCLUSIVE for p in premises):
+        return Status.INCONCLUSIVE
+    if any(c.status is Status.VIOLATED for c in conclusion):
+        return Status.VIOLATED
+    if any(c.status is Status.INCONCLUSIVE for c in conclusion):
+        return Status.INCONCLUSIVE
+    return Status.HOLDS
+
+
+def _notes(
+    result: Result,
+    status: Status,
+    premises: tuple[Comparison, ...],
+    conclusion: tuple[Comparison, ...],
+    readings: Mapping[sympy.Expr, Reading],
+) -> list[str]:
+    notes: list[str] = []
+    by_name = {r.name: r for r in readings.values()}
+    for check in (*premises, *conclusion):
+        notes += _decision_notes(check, by_name)
+    if status is Status.PREMISES_UNMET:
+        unmet = ", ".join(p.label for p in premises if p.status is Status.VIOLATED)
+        notes.append(f"premises unmet ({unmet}): {result.name} says nothing about this model; "
+                     "the conclusion's evidence is shown for information")
+    elif status is Status.INCONCLUSIVE and any(p.status is Status.INCONCLUSIVE for p in premises):
+        notes.append("a premise's interval straddles its threshold: whether the result applies "
+                     "is undecided")
+    if result.sound:
+        notes += _sound_result_notes(result, conclusion, by_name)
+    notes += _provenance_notes(result, readings)
+    return notes
+
+
+def _decision_notes(check: Comparison, by_name: Mapping[str, Reading]) -> list[str]:
+    if check.status is Status.INCONCLUSIVE:
+        return [(f"{check.label}: the margin interval {check.margin_interval.text()} "
+                 "straddles the threshold: inconclusive")]
+    if check.decided_by == "certified" or not check.relied_on:
+        return []
+    relied = [by_name[name] for name in check.relied_on]
+    estimates = [r.name for r in relied if Kind.ESTIMATE in r.kinds]
+    attacks = [r for r in relied if Kind.ATTACK in r.kinds]
+    notes = []
+    if estimates and not attacks:
+        notes.append(f"{check.label}: {check.status.value} decided only by estimates "
+                     f"({', '.join(estimates)}): confidence intervals, not guarantees")
+    elif estimates:
+        notes.append(f"{check.label}: relies on estimates ({', '.join(estimates)}): confidence "
+                     "intervals, not guarantees")
+    for r in attacks:
+        direction = ("an upper estimate of an infimum: the true value may be lower"
+                     if r.quantity.extremum is Extremum.INFIMUM else
+                     "a lower estimate of a supremum: the true value may be higher")
+        notes.append(f"{check.label}: {check.status.value} by the attack value of {r.name}, "
+                     f"{direction}; this is not a certificate")
+    return notes
+
+
+def _sound_result_notes(
+    result: Result, conclusion: tuple[Comparison, ...], by_name: Mapping[str, Reading]
+) -> list[str]:
+    notes = []
+    for check in conclusion:
+        if check.status is not Status.VIOLATED:
+            continue
+        if check.decided_by == "certified":
+            notes.append(
+                f"BUG REPORT: {result.name} is proved sound, and this violation is decided by "
+                "sound ends of the measurements alone; the bound computation, the attack or "
+                "this code is wrong. Please report it with this verdict's JSON."
+            )
+        else:
+            notes.append(
+                f"{result.name} is sound, but this violation rests on non-certified ends "
+                f"({', '.join(check.relied_on)}); it is not a bug report until they are "
+                "certified"
+            )
+    return notes
+
+
+def _provenance_notes(result: Result, readings: Mapping[sympy.Expr, Reading]) -> list[str]:
+    notes = []
+    for r in sorted(readings.values(), key=lambda r: r.name):
+        if r.quantity.unit == "logits" and "readout" not in r.measurement.settings:
+            notes.append(f"{r.name} names no readout (settings['readout']): under C1 its scale "
+                         "is arbitrary")
+        if r.measurement.unit != r.quantity.unit and r.quantity.conversion(r.measurement.unit) != 1.0:
+            notes.append(f"{r.name} converted from {r.measurement.unit} to {r.quantity.unit}")
+    rhos = [r for r in readings.values() if r.quantity.name == "rho"]
+    if rhos:
+        estimators = sorted({r.measurement.estimator for r in rhos})
+        notes.append(f"C2: rho is the value of the estimator {', '.join(estimators)}, not a "
+                     "property of the network alone"
+                     + (" (the rhos come from different estimators)" if len(estimators) > 1 else ""))
+    in_conclusion = [r for r in readings.values()
+                     if result.conclusion.slack().has(r.quantity.symbol)]
+    units = sorted({r.quantity.unit for r in in_conclusion})
+    if {LOGITS, BITS} <= set(units):
+        terms = "; ".join(
+            f"{u}: " + ", ".join(sorted(r.name for r in in_conclusion if r.quantity.unit == u))
+            for u in units
+        )
+        notes.append(f"C6 units: the conclusion adds terms in different units ({terms}); it "
+                     "changes with the readout's scale and the MI's unit")
+    return notes

@@ -1,0 +1,136 @@
+"""What a measurement says about the true value of its quantity (THEORY.md section 2).
+
+A measurement is read as two intervals in its quantity's unit: the *sound* enclosure
+(what it guarantees) and the *face* interval (what it reports, attack values and
+confidence intervals included). By kind, and by whether the quantity is an infimum or a
+supremum over the threat model:
+
+==========  ==========================  =====================================
+kind        infimum (gamma, gap)        supremum (L_b, Delta_a)
+==========  ==========================  =====================================
+certified   true >= low   (sound)       [low, high], the bound itself (sound)
+attack      true <= high  (sound);      true >= low   (sound);
+            low is an upper estimate    high is a lower estimate
+estimate    [low, high] is a confidence interval, not a guarantee
+==========  ==========================  =====================================
+
+The suprema of THEORY.md (a Lipschitz constant, a feature displacement) only enter
+bounds that decrease in them, and the bound stays valid for any upper bound on them, so a
+certified upper bound enters as itself: the judge checks that valid instance of the
+result. A certified measurement of a quantity that is neither (the clean margin computed
+on the test set) encloses it in ``[low, high]``. "Sound" is relative to the measured test
+set.
+
+Several measurements of one quantity (a certified lower bound and an attack's value of a
+gamma: a sandwich) are combined by intersecting both intervals.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from semirobust.empirical.errors import BadInput
+from semirobust.theory.intervals import Interval
+from semirobust.theory.measurement import Kind, Measurement
+from semirobust.theory.quantities import Extremum, Quantity
+
+Evidence = Measurement | Sequence[Measurement]
+"""One measurement of a quantity, or several of the same quantity (a certified lower bound
+and an attack's value: a sandwich), combined by intersecting what each says."""
+
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One measurement as the judge reads it, converted to the quantity's unit."""
+
+    name: str
+    quantity: Quantity
+    measurement: Measurement
+    value: float
+    face: Interval
+    sound: Interval
+    also: tuple[Measurement, ...] = ()
+
+    @property
+    def kinds(self) -> list[Kind]:
+        return [m.kind for m in (self.measurement, *self.also)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "value": self.value,
+            "interval": self.face.to_json(),
+            "sound_enclosure": self.sound.to_json(),
+            "unit": self.quantity.unit,
+            "kind": " + ".join(k.value for k in self.kinds),
+            "measurements": [m.to_dict() for m in (self.measurement, *self.also)],
+        }
+
+
+def as_measurements(name: str, evidence: Evidence) -> list[Measurement]:
+    """``evidence`` as a non-empty list of measurements, or :class:`BadInput`."""
+    items = list(evidence) if isinstance(evidence, (list, tuple)) else [evidence]
+    if not items or not all(isinstance(m, Measurement) for m in items):
+        raise BadInput(f"measurements[{name!r}] must be a Measurement or a non-empty list of "
+                       f"them, got {evidence!r}")
+    return items
+
+
+def read_evidence(name: str, quantity: Quantity, evidence: Evidence) -> Reading:
+    """Intersect what several measurements of one quantity say; the value is the first's."""
+    readings = [_read(name, quantity, m) for m in as_measurements(name, evidence)]
+    first = readings[0]
+    try:
+        sound = first.sound
+        face = first.face
+        for r in readings[1:]:
+            sound, face = sound.intersect(r.sound), face.intersect(r.face)
+        face = face.intersect(sound)
+    except ValueError:
+        raise BadInput(
+            f"the measurements of {name!r} contradict each other ("
+            + "; ".join(r.measurement.describe() for r in readings)
+            + "): a certified bound and an attack value disagree, so one of them is wrong"
+        ) from None
+    value = min(max(first.value, face.low), face.high)
+    return Reading(name, quantity, first.measurement, value, face, sound, tuple(
+        r.measurement for r in readings[1:]))
+
+
+def _read(name: str, quantity: Quantity, m: Measurement) -> Reading:
+    factor = quantity.conversion(m.unit)
+    if factor is None:
+        raise BadInput(
+            f"measurement {name!r} is in {m.unit!r}; {quantity.name} accepts "
+            f"{', '.join(repr(u) for u in quantity.accepted_units())}"
+        )
+    low, high = m.interval[0] * factor, m.interval[1] * factor
+    floor = quantity.lower_limit
+    stated = Interval(max(low, floor), max(high, floor))
+    sound = _sound_enclosure(name, quantity, m.kind, stated)
+    # a certificate says nothing beyond its sound side; attacks and estimates also
+    # contribute their other end at face value (flagged when a decision rests on it)
+    face = sound if m.kind is Kind.CERTIFIED else stated
+    return Reading(name, quantity, m, max(m.value * factor, floor), face, sound)
+
+
+def _sound_enclosure(name: str, quantity: Quantity, kind: Kind, stated: Interval) -> Interval:
+    """What the measurement guarantees about the true value (module docstring's table),
+    given its ``stated`` interval in the quantity's unit."""
+    domain = Interval(quantity.lower_limit, math.inf)
+    if kind is Kind.ESTIMATE:
+        return domain
+    if quantity.extremum is Extremum.NONE:
+        if kind is Kind.ATTACK:
+            raise BadInput(
+                f"measurement {name!r} is of kind 'attack', but {quantity.name} is not an "
+                "infimum or supremum over perturbations; use 'certified' or 'estimate'"
+            )
+        return stated
+    if quantity.extremum is Extremum.SUPREMUM:
+        return stated if kind is Kind.CERTIFIED else Interval(stated.low, math.inf)
+    return Interval(stated.low, math.inf) if kind is Kind.CERTIFIED else Interval(domain.low, stated.high)

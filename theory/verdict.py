@@ -1,0 +1,121 @@
+"""A verdict and its evidence: the judge's answer for one result on one set of measurements."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from semirobust.theory.intervals import Interval
+from semirobust.theory.readings import Reading
+
+
+class Status(str, Enum):
+    HOLDS = "holds"
+    VIOLATED = "violated"
+    PREMISES_UNMET = "premises unmet"
+    INCONCLUSIVE = "inconclusive"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One premise or conclusion instance with its evidence.
+
+    ``measured`` is the left side, ``threshold`` the right side (point values from the
+    measurements' values, intervals from their face intervals); ``margin`` is the slack,
+    positive when the inequality holds. ``decided_by`` is ``"certified"`` when sound ends
+    alone decide, otherwise the kinds of the non-sound ends the decision rests on
+    (``relied_on`` names them); empty when inconclusive. ``kinds`` and ``units`` give each
+    quantity's kind of measurement and unit (C6).
+    """
+
+    label: str
+    statement: str
+    status: Status
+    measured: float
+    measured_interval: Interval
+    threshold: float
+    threshold_interval: Interval
+    margin: float
+    margin_interval: Interval
+    decided_by: str
+    relied_on: tuple[str, ...]
+    kinds: Mapping[str, str]
+    units: Mapping[str, str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "statement": self.statement,
+            "status": self.status.value,
+            "measured": self.measured,
+            "measured_interval": self.measured_interval.to_json(),
+            "threshold": self.threshold,
+            "threshold_interval": self.threshold_interval.to_json(),
+            "margin": self.margin,
+            "margin_interval": self.margin_interval.to_json(),
+            "decided_by": self.decided_by,
+            "relied_on": list(self.relied_on),
+            "kinds": dict(self.kinds),
+            "units": dict(self.units),
+        }
+
+    def _units_text(self) -> str:
+        by_unit: dict[str, list[str]] = {}
+        for name, unit in self.units.items():
+            by_unit.setdefault(unit, []).append(name)
+        return "; ".join(f"{', '.join(sorted(names))}: {unit}" for unit, names in sorted(by_unit.items()))
+
+    def row(self) -> str:
+        """A Markdown table row."""
+        return (
+            f"| {self.label} | `{self.statement}` | {self.measured:.4g} "
+            f"{self.measured_interval.text()} | {self.threshold:.4g} "
+            f"{self.threshold_interval.text()} | {self.margin:+.4g} "
+            f"{self.margin_interval.text()} | {self.status.value} | "
+            f"{self.decided_by or '-'} | {self._units_text()} |"
+        )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the judge says about one result on one set of measurements."""
+
+    result: str
+    title: str
+    status: Status
+    premises: tuple[Comparison, ...]
+    conclusion: tuple[Comparison, ...]
+    assumptions: tuple[str, ...]
+    layers: Mapping[str, int]
+    readings: tuple[Reading, ...]
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (infinite interval ends are ``null``)."""
+        return {
+            "result": self.result,
+            "title": self.title,
+            "status": self.status.value,
+            "premises": [c.to_dict() for c in self.premises],
+            "conclusion": [c.to_dict() for c in self.conclusion],
+            "assumptions_not_checked": list(self.assumptions),
+            "layers": dict(self.layers),
+            "measurements": [r.to_dict() for r in self.readings],
+            "notes": list(self.notes),
+        }
+
+    def describe(self) -> str:
+        """Markdown: the status, a table of every premise and the conclusion, the notes."""
+        lines = [
+            f"### {self.result}: {self.title} -- **{self.status.value}**",
+            "",
+            "| | statement | measured | threshold | margin | status | decided by | units (C6) |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        lines += [c.row() for c in (*self.premises, *self.conclusion)]
+        lines.append("")
+        lines += [f"- assumed, not checked: {a}" for a in self.assumptions]
+        lines += [f"- {note}" for note in self.notes]
+        return "\n".join(lines)
