@@ -23,6 +23,7 @@ COMMANDS: tuple[str, ...] = (
     "calibrate",
     "theory",
     "rho",
+    "lipschitz",
 )
 
 
