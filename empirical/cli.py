@@ -18,6 +18,7 @@ from semirobust.empirical.errors import BadInput
 COMMANDS: tuple[str, ...] = (
     "demo",
     "train",
+    "attack",
     "algorithm1",
     "calibrate",
     "theory",
