@@ -138,9 +138,9 @@ def _named_measurements(sandwich: list[Measurement], pairs, transfer: dict[str, 
     named: dict[str, list[Measurement]] = {
         "gamma_whole": gamma,
         "clean_margin": [renamed(by_name["margin_clean"], "clean_margin")],
-        "L_b": [renamed(transfer["lipschitz_f_b"], "L_b", unit="logits per feature l2")],
-        "Delta_a": [renamed(transfer["feature_sensitivity_certified"], "Delta_a", unit="feature l2"),
-                    renamed(transfer["feature_sensitivity_attacked"], "Delta_a", unit="feature l2")],
+        "L_b": [transfer["L_b"]],
+        "Delta_a": [renamed(transfer["Delta_a_certified"], "Delta_a"),
+                    renamed(transfer["Delta_a_attacked"], "Delta_a")],
         "gamma_transfer": [transfer["gamma_transfer_certified"], transfer["gamma_transfer_estimate"]],
     }
     for name in ("gamma_a", "gamma_b"):

@@ -78,8 +78,8 @@ def write_check_report(report: dict[str, Any], out: Path, checkpoint: Path) -> s
         markdown_table(
             ["a", "T2 level gamma_a + sum rho", "transfer certified", "transfer estimate", "L_b", "Delta_a certified", "Delta_a attacked"],
             [[str(s["a"]), f"{s['T2_bound']['value']:.3g}", f"{s['gamma_transfer_certified']['value']:.3g}",
-              f"{s['gamma_transfer_estimate']['value']:.3g}", f"{s['lipschitz_f_b']['value']:.3g}",
-              f"{s['feature_sensitivity_certified']['value']:.3g}", f"{s['feature_sensitivity_attacked']['value']:.3g}"]
+              f"{s['gamma_transfer_estimate']['value']:.3g}", f"{s['L_b']['value']:.3g}",
+              f"{s['Delta_a_certified']['value']:.3g}", f"{s['Delta_a_attacked']['value']:.3g}"]
              for s in report["per_split"]],
         ),
         "",
