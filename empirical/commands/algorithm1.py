@@ -30,7 +30,7 @@ from semirobust.empirical.data import Dataset, dataset_names, load_dataset
 from semirobust.empirical.device import resolve_device, seed_everything
 from semirobust.empirical.errors import BadInput
 from semirobust.empirical.models import ArchitectureSpec, architecture_names, build_model
-from semirobust.empirical.network import count_weight_layers
+from semirobust.empirical.network import count_weight_layers, split_network
 from semirobust.empirical.report import markdown_table
 from semirobust.empirical.results import write_text_atomic
 from semirobust.empirical.threat import NORMS
@@ -96,7 +96,5 @@ def run(args: argparse.Namespace) -> int:
 def _fb_from_split(args: argparse.Namespace, kwargs: dict, dataset: Dataset) -> int:
     """``--split A`` -> weight layers in f_b, checked against the built network."""
     spec = ArchitectureSpec(args.arch, dataset.input_shape, dataset.num_classes, dataset.mean, dataset.std, kwargs)
-    n = count_weight_layers(build_model(spec))
-    if not 1 <= args.split <= n - 1:
-        raise BadInput(f"--split {args.split} is outside the network: f_a must hold 1..{n - 1} of its {n} weight layers")
-    return n - args.split
+    model = build_model(spec)
+    return count_weight_layers(model) - split_network(model, args.split).a
