@@ -22,6 +22,7 @@ COMMANDS: tuple[str, ...] = (
     "calibrate",
     "theory",
     "rho",
+    "s1",
 )
 
 
