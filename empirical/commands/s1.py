@@ -112,6 +112,7 @@ def table(study: S1Study) -> str:
     for label, check in (("the combined readout's blocks", study.l2_blocks),
                          ("the separately fitted per-layer readouts", study.l2_per_layer)):
         conclusion = check.verdict.conclusion[0]
-        lines.append(f"L2 with {label}: {check.verdict.status.value} "
-                     f"({conclusion.statement}: {conclusion.measured:.4g} >= {conclusion.threshold:.4g}?)")
+        lines.append(f"L2 with {label}: {check.verdict.status.value}; conclusion "
+                     f"{conclusion.statement}: {conclusion.measured:.4g} >= "
+                     f"{conclusion.threshold:.4g} {conclusion.status.value}")
     return "\n".join(lines)
