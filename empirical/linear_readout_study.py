@@ -44,7 +44,7 @@ from semirobust.theory.measurement import Measurement
 from semirobust.theory.verdict import Verdict
 from torch import nn
 
-ROBUST_NETWORK = "F* (the robust network itself)"
+ROBUST_NETWORK = "F* (the checkpoint's network)"
 
 
 @dataclass(frozen=True)

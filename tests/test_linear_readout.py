@@ -108,8 +108,13 @@ def test_blocks_add_up_to_the_combined_readout():
     blocks = block_readouts(readout)
     x = inputs(50, seed=9)
     assert [b.layers for b in blocks] == [(1,), (2,)]
-    total = sum(predict_logits(b, x) for b in blocks)
-    assert torch.allclose(total, predict_logits(readout, x), atol=1e-5)
+    parts = [predict_logits(b, x) for b in blocks]
+    combined = predict_logits(readout, x)
+    assert torch.allclose(sum(parts), combined, atol=1e-5)
+    y = torch.randint(0, K, (50,), generator=torch.Generator().manual_seed(10))
+    # the margin is concave and positively homogeneous, so m(sum z_i) >= sum m(z_i) (L2, C4)
+    block_margins = sum(multiclass_margin(z, y) for z in parts)
+    assert bool((multiclass_margin(combined, y) >= block_margins - 1e-5).all())
 
 
 @given(ridge=st.floats(0.0, 10.0), extra=st.floats(0.1, 10.0))
