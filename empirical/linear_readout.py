@@ -7,7 +7,7 @@ On the frozen robust ``f*_a`` the readout of layers ``I`` (a subset of ``1..a``)
 with ``h_i`` the flattened activations of weight layer ``i`` (``network.layer_activations``).
 ``Lambda`` solves, per batch ``B`` of fit inputs, the least-squares problem
 
-    min_Lambda ||H_B Lambda - F*(x_B)||_F^2 + ridge * ||W||_F^2        (W: Lambda without the bias row)
+    min_Lambda ||H_B Lambda - F*(x_B)||_F^2 + ridge * ||W||_F^2    (W: Lambda less its bias row)
 
 against the robust network's logits ``F*(x_B)``; the per-batch solutions are averaged with
 equal weights, as the paper does. Each batch is solved in float64 on the CPU by
@@ -55,8 +55,12 @@ class LeastSquaresSettings:
             raise BadInput(f"--ridge {self.ridge}: expected a finite number >= 0")
 
     def to_dict(self) -> dict:
-        return {"fit_batch_size": self.batch_size, "rcond": self.rcond, "ridge": self.ridge,
-                "solver": "torch.linalg.lstsq (gelsd, float64), per batch, equal-weight average"}
+        return {
+            "fit_batch_size": self.batch_size,
+            "rcond": self.rcond,
+            "ridge": self.ridge,
+            "solver": "torch.linalg.lstsq (gelsd, float64), per batch, equal-weight average",
+        }
 
 
 class LinearReadout(nn.Module):
@@ -67,12 +71,21 @@ class LinearReadout(nn.Module):
     is shared with the network, not copied.
     """
 
-    def __init__(self, f_a: nn.Sequential, layers: Sequence[int], feature_sizes: Sequence[int],
-                 weight: torch.Tensor, bias: torch.Tensor, name: str) -> None:
+    def __init__(
+        self,
+        f_a: nn.Sequential,
+        layers: Sequence[int],
+        feature_sizes: Sequence[int],
+        weight: torch.Tensor,
+        bias: torch.Tensor,
+        name: str,
+    ) -> None:
         super().__init__()
         if len(layers) != len(feature_sizes) or sum(feature_sizes) != weight.shape[0]:
-            raise BadInput(f"readout {name!r}: feature sizes {list(feature_sizes)} of layers "
-                           f"{list(layers)} do not match the weight's {weight.shape[0]} rows")
+            raise BadInput(
+                f"readout {name!r}: feature sizes {list(feature_sizes)} of layers "
+                f"{list(layers)} do not match the weight's {weight.shape[0]} rows"
+            )
         self.f_a = f_a
         self.layers = tuple(layers)
         self.feature_sizes = tuple(int(d) for d in feature_sizes)
@@ -92,7 +105,7 @@ class LinearReadout(nn.Module):
         return float(torch.linalg.matrix_norm(self.weight.double(), "fro"))
 
     def operator_norm(self) -> float:
-        """``||W||_2``, the largest singular value: the readout's l2 Lipschitz constant in features."""
+        """``||W||_2``, the largest singular value: the readout's l2 Lipschitz constant."""
         return float(torch.linalg.matrix_norm(self.weight.double(), 2))
 
     def description(self) -> dict:
@@ -106,26 +119,33 @@ class LinearReadout(nn.Module):
 
 
 def readout_features(f_a: nn.Sequential, x: torch.Tensor, layers: Sequence[int]) -> torch.Tensor:
-    """``[h_i(x) for i in layers]`` of ``f_a``'s weight layers (1-based), concatenated per sample."""
+    """``[h_i(x) for i in layers]`` of ``f_a``'s weight layers (1-based), concatenated."""
     return torch.cat(layer_features(f_a, x, layers), dim=1)
 
 
-def layer_features(f_a: nn.Sequential, x: torch.Tensor, layers: Sequence[int]) -> list[torch.Tensor]:
+def layer_features(
+    f_a: nn.Sequential, x: torch.Tensor, layers: Sequence[int]
+) -> list[torch.Tensor]:
     """``[h_i(x) for i in layers]``, each flattened per sample (``network.layer_activations``)."""
     activations, _ = layer_activations(f_a, x)
     return [activations[i - 1] for i in layers]
 
 
 def validate_layers(f_a: nn.Sequential, layers: Sequence[int]) -> tuple[int, ...]:
-    """``layers`` as a tuple if each lies in ``1..a`` (``a`` = weight layers of ``f_a``), else :class:`BadInput`."""
+    """``layers`` as a tuple if each lies in ``1..a`` (the weight layers of ``f_a``);
+    else :class:`BadInput`."""
     a = len(weight_layers(f_a))
     layers = tuple(layers)
     if not layers or any(not isinstance(i, int) or not 1 <= i <= a for i in layers):
-        raise BadInput(f"readout layers {list(layers)}: expected a non-empty list of layers in 1..{a}")
+        raise BadInput(
+            f"readout layers {list(layers)}: expected a non-empty list of layers in 1..{a}"
+        )
     return layers
 
 
-def solve_least_squares(h: torch.Tensor, target: torch.Tensor, settings: LeastSquaresSettings) -> torch.Tensor:
+def solve_least_squares(
+    h: torch.Tensor, target: torch.Tensor, settings: LeastSquaresSettings
+) -> torch.Tensor:
     """``Lambda = argmin ||[h, 1] Lambda - target||_F^2 + ridge ||W||_F^2``, shape ``(d + 1, K)``.
 
     Solved in float64 on the CPU by ``lstsq`` (gelsd, cutoff ``rcond * s_max``): the
@@ -152,8 +172,8 @@ def fit_linear_readout(
     name: str,
     device: torch.device | str = "cpu",
 ) -> LinearReadout:
-    """Algorithm S1's fit: per batch of ``x``, ``Lambda_B`` solves ``[h_i, 1] Lambda = target(x_B)``;
-    ``Lambda`` is their equal-weight mean. Batches are ``ceil(N / batch_size)`` near-equal parts
+    """Algorithm S1's fit: per batch ``B`` of ``x``, ``Lambda_B`` solves
+    ``[h_i, 1] Lambda = target(x_B)`` (least squares); ``Lambda`` is their equal-weight mean. Batches are ``ceil(N / batch_size)`` near-equal parts
     of ``x`` (no small remainder batch). Both modules are evaluated in eval mode, without grad."""
     layers = validate_layers(f_a, layers)
     if x.shape[0] < 1:
@@ -170,13 +190,18 @@ def fit_linear_readout(
                 xb = xb.to(device)
                 features = layer_features(f_a, xb, layers)
                 sizes = tuple(h.shape[1] for h in features)
-                solutions.append(solve_least_squares(
-                    torch.cat(features, dim=1).float(), target(xb).float(), settings))
+                solutions.append(
+                    solve_least_squares(
+                        torch.cat(features, dim=1).float(), target(xb).float(), settings
+                    )
+                )
     finally:
         f_a.train(modes[0])
         target.train(modes[1])
     lam = torch.stack(solutions).mean(dim=0)
-    return LinearReadout(f_a, layers, sizes, lam[:-1].to(device), lam[-1].to(device), name).to(device)
+    return LinearReadout(f_a, layers, sizes, lam[:-1].to(device), lam[-1].to(device), name).to(
+        device
+    )
 
 
 def block_readouts(readout: LinearReadout) -> list[LinearReadout]:
@@ -188,7 +213,9 @@ def block_readouts(readout: LinearReadout) -> list[LinearReadout]:
     blocks = torch.split(readout.weight, list(readout.feature_sizes), dim=0)
     share = readout.bias / len(readout.layers)
     return [
-        LinearReadout(readout.f_a, (layer,), (size,), block, share, f"block h_{layer} of {readout.name}")
+        LinearReadout(
+            readout.f_a, (layer,), (size,), block, share, f"block h_{layer} of {readout.name}"
+        )
         for layer, size, block in zip(readout.layers, readout.feature_sizes, blocks)
     ]
 
@@ -223,24 +250,36 @@ def fit_quality(
     spread = ((reference - reference.mean(dim=0)) ** 2).sum(dim=1).numpy()
     r2 = _r2(residual, spread)
     generator = np.random.default_rng(seed)
-    draws = [_r2(residual[i], spread[i])
-             for i in (generator.integers(0, residual.size, residual.size) for _ in range(resamples))]
+    draws = [
+        _r2(residual[i], spread[i])
+        for i in (generator.integers(0, residual.size, residual.size) for _ in range(resamples))
+    ]
     low, high = np.percentile(draws, [2.5, 97.5]) if residual.size > 1 else (r2, r2)
     agree = int((predicted.argmax(dim=1) == reference.argmax(dim=1)).sum())
     n = int(residual.size)
     wilson_low, wilson_high = wilson_interval(agree, n)
     return FitQuality(
         r2=Measurement(
-            name=f"r2_{name}", value=r2, interval=(min(low, r2), max(high, r2)), kind=Kind.ESTIMATE,
-            estimator="coefficient of determination against F* logits", unit="dimensionless",
-            settings={"n": n, "interval": f"bootstrap 95% percentile, {resamples} resamples",
-                      "seed": seed},
+            name=f"r2_{name}",
+            value=r2,
+            interval=(min(low, r2), max(high, r2)),
+            kind=Kind.ESTIMATE,
+            estimator="coefficient of determination against F* logits",
+            unit="dimensionless",
+            settings={
+                "n": n,
+                "interval": f"bootstrap 95% percentile, {resamples} resamples",
+                "seed": seed,
+            },
         ),
         agreement=Measurement(
-            name=f"agreement_{name}", value=agree / n,
-            # Wilson's ends can round past the proportion at 0 and 1 (e.g. 0.9999999999999998 at 60/60).
+            name=f"agreement_{name}",
+            value=agree / n,
+            # Wilson's ends can round past the proportion at 0 and 1 (0.9999999999999998 at 60/60).
             interval=(min(wilson_low, agree / n), max(wilson_high, agree / n)),
-            kind=Kind.ESTIMATE, estimator="argmax agreement with F*", unit="fraction",
+            kind=Kind.ESTIMATE,
+            estimator="argmax agreement with F*",
+            unit="fraction",
             settings={"n": n, "interval": "Wilson 95%"},
         ),
     )

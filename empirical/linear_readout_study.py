@@ -1,4 +1,4 @@
-"""Algorithm S1 end to end: fit, attack and judge linear readouts of ``f*_a`` (THEORY.md 6; L2 of 3).
+"""Algorithm S1 end to end: fit, attack and judge linear readouts of ``f*_a`` (THEORY.md 6, 3).
 
 On a robust network ``F*`` split at ``a``, with the test inputs divided into *fit* inputs
 (the least squares, :mod:`semirobust.empirical.linear_readout`) and *held-out* inputs
@@ -58,8 +58,13 @@ class S1Config:
     least_squares: LeastSquaresSettings = field(default_factory=LeastSquaresSettings)
 
     def to_dict(self) -> dict:
-        return {**self.threat.to_dict(), "steps": self.steps, "seed": self.seed,
-                "attack_batch_size": self.batch_size, **self.least_squares.to_dict()}
+        return {
+            **self.threat.to_dict(),
+            "steps": self.steps,
+            "seed": self.seed,
+            "attack_batch_size": self.batch_size,
+            **self.least_squares.to_dict(),
+        }
 
 
 @dataclass(frozen=True)
@@ -74,9 +79,17 @@ class ReadoutReport:
 
     def labelled(self) -> list[tuple[str, Measurement]]:
         """``(quantity, measurement)`` for every number of this readout, in table order."""
-        quality = [] if self.fit is None else [("R^2 vs F*", self.fit.r2), ("agreement w. F*", self.fit.agreement)]
-        return [("clean accuracy", self.clean_accuracy), ("robust accuracy", self.robust_accuracy),
-                ("gamma", self.gamma), *quality]
+        quality = (
+            []
+            if self.fit is None
+            else [("R^2 vs F*", self.fit.r2), ("agreement w. F*", self.fit.agreement)]
+        )
+        return [
+            ("clean accuracy", self.clean_accuracy),
+            ("robust accuracy", self.robust_accuracy),
+            ("gamma", self.gamma),
+            *quality,
+        ]
 
     def to_dict(self) -> dict:
         return {
@@ -142,25 +155,45 @@ def run_s1(
     *,
     device: torch.device | str = "cpu",
 ) -> S1Study:
-    """Fit the readouts on ``x_fit`` against ``model``'s logits; attack and judge on ``(x_eval, y_eval)``."""
+    """Fit the readouts on ``x_fit`` against ``model``'s logits; attack and judge them on
+    ``(x_eval, y_eval)``."""
     split = split_network(model, a)
-    fit = partial(fit_linear_readout, split.f_a, model, x_fit, settings=config.least_squares, device=device)
+    fit = partial(
+        fit_linear_readout, split.f_a, model, x_fit, settings=config.least_squares, device=device
+    )
     combined = fit(tuple(range(1, a + 1)), name=f"S1 combined h_1..h_{a}")
     per_layer = [fit((i,), name=f"S1 per-layer h_{i}") for i in range(1, a + 1)]
 
     def report(readout: LinearReadout, name: str) -> ReadoutReport:
-        return evaluate_readout(readout, readout.description(), x_eval, y_eval, config, name=name,
-                                device=device, target=model)
+        return evaluate_readout(
+            readout,
+            readout.description(),
+            x_eval,
+            y_eval,
+            config,
+            name=name,
+            device=device,
+            target=model,
+        )
 
     combined_report = report(combined, f"combined_{a}")
     per_layer_reports = tuple(report(r, f"layer_{i}") for i, r in enumerate(per_layer, 1))
-    block_reports = tuple(report(r, f"block_{i}") for i, r in enumerate(block_readouts(combined), 1))
-    reference = evaluate_readout(model, {"readout": ROBUST_NETWORK}, x_eval, y_eval, config,
-                                 name="reference", device=device)
+    block_reports = tuple(
+        report(r, f"block_{i}") for i, r in enumerate(block_readouts(combined), 1)
+    )
+    reference = evaluate_readout(
+        model, {"readout": ROBUST_NETWORK}, x_eval, y_eval, config, name="reference", device=device
+    )
     return S1Study(
-        a=a, n=split.n, fit_inputs=int(x_fit.shape[0]), held_out_inputs=int(x_eval.shape[0]),
-        config=config, reference=reference, combined=combined_report,
-        per_layer=per_layer_reports, blocks=block_reports,
+        a=a,
+        n=split.n,
+        fit_inputs=int(x_fit.shape[0]),
+        held_out_inputs=int(x_eval.shape[0]),
+        config=config,
+        reference=reference,
+        combined=combined_report,
+        per_layer=per_layer_reports,
+        blocks=block_reports,
         l2_blocks=judge_l2(combined_report, block_reports),
         l2_per_layer=judge_l2(combined_report, per_layer_reports),
     )
@@ -179,19 +212,30 @@ def evaluate_readout(
 ) -> ReadoutReport:
     """Clean accuracy, robust accuracy (PGD, cross-entropy), gamma (PGD, negative margin)
     and, given ``target`` (``F*``), the fit quality of ``readout`` on ``(x, y)``."""
-    ce_attack = build_attack("pgd", AttackConfig(threat=config.threat, steps=config.steps, seed=config.seed))
-    margin_attack = build_attack("pgd", AttackConfig(
-        threat=config.threat, steps=config.steps, seed=config.seed, objective=negative_margin))
-    accuracy = evaluate_attack(readout, x, y, ce_attack, batch_size=config.batch_size, device=device)
-    margin = evaluate_attack(readout, x, y, margin_attack, batch_size=config.batch_size, device=device)
+    ce_attack = build_attack(
+        "pgd", AttackConfig(threat=config.threat, steps=config.steps, seed=config.seed)
+    )
+    margin_attack = build_attack(
+        "pgd",
+        AttackConfig(
+            threat=config.threat, steps=config.steps, seed=config.seed, objective=negative_margin
+        ),
+    )
+    accuracy = evaluate_attack(
+        readout, x, y, ce_attack, batch_size=config.batch_size, device=device
+    )
+    margin = evaluate_attack(
+        readout, x, y, margin_attack, batch_size=config.batch_size, device=device
+    )
     gamma = margin.expected_adversarial_margin(f"gamma_{name}")
     return ReadoutReport(
         readout=description,
         clean_accuracy=accuracy.clean_accuracy(f"clean_accuracy_{name}"),
         robust_accuracy=accuracy.robust_accuracy(f"robust_accuracy_{name}"),
         gamma=replace(gamma, settings={**gamma.settings, **description}),
-        fit=None if target is None else fit_quality(readout, target, x, name=name, seed=config.seed,
-                                                    device=device),
+        fit=None
+        if target is None
+        else fit_quality(readout, target, x, name=name, seed=config.seed, device=device),
     )
 
 
@@ -202,4 +246,3 @@ def judge_l2(combined: ReadoutReport, parts: tuple[ReadoutReport, ...]) -> L2Che
     measurements = {f"gamma_{i}": r.gamma for i, r in enumerate(ordered, 1)}
     reads = {f"gamma_{i}": r.readout["readout"] for i, r in enumerate(ordered, 1)}
     return L2Check(reads, judge("L2", measurements, layers={"n": len(ordered)}))
-

@@ -75,8 +75,9 @@ def test_least_squares_recovers_an_exactly_linear_target():
     weight, bias = torch.randn(13, K, generator=generator), torch.randn(K, generator=generator)
     target = LinearInLayers(f_a, weight, bias)
     x_fit, x_test = inputs(300), inputs(200, seed=3)
-    readout = fit_linear_readout(f_a, target, x_fit, (1, 2), LeastSquaresSettings(batch_size=100),
-                                 name="exact")
+    readout = fit_linear_readout(
+        f_a, target, x_fit, (1, 2), LeastSquaresSettings(batch_size=100), name="exact"
+    )
     truth = predict_logits(target, x_test)
     assert torch.allclose(predict_logits(readout, x_test), truth, atol=1e-4)
     quality = fit_quality(readout, target, x_test, name="exact")
@@ -91,7 +92,9 @@ def test_least_squares_recovers_an_exactly_linear_target():
 
 def test_the_last_hidden_layer_reads_out_the_network_exactly():
     """A network's logits are a linear function of ``h_{n-1}`` (its last layer has no ReLU)."""
-    spec = ArchitectureSpec("mlp", (D_IN,), K, (0.5,) * D_IN, (0.25,) * D_IN, {"depth": 2, "width": 7})
+    spec = ArchitectureSpec(
+        "mlp", (D_IN,), K, (0.5,) * D_IN, (0.25,) * D_IN, {"depth": 2, "width": 7}
+    )
     torch.manual_seed(0)
     model = build_model(spec).eval()
     split = split_network(model, 2)
@@ -139,7 +142,9 @@ def test_underdetermined_batch_gets_the_minimum_norm_interpolant():
 
 def test_pgd_lowers_the_readouts_margin_inside_the_ball():
     f_a = first_part()
-    target = LinearInLayers(f_a, torch.randn(13, K, generator=torch.Generator().manual_seed(6)), torch.zeros(K))
+    target = LinearInLayers(
+        f_a, torch.randn(13, K, generator=torch.Generator().manual_seed(6)), torch.zeros(K)
+    )
     readout = fit_linear_readout(f_a, target, inputs(200), (1, 2), name="attacked")
     x = inputs(64, seed=7)
     y = predict_logits(readout, x).argmax(dim=1)
@@ -162,7 +167,9 @@ def test_readout_layers_outside_f_a_are_refused():
 
 
 def test_study_judges_l2_with_blocks_and_per_layer_readouts():
-    spec = ArchitectureSpec("mlp", (D_IN,), K, (0.5,) * D_IN, (0.25,) * D_IN, {"depth": 3, "width": 8})
+    spec = ArchitectureSpec(
+        "mlp", (D_IN,), K, (0.5,) * D_IN, (0.25,) * D_IN, {"depth": 3, "width": 8}
+    )
     torch.manual_seed(0)
     model = build_model(spec).eval()
     x = inputs(120)
@@ -180,8 +187,14 @@ def test_study_judges_l2_with_blocks_and_per_layer_readouts():
 @pytest.fixture(scope="module")
 def digits_checkpoint(tmp_path_factory):
     dataset = load_dataset("digits")
-    spec = ArchitectureSpec("digits-cnn", dataset.input_shape, dataset.num_classes, dataset.mean,
-                            dataset.std, {"width": 4})
+    spec = ArchitectureSpec(
+        "digits-cnn",
+        dataset.input_shape,
+        dataset.num_classes,
+        dataset.mean,
+        dataset.std,
+        {"width": 4},
+    )
     torch.manual_seed(0)
     model = build_model(spec)
     recipe = TrainRecipe(epochs=2, batch_size=64, lr=0.05)
@@ -196,8 +209,25 @@ MEASUREMENT_KEYS = {"name", "value", "interval", "kind", "estimator", "unit", "s
 
 def test_cli_writes_every_number_as_a_measurement(digits_checkpoint, tmp_path, capsys):
     out = tmp_path / "s1.json"
-    code = main(["s1", "--checkpoint", str(digits_checkpoint), "--fb-layers", "3", "--eps", "0.05",
-                 "--steps", "2", "--limit", "120", "--device", "cpu", "--json", str(out)])
+    code = main(
+        [
+            "s1",
+            "--checkpoint",
+            str(digits_checkpoint),
+            "--fb-layers",
+            "3",
+            "--eps",
+            "0.05",
+            "--steps",
+            "2",
+            "--limit",
+            "120",
+            "--device",
+            "cpu",
+            "--json",
+            str(out),
+        ]
+    )
     assert code == 0
     result = json.loads(out.read_text())
     assert result["split"] == {"a": 4, "n": 7, "fb_layers": 3}
@@ -220,8 +250,19 @@ def test_cli_writes_every_number_as_a_measurement(digits_checkpoint, tmp_path, c
 
 
 def test_cli_split_outside_the_network_exits_2_with_one_line(digits_checkpoint, tmp_path, capsys):
-    code = main(["s1", "--checkpoint", str(digits_checkpoint), "--split", "9", "--eps", "0.05",
-                 "--json", str(tmp_path / "x.json")])
+    code = main(
+        [
+            "s1",
+            "--checkpoint",
+            str(digits_checkpoint),
+            "--split",
+            "9",
+            "--eps",
+            "0.05",
+            "--json",
+            str(tmp_path / "x.json"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and "--split 9" in err
@@ -229,7 +270,22 @@ def test_cli_split_outside_the_network_exits_2_with_one_line(digits_checkpoint, 
 
 
 def test_cli_fit_fraction_must_leave_both_parts(digits_checkpoint, tmp_path, capsys):
-    code = main(["s1", "--checkpoint", str(digits_checkpoint), "--split", "4", "--eps", "0.05",
-                 "--limit", "3", "--fit-fraction", "0.1", "--json", str(tmp_path / "x.json")])
+    code = main(
+        [
+            "s1",
+            "--checkpoint",
+            str(digits_checkpoint),
+            "--split",
+            "4",
+            "--eps",
+            "0.05",
+            "--limit",
+            "3",
+            "--fit-fraction",
+            "0.1",
+            "--json",
+            str(tmp_path / "x.json"),
+        ]
+    )
     assert code == 2
     assert "--fit-fraction" in capsys.readouterr().err
