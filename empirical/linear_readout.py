@@ -10,11 +10,15 @@ with ``h_i`` the flattened activations of weight layer ``i`` (``network.layer_ac
     min_Lambda ||H_B Lambda - F*(x_B)||_F^2 + ridge * ||W||_F^2    (W: Lambda less its bias row)
 
 against the robust network's logits ``F*(x_B)``; the per-batch solutions are averaged with
-equal weights, as the paper does. Each batch is solved in float64 on the CPU by
-``torch.linalg.lstsq`` with the ``gelsd`` driver (SVD): singular values below
-``rcond * s_max`` count as zero, so an underdetermined batch (fewer inputs than features)
-gets its minimum-norm solution. ``ridge > 0`` is solved as the same least squares on the
-system stacked with ``sqrt(ridge) [I 0]`` (the bias is not penalised).
+equal weights, as the paper does. The bias is never penalised, so it is
+``b = mean(F*) - mean(H) W`` and ``W`` solves the problem on the batch-centred ``Hc``, ``Yc``.
+Each batch is solved in float64 on the CPU through the thin SVD ``Hc = U S V^T``:
+
+    W = V diag(s / (s^2 + ridge)) U^T Yc,   singular values s <= rcond * s_max dropped,
+
+which is the pseudo-inverse solution (the minimum-norm ``W`` among all minimisers) when
+``ridge = 0``, also for a batch with fewer inputs than features, and costs one SVD of an
+``inputs x features`` matrix whatever the ridge.
 
 ``G`` is an ``nn.Module`` over the input ``x``: the whole map ``x -> f*_a -> G`` is
 differentiable, so the attack suite attacks it end to end. Its expected worst-case margin
@@ -59,7 +63,8 @@ class LeastSquaresSettings:
             "fit_batch_size": self.batch_size,
             "rcond": self.rcond,
             "ridge": self.ridge,
-            "solver": "torch.linalg.lstsq (gelsd, float64), per batch, equal-weight average",
+            "solver": "SVD of the batch-centred features (float64), bias unpenalised, "
+            "per batch, equal-weight average",
         }
 
 
@@ -146,20 +151,20 @@ def validate_layers(f_a: nn.Sequential, layers: Sequence[int]) -> tuple[int, ...
 def solve_least_squares(
     h: torch.Tensor, target: torch.Tensor, settings: LeastSquaresSettings
 ) -> torch.Tensor:
-    """``Lambda = argmin ||[h, 1] Lambda - target||_F^2 + ridge ||W||_F^2``, shape ``(d + 1, K)``.
+    """``Lambda = [W; b]`` minimising ``||[h, 1] Lambda - target||_F^2 + ridge ||W||_F^2``
+    (the minimum-norm ``W`` among minimisers), shape ``(d + 1, K)``.
 
-    Solved in float64 on the CPU by ``lstsq`` (gelsd, cutoff ``rcond * s_max``): the
-    minimum-norm solution when the batch has fewer inputs than features.
+    ``b = mean(target) - mean(h) W``; ``W = V diag(s / (s^2 + ridge)) U^T Yc`` from the thin
+    SVD of the centred ``h``, singular values ``s <= rcond * s_max`` dropped. Float64, CPU.
     """
     h = h.detach().double().cpu()
     target = target.detach().double().cpu()
-    design = torch.cat([h, torch.ones(h.shape[0], 1, dtype=h.dtype)], dim=1)
-    if settings.ridge > 0:
-        d = h.shape[1]
-        penalty = math.sqrt(settings.ridge) * torch.eye(d, d + 1, dtype=h.dtype)
-        design = torch.cat([design, penalty])
-        target = torch.cat([target, torch.zeros(d, target.shape[1], dtype=h.dtype)])
-    return torch.linalg.lstsq(design, target, rcond=settings.rcond, driver="gelsd").solution
+    h_mean, target_mean = h.mean(dim=0), target.mean(dim=0)
+    u, singular, vh = torch.linalg.svd(h - h_mean, full_matrices=False)
+    kept = singular > settings.rcond * singular.max()
+    gain = torch.where(kept, singular / (singular**2 + settings.ridge), torch.zeros_like(singular))
+    weight = vh.T @ (gain[:, None] * (u.T @ (target - target_mean)))
+    return torch.cat([weight, (target_mean - h_mean @ weight)[None]])
 
 
 def fit_linear_readout(

@@ -133,11 +133,30 @@ def test_ridge_shrinks_the_weights(ridge, extra):
 
 def test_underdetermined_batch_gets_the_minimum_norm_interpolant():
     generator = torch.Generator().manual_seed(5)
-    h, y = torch.randn(10, 40, generator=generator), torch.randn(10, K, generator=generator)
+    h = torch.randn(10, 40, generator=generator, dtype=torch.float64)
+    y = torch.randn(10, K, generator=generator, dtype=torch.float64)
     lam = solve_least_squares(h, y, LeastSquaresSettings())
-    design = torch.cat([h, torch.ones(10, 1)], dim=1).double()
-    assert torch.allclose(design @ lam, y.double(), atol=1e-8)
-    assert torch.allclose(lam, torch.linalg.pinv(design) @ y.double(), atol=1e-8)
+    design = torch.cat([h, torch.ones(10, 1, dtype=h.dtype)], dim=1)
+    assert torch.allclose(design @ lam, y, atol=1e-8)
+    centred = h - h.mean(dim=0)
+    assert torch.allclose(lam[:-1], torch.linalg.pinv(centred) @ (y - y.mean(dim=0)), atol=1e-8)
+
+
+def test_overdetermined_batch_gets_the_least_squares_solution_and_ridge_its_closed_form():
+    generator = torch.Generator().manual_seed(11)
+    h = torch.randn(50, 6, generator=generator, dtype=torch.float64)
+    y = torch.randn(50, K, generator=generator, dtype=torch.float64)
+    design = torch.cat([h, torch.ones(50, 1, dtype=h.dtype)], dim=1)
+    plain = solve_least_squares(h, y, LeastSquaresSettings())
+    assert torch.allclose(plain, torch.linalg.lstsq(design, y).solution, atol=1e-8)
+    ridge = 3.0
+    centred, y_centred = h - h.mean(dim=0), y - y.mean(dim=0)
+    weight = torch.linalg.solve(
+        centred.T @ centred + ridge * torch.eye(6, dtype=h.dtype), centred.T @ y_centred
+    )
+    assert torch.allclose(
+        solve_least_squares(h, y, LeastSquaresSettings(ridge=ridge))[:-1], weight, atol=1e-8
+    )
 
 
 def test_pgd_lowers_the_readouts_margin_inside_the_ball():
