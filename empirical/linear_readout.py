@@ -34,12 +34,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import nn
+
 from semirobust.empirical.errors import BadInput
 from semirobust.empirical.evaluation import predict_logits
 from semirobust.empirical.network import layer_activations, weight_layers
 from semirobust.empirical.stats import wilson_interval
 from semirobust.theory.measurement import Kind, Measurement
-from torch import nn
 
 
 @dataclass(frozen=True)

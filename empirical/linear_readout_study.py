@@ -26,6 +26,8 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 
 import torch
+from torch import nn
+
 from semirobust.empirical.attacks import AttackConfig, build_attack
 from semirobust.empirical.evaluation import evaluate_attack
 from semirobust.empirical.linear_readout import (
@@ -42,7 +44,6 @@ from semirobust.empirical.threat import ThreatModel
 from semirobust.theory import judge
 from semirobust.theory.measurement import Measurement
 from semirobust.theory.verdict import Verdict
-from torch import nn
 
 ROBUST_NETWORK = "F* (the checkpoint's network)"
 

@@ -8,6 +8,8 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+from torch import nn
+
 from semirobust.empirical.attacks import PGD
 from semirobust.empirical.checkpoint import CheckpointConfig, save_checkpoint
 from semirobust.empirical.cli import main
@@ -29,7 +31,6 @@ from semirobust.empirical.objectives import multiclass_margin, negative_margin
 from semirobust.empirical.threat import ThreatModel
 from semirobust.empirical.training import TrainRecipe, train
 from semirobust.theory.measurement import Measurement
-from torch import nn
 
 D_IN, K = 6, 3
 
