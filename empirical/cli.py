@@ -25,6 +25,7 @@ COMMANDS: tuple[str, ...] = (
     "rho",
     "lipschitz",
     "check",
+    "s1",
 )
 
 
