@@ -64,6 +64,10 @@ class RandomNetwork:
             f"depth {self.depth}, width {self.width}, layer norm {self.lipschitz_scale:.3g})"
         )
 
+    def _repr_pretty_(self, printer, cycle) -> None:
+        """Hypothesis and IPython print the one-line summary, not every tensor."""
+        printer.text(repr(self))
+
 
 @dataclass(frozen=True)
 class LabelledData:
@@ -85,6 +89,10 @@ class LabelledData:
             f"{self.num_classes} classes, separation {self.separation:.3g})"
         )
 
+    def _repr_pretty_(self, printer, cycle) -> None:
+        """Hypothesis and IPython print the one-line summary, not every tensor."""
+        printer.text(repr(self))
+
 
 @dataclass(frozen=True)
 class DependentPair:
@@ -100,6 +108,10 @@ class DependentPair:
             f"DependentPair(n={self.x.shape[0]}, dim={self.x.shape[1]}, r={self.correlation:.3g}, "
             f"MI={self.mutual_information:.4g} nats)"
         )
+
+    def _repr_pretty_(self, printer, cycle) -> None:
+        """Hypothesis and IPython print the one-line summary, not every tensor."""
+        printer.text(repr(self))
 
 
 def _require_strategy(function: str, name: str, value: object, example: str) -> None:
