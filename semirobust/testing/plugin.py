@@ -77,7 +77,11 @@ def semirobust_checkpoint(pytestconfig: pytest.Config) -> CheckpointUnderTest:
 
     from semirobust.empirical.checkpoint import load_checkpoint
     from semirobust.empirical.data import load_dataset
+    from semirobust.empirical.errors import BadInput
 
-    model, config = load_checkpoint(path)
-    data = load_dataset(config.dataset, seed=config.seed)
+    try:
+        model, config = load_checkpoint(path)
+        data = load_dataset(config.dataset, seed=config.seed)
+    except BadInput as error:
+        pytest.fail(f"--semirobust-checkpoint: {error}", pytrace=False)
     return CheckpointUnderTest(str(path), model, config, data.x_test[:samples], data.y_test[:samples])
