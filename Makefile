@@ -11,10 +11,13 @@ TORCH_PIN ?= torch==2.13.0
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check $(TORCH_PIN)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	# torchattacks: the independent reference of the attack cross-check test and benchmark;
+	# --no-deps because it declares torchvision, which would replace the CPU torch.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps torchattacks==3.5.1
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import json
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -32,7 +33,7 @@ from semirobust.empirical.algorithm1_verdicts import t2_verdict
 from semirobust.empirical.attacks import AttackConfig, attack_names, build_attack
 from semirobust.empirical.checkpoint import CheckpointConfig, load_checkpoint, save_checkpoint
 from semirobust.empirical.data import Dataset
-from semirobust.empirical.dependency import ESTIMATORS, class_conditional_rho
+from semirobust.empirical.dependency import ESTIMATORS, dependency_per_layer_pair
 from semirobust.empirical.errors import BadInput
 from semirobust.empirical.evaluation import AttackEvaluation, evaluate_attack
 from semirobust.empirical.models import ArchitectureSpec, build_model
@@ -48,6 +49,7 @@ from semirobust.empirical.threat import ThreatModel
 from semirobust.empirical.training import TrainRecipe, train
 
 INIT_CHOICES = ("shared", "independent")
+DEPENDENCY_PERMUTATIONS = 5
 
 
 @dataclass(frozen=True)
@@ -86,12 +88,14 @@ class Algorithm1Config:
     def threat(self) -> ThreatModel:
         return ThreatModel(self.norm, self.eps)
 
-    def adversarial_recipe(self, epochs: int | None = None) -> TrainRecipe:
-        """The PGD training recipe: the normal one with the attack's threat model."""
-        return replace(
-            self.recipe, adversarial=True, norm=self.norm, eps=self.eps,
-            steps=self.attack_steps, epochs=self.recipe.epochs if epochs is None else epochs,
-        )
+    def adversarial_recipe(self) -> TrainRecipe:
+        """Step 2's PGD training recipe: the normal one with the attack's threat model."""
+        return replace(self.recipe, adversarial=True, norm=self.norm, eps=self.eps, steps=self.attack_steps)
+
+    def finetuning_recipe(self) -> TrainRecipe:
+        """Step 3's recipe: PGD training for at most ``E`` epochs at a constant learning
+        rate (no decay: the stopping rule, not a schedule, decides the length)."""
+        return replace(self.adversarial_recipe(), epochs=self.finetune_epochs, milestones=())
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -234,13 +238,14 @@ def _trial(run: Algorithm1Run, t: int, normal: nn.Sequential, robust: nn.Sequent
         curve.append({"epoch": epoch, "robust_accuracy": accuracy.to_dict()})
         return accuracy.value >= target
 
-    train(model, run.dataset, config.adversarial_recipe(config.finetune_epochs), seed=seed,
+    train(model, run.dataset, config.finetuning_recipe(), seed=seed,
           device=run.device, frozen_stages=boundary, after_epoch=after_epoch,
           augment=augmentation_for(run.dataset.name),
           progress=run.progress, description=f"finetune f_b, trial {t}")
     best = max(curve, key=lambda point: point["robust_accuracy"]["value"])
     final = run.evaluate(model, seed + 500, keep_adversarial=True)
     gamma_b = run.evaluate(model, seed + 501, margin=True).expected_adversarial_margin("gamma_b")
+    rhos, dependency_warnings = _dependencies(run, model, final, a, seed)
     result = {
         "trial": t,
         "seed": seed,
@@ -252,26 +257,35 @@ def _trial(run: Algorithm1Run, t: int, normal: nn.Sequential, robust: nn.Sequent
         "curve": curve,
         "final_robust_accuracy": final.robust_accuracy("final_robust_accuracy").to_dict(),
         "gamma_b": gamma_b.to_dict(),
-        "rho": _dependencies(run, model, final, a, seed),
+        "rho": rhos,
+        "dependency_warnings": dependency_warnings,
     }
     write_json_atomic(path, result)
     return result
 
 
 def _dependencies(run: Algorithm1Run, model: nn.Module, attacked: AttackEvaluation,
-                  a: int, seed: int) -> list[dict[str, Any]]:
-    """Step 4: ``rho_j`` for ``j = a+1..n`` on the attacked test inputs (THEORY.md section 2)."""
+                  a: int, seed: int) -> tuple[list[dict[str, Any]], list[str]]:
+    """Step 4: ``rho_j`` for ``j = a+1..n`` on the attacked test inputs (THEORY.md section 2),
+    each with the estimator's value on class-wise shuffled pairs (its bias at independence).
+    Returns the pairs and the estimator's warnings (e.g. dimension too high for the
+    samples per class), which travel into the results and the report."""
     with torch.no_grad():
         activations, _ = layer_activations(model.eval(), attacked.x_adv.to(run.device))
-    labels = run.dataset.y_test
-    rhos = []
-    for j in range(a + 1, len(activations) + 1):
-        rho = class_conditional_rho(
-            activations[j - 2].cpu(), activations[j - 1].cpu(), labels,
-            run.config.estimator, name=f"rho_{j}", seed=seed + j,
+    layers = [h.cpu() for h in activations[a - 1:]]
+    names = [f"rho_{j}" for j in range(a + 1, len(activations) + 1)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pairs = dependency_per_layer_pair(
+            layers, run.dataset.y_test, run.config.estimator, names=names, seed=seed,
+            permutations=DEPENDENCY_PERMUTATIONS,
         )
-        rhos.append({"pair": [j - 1, j], **rho.to_dict()})
-    return rhos
+    rhos = [
+        {"pair": [j - 1, j], **pair.rho.to_dict(),
+         "independent": pair.independent.to_dict() if pair.independent else None}
+        for j, pair in zip(range(a + 1, len(activations) + 1), pairs)
+    ]
+    return rhos, sorted({f"{w.category.__name__}: {w.message}" for w in caught})
 
 
 def _summary(trials: list[dict[str, Any]], acc_star: float, tolerance: float) -> dict[str, Any]:

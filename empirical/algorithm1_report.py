@@ -70,7 +70,13 @@ def write_algorithm1_report(results: Mapping[str, Any], out: Path, *, elapsed_se
         "Kinds: " + "; ".join(f"**{k}** = {v}" for k, v in KIND_MEANING.items()) + ".",
         "gamma_a is the robust model's own expected margin under a margin-minimising attack "
         "(readout: its trained rest f*_b); gamma_b the finetuned network's. rho is estimated on "
-        "activations of attacked test inputs and is a property of its estimator (THEORY.md caveat C2).",
+        "activations of attacked test inputs and is a property of its estimator (THEORY.md caveat C2); "
+        "`rho_j_independent` is the same estimator on class-wise shuffled pairs, i.e. its reading "
+        "where the true dependency is zero.",
+        "",
+        "## Diagnostics",
+        "",
+        *(_diagnostics(results) or ["No estimator or attack warnings."]),
         "",
         "## Verdicts",
         "",
@@ -93,3 +99,12 @@ def write_algorithm1_report(results: Mapping[str, Any], out: Path, *, elapsed_se
         f"results: {out / 'results.json'}  report: {out / 'report.md'}  plots: {out / 'plots'}  "
         f"({elapsed_seconds:.0f} s on {device})",
     ])
+
+
+def _diagnostics(results: Mapping[str, Any]) -> list[str]:
+    """One bullet per distinct warning, naming the trials it came from."""
+    trials_by_message: dict[str, list[int]] = {}
+    for trial in results["trials"]:
+        for message in trial.get("dependency_warnings", []):
+            trials_by_message.setdefault(message, []).append(trial["trial"])
+    return [f"- trials {', '.join(map(str, t))}: {m}" for m, t in trials_by_message.items()]

@@ -18,10 +18,12 @@ from semirobust.empirical.errors import BadInput
 COMMANDS: tuple[str, ...] = (
     "demo",
     "train",
+    "attack",
     "algorithm1",
     "calibrate",
     "theory",
     "rho",
+    "lipschitz",
 )
 
 

@@ -43,12 +43,15 @@ def plain_table(header: list[str], rows: list[list[str]]) -> str:
 
 def algorithm1_measurements(results: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """The run's headline measurements in reading order: Acc, Acc*, gamma_a, then per
-    trial Acc_sr, gAcc, gamma_b and every rho_j."""
+    trial Acc_sr, gAcc, gamma_b and every rho_j with its value at independence."""
     items: list[Mapping[str, Any]] = [results["Acc_clean"], results["Acc"], results["Acc*_clean"],
                                       results["Acc*"], results["gamma_a"]]
     for trial in results["trials"]:
         suffix = f" (trial {trial['trial']})"
         for key in ("Acc_sr", "gAcc", "gamma_b"):
             items.append({**trial[key], "name": trial[key]["name"] + suffix})
-        items += [{**rho, "name": rho["name"] + suffix} for rho in trial["rho"]]
+        for rho in trial["rho"]:
+            items.append({**rho, "name": rho["name"] + suffix})
+            if rho.get("independent"):
+                items.append({**rho["independent"], "name": rho["independent"]["name"] + suffix})
     return items

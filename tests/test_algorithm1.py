@@ -12,9 +12,9 @@ import pytest
 from semirobust.empirical.cli import main
 
 TINY = [
-    "--arch", "digits-cnn", "--arch-kwargs", '{"width": 4}', "--dataset", "digits",
-    "--fb-layers", "3", "--eps", "0.1", "--steps", "2", "--epochs", "2", "--train-epochs", "2",
-    "--lr", "0.05", "--device", "cpu", "--seed", "0",
+    "--arch", "mlp", "--arch-kwargs", '{"depth": 3, "width": 16}', "--dataset", "gaussian-mixture",
+    "--fb-layers", "2", "--eps", "0.05", "--steps", "2", "--epochs", "2", "--train-epochs", "2",
+    "--lr", "0.05", "--batch-size", "128", "--device", "cpu", "--seed", "0",
 ]
 
 
@@ -41,12 +41,12 @@ def test_writes_the_paper_columns_with_provenance(finished_run):
     assert len(results["trials"]) == 2
     for trial in results["trials"]:
         assert 1 <= trial["epochs"] <= 2
-        assert [r["pair"] for r in trial["rho"]] == [[4, 5], [5, 6], [6, 7]]
+        assert [r["pair"] for r in trial["rho"]] == [[2, 3], [3, 4]]
         assert all(r["unit"] == "bits" and r["kind"] == "estimate" for r in trial["rho"])
         assert trial["gAcc"]["value"] == max(p["robust_accuracy"]["value"] for p in trial["curve"])
     header = (finished_run / "table.csv").read_text().splitlines()[0].split(",")
     assert header[:6] == ["Acc", "Acc*", "Acc_sr", "gAcc", "Diff", "epochs"]
-    assert header[6:] == ["rho_7", "rho_6", "rho_5"]
+    assert header[6:] == ["rho_4", "rho_3"]
     assert (finished_run / "plots" / "finetuning.png").stat().st_size > 0
     assert "## The paper's columns" in (finished_run / "report.md").read_text()
 
@@ -64,7 +64,7 @@ def test_resume_with_other_settings_is_refused(finished_run, capsys):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--fb-layers", "7"], "outside the network"),
+        (["--fb-layers", "4"], "outside the network"),
         (["--eps", "-0.1"], "--eps"),
         (["--attack", "nope"], "unknown attack"),
         (["--init", "sometimes"], "--init"),

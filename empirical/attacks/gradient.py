@@ -1,8 +1,9 @@
-"""Gradient attacks: FGSM and PGD with random start and restarts (THEORY.md section 6).
+"""Gradient attacks: FGSM, I-FGSM (BIM) and PGD with random start and restarts
+(THEORY.md section 6), for every norm of the threat model (l-inf and l2).
 
 PGD (Madry et al. 2018): ``x_{t+1} = Proj_S(x_t + alpha * dir(grad_x objective))`` with
 ``dir = sign`` for l-inf and ``grad/||grad||_2`` for l2, from a random start in the ball.
-With several restarts, each input keeps the iterate with the highest objective seen.
+Each restart ends at its last iterate; each input keeps the restart of highest objective.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import torch
 from torch import nn
 
 from semirobust.empirical.attacks.base import Attack, objective_and_gradient
+from semirobust.empirical.attacks.projection import feasible_set
+from semirobust.empirical.device import amp_context
+from semirobust.empirical.errors import BadInput
 
 
 @dataclass
@@ -22,14 +26,20 @@ class FGSM(Attack):
     name = "fgsm"
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        _, grad = objective_and_gradient(model, self.objective, x, y)
+        _, grad = objective_and_gradient(model, self.objective, x, y, amp=self.amp)
         step = self.threat.geometry.ascent_direction(grad)
         return self.threat.project(x + self.threat.eps * step, x)
 
 
 @dataclass
 class PGD(Attack):
-    """Projected gradient ascent; ``step_size`` defaults to ``2.5 * eps / steps``."""
+    """Projected gradient ascent (Madry et al. 2018); ``step_size`` defaults to ``2.5 * eps / steps``.
+
+    Each restart returns its last iterate, as in Madry et al.; with several restarts each
+    input keeps the restart of highest objective (one extra forward pass per restart).
+    Kept lean: it is the hot loop of adversarial training. The per-input worst case over
+    several attacks is :class:`~semirobust.empirical.attacks.ensemble.WorstCase`'s job.
+    """
 
     steps: int = 10
     step_size: float | None = None
@@ -40,7 +50,11 @@ class PGD(Attack):
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.restarts < 1:
-            raise ValueError("PGD needs steps >= 1 and restarts >= 1")
+            raise BadInput(
+                f"{self.name} needs steps >= 1 and restarts >= 1, got {self.steps} and {self.restarts}"
+            )
+        if self.step_size is not None and not self.step_size > 0:
+            raise BadInput(f"{self.name} step size must be > 0, got {self.step_size}")
 
     @property
     def alpha(self) -> float:
@@ -48,17 +62,21 @@ class PGD(Attack):
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         generator = self.generator()
+        feasible = feasible_set(self.threat, x)
         best_x = x.clone()
         best_value = torch.full((x.shape[0],), float("-inf"), device=x.device)
         for _ in range(self.restarts):
             x_adv = self.threat.random_start(x, generator) if self.random_start else x.clone()
             for _ in range(self.steps):
-                values, grad = objective_and_gradient(model, self.objective, x_adv, y)
-                best_x, best_value = _keep_best(best_x, best_value, x_adv, values)
-                step = self.threat.geometry.ascent_direction(grad)
-                x_adv = self.threat.project(x_adv + self.alpha * step, x)
-            with torch.no_grad():
-                values = self.objective(model(x_adv), y)
+                x_adv.requires_grad_(True)
+                with amp_context(x.device, self.amp):
+                    output = model(x_adv)
+                (grad,) = torch.autograd.grad(self.objective(output.float(), y).sum(), x_adv)
+                x_adv = feasible.project(feasible.ascend(x_adv.detach(), grad, self.alpha))
+            if self.restarts == 1:
+                return x_adv
+            with torch.no_grad(), amp_context(x.device, self.amp):
+                values = self.objective(model(x_adv).float(), y)
             best_x, best_value = _keep_best(best_x, best_value, x_adv, values)
         return best_x
 
@@ -69,7 +87,23 @@ class PGD(Attack):
             "step_size": self.alpha,
             "random_start": self.random_start,
             "restarts": self.restarts,
+            "returned_point": "last iterate; the restart of highest objective",
         }
+
+
+@dataclass
+class IFGSM(PGD):
+    """Iterative FGSM / BIM (Kurakin et al. 2017): PGD from the clean input, one run."""
+
+    random_start: bool = False
+    name = "ifgsm"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.random_start or self.restarts != 1:
+            raise BadInput(
+                "ifgsm starts at the clean input once; use pgd for random starts or restarts"
+            )
 
 
 def _keep_best(

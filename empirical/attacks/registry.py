@@ -1,26 +1,44 @@
-"""Attacks by name, built from one typed :class:`AttackConfig` (no option dicts)."""
+"""Attacks by name, built from one typed :class:`AttackConfig` (no option dicts).
+
+Names: ``fgsm``, ``ifgsm``, ``pgd``, ``cw`` (C&W l2 with binary search for ``--norm l2``;
+PGD on the C&W loss for ``--norm linf``), ``autoattack`` (standard version, via
+pyautoattack) and its four stages by their own names. ``STRENGTH_LADDER`` is the order in
+which robust accuracy must not increase (a reliability check, ``diagnostics``).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable
 
+from semirobust.empirical.attacks.autoattack import STANDARD_STAGES, AutoAttackStage, autoattack
 from semirobust.empirical.attacks.base import Attack
-from semirobust.empirical.attacks.gradient import FGSM, PGD
+from semirobust.empirical.attacks.cw import CarliniWagnerL2, CarliniWagnerLinf
+from semirobust.empirical.attacks.gradient import FGSM, IFGSM, PGD
 from semirobust.empirical.errors import BadInput
-from semirobust.empirical.objectives import Objective, cross_entropy
+from semirobust.empirical.objectives import Objective, cross_entropy, cw_loss
 from semirobust.empirical.threat import ThreatModel
+
+STRENGTH_LADDER = ("fgsm", "ifgsm", "pgd", "autoattack")
 
 
 @dataclass(frozen=True)
 class AttackConfig:
-    """Everything an attack factory may read. ``steps``/``restarts`` apply to iterative ones."""
+    """Everything an attack factory may read.
+
+    ``steps``/``step_size``/``restarts`` apply to iterative attacks; ``None`` means the
+    attack's own default (10 steps for I-FGSM and PGD, 50 for C&W, THEORY.md section 6).
+    ``objective`` is what gradient attacks maximise; ``kappa`` is the C&W confidence.
+    """
 
     threat: ThreatModel
-    steps: int = 10
+    steps: int | None = None
     restarts: int = 1
     objective: Objective = cross_entropy
     seed: int = 0
+    step_size: float | None = None
+    kappa: float = 0.0
+    amp: bool = False
 
 
 AttackFactory = Callable[[AttackConfig], Attack]
@@ -47,14 +65,81 @@ def build_attack(name: str, config: AttackConfig) -> Attack:
     return _ATTACKS[name](config)
 
 
+def _steps(config: AttackConfig, default: int) -> int:
+    return default if config.steps is None else config.steps
+
+
 @register_attack("fgsm")
 def _fgsm(config: AttackConfig) -> Attack:
-    return FGSM(config.threat, objective=config.objective, seed=config.seed)
+    return FGSM(config.threat, objective=config.objective, seed=config.seed, amp=config.amp)
+
+
+@register_attack("ifgsm")
+def _ifgsm(config: AttackConfig) -> Attack:
+    return IFGSM(
+        config.threat,
+        objective=config.objective,
+        seed=config.seed,
+        amp=config.amp,
+        steps=_steps(config, 10),
+        step_size=config.step_size,
+    )
 
 
 @register_attack("pgd")
 def _pgd(config: AttackConfig) -> Attack:
     return PGD(
-        config.threat, objective=config.objective, seed=config.seed,
-        steps=config.steps, restarts=config.restarts,
+        config.threat,
+        objective=config.objective,
+        seed=config.seed,
+        amp=config.amp,
+        steps=_steps(config, 10),
+        step_size=config.step_size,
+        restarts=config.restarts,
     )
+
+
+def _cw_l2(config: AttackConfig) -> Attack:
+    return CarliniWagnerL2(
+        config.threat,
+        seed=config.seed,
+        amp=config.amp,
+        kappa=config.kappa,
+        steps=_steps(config, 50),
+        lr=config.step_size if config.step_size is not None else 0.01,
+    )
+
+
+def _cw_linf(config: AttackConfig) -> Attack:
+    return CarliniWagnerLinf(
+        config.threat,
+        objective=cw_loss(config.kappa),
+        seed=config.seed,
+        amp=config.amp,
+        steps=_steps(config, 50),
+        step_size=config.step_size,
+        restarts=config.restarts,
+    )
+
+
+_CW_BY_NORM: dict[str, AttackFactory] = {"l2": _cw_l2, "linf": _cw_linf}
+
+
+@register_attack("cw")
+def _cw(config: AttackConfig) -> Attack:
+    return _CW_BY_NORM[config.threat.norm](config)
+
+
+@register_attack("autoattack")
+def _autoattack(config: AttackConfig) -> Attack:
+    return autoattack(config.threat, seed=config.seed)
+
+
+def _register_stage(stage: str) -> None:
+    register_attack(stage)(
+        lambda config: AutoAttackStage(config.threat, seed=config.seed, stage=stage)
+    )
+
+
+for _stage in STANDARD_STAGES:
+    _register_stage(_stage)

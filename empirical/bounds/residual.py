@@ -1,0 +1,100 @@
+"""Residual blocks ``activation(branch(h) + shortcut(h))`` for bounds and Lipschitz.
+
+A block class is a plain ``nn.Module`` whose ``forward`` the tools cannot read, so it
+declares its parts once with :func:`register_residual_block`; that registers
+
+* its interval rule: ``activation([l_b + l_s, u_b + u_s])`` with ``[l_b, u_b]`` and
+  ``[l_s, u_s]`` the boxes of the branch and the shortcut on the same input box
+  (the residual add is interval addition, sound because both summands are enclosed);
+* its Lipschitz rule: ``Lip(activation) * (Lip(shortcut) + Lip(branch))``.
+
+The linear relaxation (CROWN) does not handle residual blocks: use ``method="ibp"``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from semirobust.empirical.bounds.box import Box
+from semirobust.empirical.bounds.interval import propagate_interval, register_interval_rule
+from semirobust.empirical.lipschitz import (
+    LayerItem,
+    LayerLipschitz,
+    OperatorNormSettings,
+    layer_bounds,
+    layer_items,
+    register_lipschitz_rule,
+)
+
+
+@dataclass(frozen=True)
+class ResidualParts:
+    """The modules of one block: ``activation(branch(h) + shortcut(h))``."""
+
+    branch: nn.Module
+    shortcut: nn.Module
+    activation: nn.Module | None = None
+
+
+def register_residual_block(
+    block_type: type[nn.Module], parts: Callable[[nn.Module], ResidualParts]
+) -> None:
+    """Declare ``block_type``'s structure: ``parts(block)`` returns its :class:`ResidualParts`
+    (modules of ``block`` itself, so that bounds see the block's own weights)."""
+
+    def interval_rule(block: nn.Module, box: Box) -> Box:
+        structure = parts(block)
+        branch = propagate_interval(structure.branch, box)
+        shortcut = propagate_interval(structure.shortcut, box)
+        summed = Box(branch.lower + shortcut.lower, branch.upper + shortcut.upper)
+        return (
+            summed
+            if structure.activation is None
+            else propagate_interval(structure.activation, summed)
+        )
+
+    def lipschitz_rule(
+        items: Sequence[LayerItem], settings: OperatorNormSettings
+    ) -> LayerLipschitz:
+        path, block, input_shape = items[0]
+        structure = parts(block)
+        branch = layer_bounds(_prefixed(layer_items(structure.branch, input_shape), path), settings)
+        shortcut = layer_bounds(
+            _prefixed(layer_items(structure.shortcut, input_shape), path), settings
+        )
+        factors = [*branch, *shortcut]
+        bound = _product(branch) + _product(shortcut)
+        if structure.activation is not None:
+            output_shape = tuple(structure.branch(_probe(input_shape, block)).shape[1:])
+            act = layer_bounds([(path, structure.activation, output_shape)], settings)
+            factors += act
+            bound *= _product(act)
+        return LayerLipschitz(
+            path,
+            type(block).__name__,
+            bound,
+            f"residual: Lip(shortcut) + Lip(branch) = "
+            f"{_product(shortcut):.4g} + {_product(branch):.4g}",
+            all(f.certified for f in factors),
+        )
+
+    register_interval_rule(block_type)(interval_rule)
+    register_lipschitz_rule(block_type)(lipschitz_rule)
+
+
+def _prefixed(items: list[LayerItem], path: str) -> list[LayerItem]:
+    return [(f"{path}.{sub}", module, shape) for sub, module, shape in items]
+
+
+def _product(factors: Sequence[LayerLipschitz]) -> float:
+    return math.prod(factor.bound for factor in factors)
+
+
+def _probe(input_shape: tuple[int, ...], block: nn.Module) -> torch.Tensor:
+    dtype = next((p.dtype for p in block.parameters()), torch.float64)
+    return torch.zeros((1, *input_shape), dtype=dtype)

@@ -1,0 +1,73 @@
+"""The layer vocabulary shared by bound propagation (``bounds``) and ``lipschitz``.
+
+A network is walked as a flat list of *primitive* layers: ``nn.Sequential`` containers
+are expanded recursively, every other module (a residual block included) is one
+primitive. Bounds are computed on a float64 copy of the network in eval mode, so
+BatchNorm uses its running statistics and Dropout is the identity, and rounding cannot
+make a certified bound cross the value it bounds.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from semirobust.empirical.errors import BadInput
+from semirobust.empirical.models import Normalize
+
+BATCH_NORM_TYPES: tuple[type[nn.Module], ...] = (nn.BatchNorm1d, nn.BatchNorm2d)
+POOL_TYPES: tuple[type[nn.Module], ...] = (nn.AvgPool2d, nn.AdaptiveAvgPool2d)
+SHAPE_TYPES: tuple[type[nn.Module], ...] = (nn.Flatten, nn.Identity, nn.Dropout)
+
+# Layers that are affine maps ``h -> J h + c`` once the network is in eval mode.
+AFFINE_TYPES: tuple[type[nn.Module], ...] = (
+    nn.Linear,
+    nn.Conv2d,
+    Normalize,
+    *BATCH_NORM_TYPES,
+    *POOL_TYPES,
+    *SHAPE_TYPES,
+)
+
+
+def primitive_layers(module: nn.Module) -> list[nn.Module]:
+    """``module`` with every ``nn.Sequential`` expanded, in forward order."""
+    if isinstance(module, nn.Sequential):
+        return [leaf for child in module for leaf in primitive_layers(child)]
+    return [module]
+
+
+def is_affine(module: nn.Module) -> bool:
+    return isinstance(module, AFFINE_TYPES)
+
+
+def float64_eval_copy(model: nn.Module, device: torch.device | str = "cpu") -> nn.Module:
+    """A float64 copy of ``model`` in eval mode on ``device`` (the original is untouched)."""
+    return copy.deepcopy(model).to(device).double().eval()
+
+
+def batch_norm_scale(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eval-mode BatchNorm as ``scale * h + shift`` per channel:
+    ``scale = gamma / sqrt(var + eps)``, ``shift = beta - mean * scale``."""
+    if module.running_var is None or module.running_mean is None:
+        raise BadInput(
+            f"{type(module).__name__} without running statistics (track_running_stats=False) "
+            "is not an affine map in eval mode; bounds need running statistics"
+        )
+    scale = 1.0 / torch.sqrt(module.running_var + module.eps)
+    if module.weight is not None:
+        scale = scale * module.weight
+    shift = -module.running_mean * scale
+    if module.bias is not None:
+        shift = shift + module.bias
+    return scale.detach(), shift.detach()
+
+
+def unsupported(module: nn.Module, what: str, known: list[str], how: str) -> BadInput:
+    """The error for a layer type a propagation has no rule for."""
+    return BadInput(
+        f"{what} has no rule for layer type {type(module).__module__}.{type(module).__name__}; "
+        f"supported: {', '.join(sorted(known))}. {how}"
+    )

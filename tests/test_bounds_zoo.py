@@ -1,0 +1,68 @@
+"""The zoo's architectures (small widths): residual blocks, overlapping stem pooling and
+pre-activation blocks through IBP and the Lipschitz product; the ViT is refused by name."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from semirobust.empirical.bounds import gamma_sandwich, interval_bounds
+from semirobust.empirical.errors import BadInput
+from semirobust.empirical.lipschitz import lipschitz_upper, local_lipschitz_lower
+from semirobust.empirical.models import ArchitectureSpec, build_model
+from semirobust.empirical.threat import ThreatModel
+
+ZOO = {
+    "resnet18": ((3, 8, 8), {"width": 4}),
+    "resnet50": ((3, 8, 8), {"width": 2}),
+    "wrn-34-10": ((3, 8, 8), {"depth": 10, "widen_factor": 1}),
+    "vgg16-bn": ((3, 32, 32), {"width": 2, "hidden": 8}),
+    "alexnet": ((3, 32, 32), {"width": 2}),
+}
+
+
+def zoo_model(name: str) -> tuple[torch.nn.Module, tuple[int, ...]]:
+    shape, kwargs = ZOO[name]
+    torch.manual_seed(0)
+    model = build_model(ArchitectureSpec(name, shape, 5, (0.5,) * 3, (0.25,) * 3, kwargs)).eval()
+    with torch.no_grad():  # non-trivial BatchNorm statistics
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.1, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+    return model, shape
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_zoo_sandwich_and_lipschitz(name):
+    model, shape = zoo_model(name)
+    x = torch.rand((3, *shape), generator=torch.Generator().manual_seed(1))
+    y = torch.tensor([0, 1, 2])
+    threat = ThreatModel("linf", 0.01)
+    lower, upper = interval_bounds(model, x, threat)
+    with torch.no_grad():
+        corner = model.double()((x.double() + threat.eps).clamp(0, 1))
+    model.float()
+    assert ((corner >= lower) & (corner <= upper)).all()
+    bound = lipschitz_upper(model, shape)
+    assert bound.certified  # exact norms, circular-FFT conv bounds, one-channel pooling
+    sandwich = gamma_sandwich(model, x, y, threat, lipschitz=bound)
+    assert not sandwich.violations().any()
+    assert local_lipschitz_lower(model, x, points_per_input=1).value <= bound.product
+
+
+def test_vit_is_refused_with_the_layer_named():
+    model = build_model(
+        ArchitectureSpec(
+            "vit",
+            (3, 8, 8),
+            5,
+            (0.5,) * 3,
+            (0.25,) * 3,
+            {"patch": 4, "depth": 1, "width": 8, "heads": 2, "mlp_width": 8},
+        )
+    )
+    with pytest.raises(BadInput, match="PatchEmbedding"):
+        interval_bounds(model, torch.rand(1, 3, 8, 8), ThreatModel("linf", 0.01))
+    with pytest.raises(BadInput, match="PatchEmbedding"):
+        lipschitz_upper(model, (3, 8, 8))
