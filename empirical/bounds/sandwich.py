@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from semirobust.empirical.attacks.base import Attack, validate_batch
+from semirobust.empirical.evaluation import probe_model_inputs
 from semirobust.empirical.attacks.gradient import PGD
 from semirobust.empirical.bounds.aggregate import mean_measurement
 from semirobust.empirical.bounds.box import INPUT_BOX_DESCRIPTION, threat_point64
@@ -146,6 +147,9 @@ def gamma_sandwich(
     ``inf_delta m(model(x + delta), y)``. ``readout`` names ``G`` in the settings. The
     model is put in eval mode; bounds are computed on a float64 CPU copy."""
     validate_batch(x, y)
+    if x.shape[0] == 0:
+        raise BadInput("gamma_sandwich: no inputs (an empty batch)")
+    probe_model_inputs(model, x[:batch_size], y)
     unknown = [m for m in methods if m not in MARGIN_METHODS]
     if unknown or not methods:
         raise BadInput(
