@@ -8,7 +8,6 @@ import os
 
 import pytest
 import torch
-
 from semirobust.empirical.attacks import AttackConfig, build_attack
 from semirobust.empirical.checkpoint import CheckpointConfig, save_checkpoint
 from semirobust.empirical.cli import main
@@ -18,6 +17,7 @@ from semirobust.empirical.errors import BadInput
 from semirobust.empirical.evaluation import evaluate_attack
 from semirobust.empirical.models import ArchitectureSpec, build_model
 from semirobust.empirical.threat import ThreatModel
+
 from semirobust.testing.strategies import networks
 
 SPEC = ArchitectureSpec("mlp", (1, 8, 8), 10, (0.3,), (0.4,), {"depth": 2, "width": 8})
@@ -122,24 +122,26 @@ def test_tampered_config(checkpoint, tmp_path, capsys):
     config["architecture"]["kwargs"]["width"] = 16
     (checkpoint / "config.json").write_text(json.dumps(config))
     code, err = run_cli(attack_args(checkpoint, tmp_path / "o.json"), capsys)
-    assert (code, err) == (2, [f"semirobust attack: error: checkpoint {checkpoint}: weights do not match the "
-                               f"architecture in config.json (Error(s) in loading state_dict for Sequential:)"])
+    line = (f"semirobust attack: error: checkpoint {checkpoint}: weights do not match the "
+            f"architecture in config.json (Error(s) in loading state_dict for Sequential:)")
+    assert (code, err) == (2, [line])
 
 
 def test_config_that_is_not_json(checkpoint, tmp_path, capsys):
     (checkpoint / "config.json").write_text("{not json")
     code, err = run_cli(attack_args(checkpoint, tmp_path / "o.json"), capsys)
-    assert (code, err) == (2, [f"semirobust attack: error: checkpoint {checkpoint}: config.json is not valid "
-                               f"JSON (Expecting property name enclosed in double quotes at line 1)"])
+    line = (f"semirobust attack: error: checkpoint {checkpoint}: config.json is not valid "
+            f"JSON (Expecting property name enclosed in double quotes at line 1)")
+    assert (code, err) == (2, [line])
 
 
 def test_truncated_safetensors(checkpoint, tmp_path, capsys):
     weights = checkpoint / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
     code, err = run_cli(attack_args(checkpoint, tmp_path / "o.json"), capsys)
-    assert (code, err) == (2, [f"semirobust attack: error: checkpoint {checkpoint}: model.safetensors is "
-                               f"unreadable or truncated (Error while deserializing header: incomplete "
-                               f"metadata, file not fully covered)"])
+    line = (f"semirobust attack: error: checkpoint {checkpoint}: model.safetensors is unreadable "
+            f"or truncated (Error while deserializing header: incomplete metadata, file not fully covered)")
+    assert (code, err) == (2, [line])
 
 
 class RunsCode:

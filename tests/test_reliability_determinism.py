@@ -6,8 +6,9 @@ numbers. The full-size check of ``semirobust demo --seed 0 --device cpu`` is
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from semirobust.testing.determinism import differing_numbers
 

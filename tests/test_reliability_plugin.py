@@ -11,8 +11,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
-
 from semirobust.empirical.cli import main
+
 from semirobust.testing import assert_estimate_within, assert_robust_accuracy_at_least
 from semirobust.testing.strategies import datasets, networks, threat_models
 
@@ -30,7 +30,7 @@ def trained_checkpoint(tmp_path_factory):
 
 def run_pytest(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
-                          capture_output=True, text=True, cwd=Path(__file__).parents[1])
+                          capture_output=True, text=True, cwd=Path(__file__).parents[1], check=False)
 
 
 def test_readme_example_passes_on_a_trained_checkpoint(trained_checkpoint):
@@ -107,3 +107,8 @@ def test_drawn_networks_have_the_asked_shape_and_layer_norms(network, threat):
     x = torch.rand(2, *network.input_shape, dtype=torch.float64)
     assert network.model(x).shape == (2, network.num_classes)
     assert threat.norm in ("linf", "l2") and 0 <= threat.eps <= 0.3
+
+
+def test_docs_show_the_example_verbatim():
+    docs = (Path(__file__).parents[1] / "docs" / "testing.md").read_text()
+    assert f"```python\n{EXAMPLE.read_text()}```" in docs

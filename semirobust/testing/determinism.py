@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 #: entries that name the run rather than measure it: output folders, wall-clock times
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(paths) != 2:
         print("usage: python -m semirobust.testing.determinism A/results.json B/results.json", file=sys.stderr)
         return 2
-    first, second = (json.loads(open(p, encoding="utf-8").read()) for p in paths)
+    first, second = (json.loads(Path(p).read_text(encoding="utf-8")) for p in paths)
     differences = differing_numbers(first, second)
     for line in differences:
         print(line)

@@ -7,10 +7,10 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-
 from semirobust.empirical.dependency import class_conditional_rho
-from semirobust.testing import assert_estimate_within
 from semirobust.empirical.dependency.ground_truth import gaussian_pair, gaussian_pair_mi
+
+from semirobust.testing import assert_estimate_within
 from semirobust.testing.strategies import DependentPair, dependent_pairs
 
 #: error allowed at independence, n = 1000, d <= 2 (nats). Measured over 20 seeds:
