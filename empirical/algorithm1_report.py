@@ -39,7 +39,8 @@ def write_algorithm1_report(results: Mapping[str, Any], out: Path, *, elapsed_se
     out = Path(out)
     plots = [
         plot_finetuning_curves(results, out / "plots" / "finetuning.png"),
-        plot_rho_per_pair(results["trials"], out / "plots" / "rho_per_pair.png"),
+        plot_rho_per_pair([(f"trial {t['trial']}", t["rho"]) for t in results["trials"]],
+                          out / "plots" / "rho_per_pair.png"),
     ]
     config, split = results["config"], results["split"]
     header, row = paper_row(results)

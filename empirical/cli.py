@@ -24,6 +24,7 @@ COMMANDS: tuple[str, ...] = (
     "theory",
     "rho",
     "lipschitz",
+    "check",
 )
 
 

@@ -54,6 +54,8 @@ from semirobust.empirical.models import Normalize
 from semirobust.empirical.network import split_stage_index
 from semirobust.theory.measurement import Kind, Measurement
 
+LIPSCHITZ_UNIT = "l2->l2 Lipschitz constant"
+
 
 @dataclass(frozen=True)
 class OperatorNormSettings:
@@ -121,7 +123,8 @@ class LipschitzBound:
             tuple(f for f in self.layers if first <= (f.stage or 0) < end), self.settings
         )
 
-    def measurement(self, name: str, **settings: Any) -> Measurement:
+    def measurement(self, name: str, unit: str = LIPSCHITZ_UNIT, **settings: Any) -> Measurement:
+        """The product as a measurement (``unit`` names the spaces, e.g. THEORY's ``L_b``)."""
         kind = Kind.CERTIFIED if self.certified else Kind.ESTIMATE
         return Measurement(
             name=name,
@@ -129,7 +132,7 @@ class LipschitzBound:
             interval=(self.product, self.product),
             kind=kind,
             estimator="product of per-layer l2 operator norms",
-            unit="l2->l2 Lipschitz constant",
+            unit=unit,
             settings={
                 "interval": "bound (no sampling)"
                 if self.certified
@@ -478,7 +481,7 @@ class LocalLipschitzLower:
             kind=Kind.ATTACK,
             estimator="largest singular value of the local Jacobian at data points and "
             "random points around them",
-            unit="l2->l2 Lipschitz constant",
+            unit=LIPSCHITZ_UNIT,
             settings={
                 "interval": "witnessed value: the Lipschitz constant is at least this",
                 "points": int(self.per_point.numel()),

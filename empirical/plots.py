@@ -51,21 +51,70 @@ def plot_finetuning_curves(results: dict[str, Any], path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_rho_per_pair(trials: Sequence[dict[str, Any]], path: Path) -> Path:
-    """rho_j per consecutive layer pair (j-1, j) with its confidence interval, per trial."""
+def plot_rho_per_pair(series: Sequence[tuple[str, Sequence[dict[str, Any]]]], path: Path) -> Path:
+    """rho_j per consecutive layer pair (j-1, j) with its confidence interval, one bar
+    series per label, and the estimator's reading at independence as black ticks."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    width = 0.8 / max(1, len(trials))
-    for index, trial in enumerate(trials):
-        rhos = trial["rho"]
+    width = 0.8 / max(1, len(series))
+    for index, (label, rhos) in enumerate(series):
         xs = [k + index * width for k in range(len(rhos))]
         values = [r["value"] for r in rhos]
         errors = [[r["value"] - r["interval"][0] for r in rhos], [r["interval"][1] - r["value"] for r in rhos]]
-        ax.bar(xs, values, width=width, yerr=errors, capsize=3, label=f"trial {trial['trial']}")
-    first = trials[0]["rho"]
+        ax.bar(xs, values, width=width, yerr=errors, capsize=3, label=label)
+        baseline = [(x, r["independent"]["value"]) for x, r in zip(xs, rhos) if r.get("independent")]
+        if baseline:
+            ax.scatter(*zip(*baseline), marker="_", s=300, color="black", zorder=3,
+                       label="same estimator at independence" if index == 0 else None)
+    first = series[0][1]
     ax.set_xticks([k + 0.4 - width / 2 for k in range(len(first))])
     ax.set_xticklabels([f"({r['pair'][0]},{r['pair'][1]})" for r in first])
-    ax.set_xlabel("consecutive weight layers (j-1, j) in f_b")
-    ax.set_ylabel(f"rho_j [{first[0]['unit']}] (statistical estimate)")
+    ax.set_xlabel("consecutive weight layers (j-1, j)")
+    ax.set_ylabel(f"rho_j [{first[0]['unit']}] (statistical estimate, 95% interval)")
     ax.set_title(f"Mutual dependency on attacked test data ({first[0]['estimator']})")
     ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_bounds_across_splits(per_split: Sequence[dict[str, Any]], gamma: Sequence[dict[str, Any]],
+                              path: Path) -> Path:
+    """Bound versus measured margin at every split ``a``: the measured E[inf m] (attacked
+    upper estimate and certified lower bound, flat in ``a``), T2's claimed level
+    ``gamma_a + sum rho``, and the Lipschitz-transfer bound, certified and estimated."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    splits = [s["a"] for s in per_split]
+    for measurement, style in zip(gamma, ("-", "--")):
+        ax.plot(splits, [measurement["value"]] * len(splits), style, color="black",
+                label=f"measured E[inf m], {measurement['kind']} ({measurement['estimator']})")
+    series = [
+        ("T2 claims gamma_b >= gamma_a + sum rho (logits + bits)", "T2_bound", "tab:red", "o"),
+        ("Lipschitz transfer, certified", "gamma_transfer_certified", "tab:blue", "s"),
+        ("Lipschitz transfer, estimate (attacked Delta_a)", "gamma_transfer_estimate", "tab:green", "^"),
+    ]
+    for label, key, colour, marker in series:
+        values = [s[key]["value"] for s in per_split]
+        low = [s[key]["interval"][0] for s in per_split]
+        high = [s[key]["interval"][1] for s in per_split]
+        ax.plot(splits, values, marker=marker, color=colour, label=label)
+        ax.fill_between(splits, low, high, color=colour, alpha=0.15)
+    ax.set_yscale("symlog", linthresh=1.0)
+    ax.set_xlabel("split a (weight layers in f_a)")
+    ax.set_ylabel("expected worst-case margin [logits] (symlog)")
+    ax.set_title("Bounds versus the measured margin across split points")
+    ax.set_xticks(splits)
+    ax.legend(fontsize=7, loc="best")
+    return _save(fig, path)
+
+
+def plot_lipschitz_per_layer(layers: Sequence[dict[str, Any]], path: Path) -> Path:
+    """Per-layer l2 Lipschitz bounds (log scale), certified ones filled, estimates hatched."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    xs = range(len(layers))
+    for x, layer in zip(xs, layers):
+        ax.bar(x, layer["bound"], color="tab:blue" if layer["certified"] else "white",
+               edgecolor="tab:blue", hatch=None if layer["certified"] else "//")
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels([f"{layer['path']}\n{layer['layer']}" for layer in layers], fontsize=6, rotation=45)
+    ax.set_yscale("log")
+    ax.set_ylabel("l2 -> l2 Lipschitz bound (filled: certified; hatched: estimate)")
+    ax.set_title("Lipschitz bound per layer (BatchNorm folded into its conv)")
     return _save(fig, path)

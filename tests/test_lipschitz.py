@@ -30,6 +30,8 @@ from semirobust.empirical.lipschitz import (
 from semirobust.empirical.network import split_network, valid_splits
 from semirobust.empirical.threat import ThreatModel
 from semirobust.theory.measurement import Kind
+from semirobust.theory.quantities import QUANTITIES
+from semirobust.theory.readings import read_evidence
 
 NETWORKS = {
     "mlp": (random_mlp, (6,)),
@@ -223,6 +225,17 @@ def test_transfer_and_lipschitz_margin_bounds_never_exceed_the_attacked_margin(n
     kinds = {m.name: m.kind for m in transfer.measurements()}
     assert kinds["gamma_transfer_certified"] == Kind.CERTIFIED
     assert kinds["gamma_transfer_estimate"] == Kind.ESTIMATE
+    # the theory's judge reads them as its quantities, in their units
+    found = {m.name: m for m in transfer.measurements()}
+    for key, quantity in [
+        ("L_b", "L_b"),
+        ("Delta_a_certified", "Delta_a"),
+        ("Delta_a_attacked", "Delta_a"),
+        ("clean_margin", "clean_margin"),
+        ("gamma_transfer_certified", "gamma_whole"),
+    ]:
+        reading = read_evidence(key, QUANTITIES[quantity], found[key])
+        assert reading.value == pytest.approx(found[key].value)
 
 
 def test_lipschitz_margin_bound_closed_form():

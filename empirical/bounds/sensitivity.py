@@ -39,6 +39,7 @@ from semirobust.empirical.network import Split
 from semirobust.empirical.objectives import feature_displacement, multiclass_margin
 from semirobust.empirical.threat import ThreatModel
 from semirobust.theory.measurement import Kind, Measurement
+from semirobust.theory.quantities import CLEAN_MARGIN, DELTA_A, LIPSCHITZ_B, LOGITS
 
 SENSITIVITY_METHODS = ("ibp", "crown")
 
@@ -102,14 +103,16 @@ class FeatureSensitivity:
     attacked: torch.Tensor
     settings: dict[str, Any] = field(default_factory=dict)
 
-    def measurements(self, prefix: str = "feature_sensitivity") -> list[Measurement]:
+    def measurements(self, prefix: str = DELTA_A.name) -> list[Measurement]:
+        """Mean certified upper bound and mean attacked value of ``Delta_a``, in THEORY's
+        unit for ``Delta_a`` (l2 distance in ``f_a``'s output)."""
         return [
             mean_measurement(
                 f"{prefix}_certified",
                 self.certified,
                 kind=Kind.CERTIFIED,
                 estimator=f"{self.settings.get('method', 'ibp')} box of f_a",
-                unit="l2 distance in f_a's output",
+                unit=DELTA_A.unit,
                 settings=self.settings,
             ),
             mean_measurement(
@@ -117,7 +120,7 @@ class FeatureSensitivity:
                 self.attacked,
                 kind=Kind.ATTACK,
                 estimator="PGD maximising ||f_a(x+delta) - f_a(x)||_2",
-                unit="l2 distance in f_a's output",
+                unit=DELTA_A.unit,
                 settings=self.settings,
             ),
         ]
@@ -186,6 +189,9 @@ class TransferBound:
     sensitivity: FeatureSensitivity
 
     def measurements(self) -> list[Measurement]:
+        """Named and in the units of THEORY.md section 5's quantities (``theory.quantities``):
+        ``gamma_transfer_certified`` / ``gamma_transfer_estimate`` (bounds on
+        ``gamma_whole``), ``clean_margin``, ``Delta_a_certified``, ``Delta_a_attacked``, ``L_b``."""
         settings = {
             **self.sensitivity.settings,
             "L_b": self.lipschitz_b.product,
@@ -199,7 +205,7 @@ class TransferBound:
                 self.certified,
                 kind=certified_kind,
                 estimator="Lipschitz transfer, certified Delta_a",
-                unit="logits",
+                unit=LOGITS,
                 settings=settings,
             ),
             mean_measurement(
@@ -207,11 +213,19 @@ class TransferBound:
                 self.estimate,
                 kind=Kind.ESTIMATE,
                 estimator="Lipschitz transfer, attacked Delta_a",
-                unit="logits",
+                unit=LOGITS,
+                settings=settings,
+            ),
+            mean_measurement(
+                CLEAN_MARGIN.name,
+                self.clean_margin,
+                kind=Kind.ESTIMATE,
+                estimator="test-set mean of m(F(x), y)",
+                unit=LOGITS,
                 settings=settings,
             ),
             *self.sensitivity.measurements(),
-            self.lipschitz_b.measurement("lipschitz_f_b"),
+            self.lipschitz_b.measurement(LIPSCHITZ_B.name, unit=LIPSCHITZ_B.unit),
         ]
 
 

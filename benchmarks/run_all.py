@@ -1,0 +1,34 @@
+"""``make bench``: the side-by-side speed benchmarks, each a ratio against a reference.
+
+* ``attacks.py``: PGD-10 throughput, semirobust against torchattacks on the same model
+  and inputs in one process;
+* ``dependency.py``: rho for the 12 layer pairs of an f_b at n = 10000 attacked inputs,
+  the batched estimators against plain per-class reference implementations.
+
+Results go to ``runs/bench/*.json``; ``BENCHMARKS.md`` records the measured ratios.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+OUT = Path("runs/bench")
+
+
+def main() -> int:
+    OUT.mkdir(parents=True, exist_ok=True)
+    runs = [
+        [str(HERE / "attacks.py"), "--json", str(OUT / "attacks.json")],
+        [str(HERE / "dependency.py"), "--json", str(OUT / "dependency.json")],
+    ]
+    for arguments in runs:
+        print(f"$ python {' '.join(arguments)}", flush=True)
+        result = subprocess.run([sys.executable, *arguments])
+        if result.returncode != 0:
+            return result.returncode
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""``semirobust check`` on a small trained network: every verdict with its evidence."""
+
+import json
+
+import pytest
+import torch
+
+from semirobust.empirical.checkpoint import CheckpointConfig, save_checkpoint
+from semirobust.empirical.cli import main
+from semirobust.empirical.data import load_dataset
+from semirobust.empirical.models import ArchitectureSpec, build_model
+from semirobust.empirical.training import TrainRecipe, train
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    root = tmp_path_factory.mktemp("check")
+    data = load_dataset("gaussian-mixture")
+    spec = ArchitectureSpec("mlp", data.input_shape, data.num_classes, data.mean, data.std, {"depth": 3, "width": 16})
+    torch.manual_seed(0)
+    model = build_model(spec)
+    recipe = TrainRecipe(epochs=3, lr=0.05, batch_size=128, adversarial=True, eps=0.02, steps=3)
+    train(model, data, recipe, progress=False)
+    save_checkpoint(root / "ckpt", model, CheckpointConfig(spec, "gaussian-mixture", seed=0, recipe=recipe.to_dict()))
+    code = main(["check", "--checkpoint", str(root / "ckpt"), "--split", "2", "--out", str(root / "out"),
+                 "--samples", "120", "--steps", "10", "--device", "cpu"])
+    assert code == 0
+    return root / "out"
+
+
+def test_every_result_gets_a_verdict_with_evidence(report):
+    data = json.loads((report / "report.json").read_text())
+    assert set(data["verdicts"]) == {"T1", "L1", "T2", "LIP (certified Delta_a)", "LIP (attacked Delta_a)", "L2", "T3"}
+    for name in ("T1", "L1", "T2"):
+        verdict = data["verdicts"][name]
+        assert verdict["status"] in {"holds", "violated", "premises unmet", "inconclusive"}
+        assert verdict["conclusion"], name
+    # canonical readouts: A2's margin gap is exactly 0, so T2's premises cannot hold
+    assert data["verdicts"]["T2"]["status"] == "premises unmet"
+    assert data["verdicts"]["L2"]["status"] == "not applicable"
+    assert data["semirobust_version"] and data["seed"] == 0
+
+
+def test_certified_never_exceeds_attacked_and_the_sound_bound_is_never_violated(report):
+    data = json.loads((report / "report.json").read_text())
+    assert data["sandwich_violations"] == 0
+    certified, attacked = data["measurements"]["gamma_whole"]
+    assert certified["kind"] == "certified" and attacked["kind"] == "attack"
+    assert certified["value"] <= attacked["value"]
+    assert data["verdicts"]["LIP (certified Delta_a)"]["status"] != "violated"
+    for split in data["per_split"]:
+        assert split["gamma_transfer_certified"]["value"] <= attacked["value"]
+
+
+def test_report_and_plots_are_written(report):
+    text = (report / "report.md").read_text()
+    assert "## Verdicts" in text and "T2" in text
+    for name in ("bounds_across_splits", "rho_per_pair", "lipschitz_per_layer"):
+        assert (report / "plots" / f"{name}.png").stat().st_size > 1000
+
+
+def test_split_outside_the_network_is_one_line_and_exit_2(report, capsys):
+    checkpoint = report.parent / "ckpt"
+    assert main(["check", "--checkpoint", str(checkpoint), "--split", "9", "--out", str(report.parent / "x")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "outside the network" in err[0]
