@@ -8,6 +8,7 @@ import os
 
 import pytest
 import torch
+
 from semirobust.empirical.attacks import AttackConfig, build_attack
 from semirobust.empirical.checkpoint import CheckpointConfig, save_checkpoint
 from semirobust.empirical.cli import main
@@ -17,7 +18,6 @@ from semirobust.empirical.errors import BadInput
 from semirobust.empirical.evaluation import evaluate_attack
 from semirobust.empirical.models import ArchitectureSpec, build_model
 from semirobust.empirical.threat import ThreatModel
-
 from semirobust.testing.strategies import networks
 
 SPEC = ArchitectureSpec("mlp", (1, 8, 8), 10, (0.3,), (0.4,), {"depth": 2, "width": 8})

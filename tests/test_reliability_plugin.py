@@ -11,8 +11,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
-from semirobust.empirical.cli import main
 
+from semirobust.empirical.cli import main
 from semirobust.testing import assert_estimate_within, assert_robust_accuracy_at_least
 from semirobust.testing.strategies import datasets, networks, threat_models
 

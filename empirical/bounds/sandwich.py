@@ -24,13 +24,13 @@ import torch
 from torch import nn
 
 from semirobust.empirical.attacks.base import Attack, validate_batch
-from semirobust.empirical.evaluation import probe_model_inputs
 from semirobust.empirical.attacks.gradient import PGD
 from semirobust.empirical.bounds.aggregate import mean_measurement
 from semirobust.empirical.bounds.box import INPUT_BOX_DESCRIPTION, threat_point64
 from semirobust.empirical.bounds.margin import MARGIN_METHODS, certified_margin_lower
 from semirobust.empirical.bounds.sensitivity import clean_margin64, lipschitz_margin_lower
 from semirobust.empirical.errors import BadInput
+from semirobust.empirical.evaluation import probe_model_inputs
 from semirobust.empirical.lipschitz import LipschitzBound
 from semirobust.empirical.objectives import negative_margin
 from semirobust.empirical.threat import ThreatModel

@@ -7,9 +7,9 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+
 from semirobust.empirical.dependency import class_conditional_rho
 from semirobust.empirical.dependency.ground_truth import gaussian_pair, gaussian_pair_mi
-
 from semirobust.testing import assert_estimate_within
 from semirobust.testing.strategies import DependentPair, dependent_pairs
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+
 from semirobust.empirical.attacks import AttackConfig, attack_names, build_attack
 from semirobust.empirical.objectives import negative_margin
-
 from semirobust.testing import (
     assert_attack_stays_in_threat_model,
     assert_certified_below_attacked,
