@@ -12,9 +12,11 @@ from typing import Any
 
 from semirobust.testing.determinism import differing_numbers
 
+#: the demo's path at toy size: digits-cnn (conv, BatchNorm) on digits with its registered
+#: augmentation, PGD training and attacks, KSG rho, two trials
 TINY = [
-    "--arch", "mlp", "--arch-kwargs", '{"depth": 3, "width": 16}', "--dataset", "gaussian-mixture",
-    "--fb-layers", "2", "--eps", "0.05", "--steps", "2", "--epochs", "2", "--train-epochs", "2",
+    "--arch", "digits-cnn", "--arch-kwargs", '{"width": 4}', "--dataset", "digits",
+    "--fb-layers", "3", "--eps", "0.1", "--steps", "2", "--epochs", "2", "--train-epochs", "1",
     "--lr", "0.05", "--batch-size", "128", "--device", "cpu", "--seed", "0", "--trials", "2",
 ]
 
