@@ -170,7 +170,7 @@ def evaluate_attack(
         raise BadInput("no inputs to attack (an empty test set, or --limit 0)")
     device = torch.device(device)
     first_x, first_y = x[:batch_size].to(device), y[:batch_size].to(device)
-    first_logits = _probe(model, first_x, y)
+    first_logits = probe_model_inputs(model, first_x, y)
     flags: list[ReliabilityFlag] = []
     if diagnose:
         flags += diagnostics.softmax_output(first_logits)
@@ -274,7 +274,7 @@ def evaluate_feature_sensitivity(
     return FeatureSensitivity(settings, torch.cat(displacements))
 
 
-def _probe(model: nn.Module, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def probe_model_inputs(model: nn.Module, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """One clean forward pass on ``x`` that turns a shape mismatch, or any of ``labels``
     out of the model's class range, into :class:`BadInput`."""
     try:

@@ -43,6 +43,13 @@ class ArchitectureSpec:
     std: tuple[float, ...]
     kwargs: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.kwargs, dict):
+            raise BadInput(
+                f"architecture {self.name!r}: options (--arch-kwargs) must be a JSON object such as "
+                f'{{"width": 8}}, got {self.kwargs!r}'
+            )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -92,6 +99,27 @@ def build_model(spec: ArchitectureSpec) -> nn.Sequential:
     return _ARCHITECTURES[spec.name](spec)
 
 
+def builder_options(spec: ArchitectureSpec, accepted: dict[str, tuple[int | bool, int | None]]) -> dict[str, Any]:
+    """``spec.kwargs`` over the defaults of ``accepted`` (name -> (default, minimum)): refuses
+    unknown names, integers below their minimum and non-booleans for boolean options."""
+    unknown = sorted(set(spec.kwargs) - set(accepted))
+    if unknown:
+        raise BadInput(
+            f"architecture {spec.name!r}: unknown option(s) {', '.join(unknown)}; "
+            f"accepted: {', '.join(accepted)}"
+        )
+    options = {name: default for name, (default, _) in accepted.items()}
+    for name, value in spec.kwargs.items():
+        default, minimum = accepted[name]
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise BadInput(f"architecture {spec.name!r}: option {name}={value!r} must be true or false")
+        elif isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise BadInput(f"architecture {spec.name!r}: option {name}={value!r} must be an integer >= {minimum}")
+        options[name] = value
+    return options
+
+
 def _conv_stage(c_in: int, c_out: int, *, batch_norm: bool, pool: bool) -> nn.Sequential:
     layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 3, padding=1, bias=not batch_norm)]
     if batch_norm:
@@ -116,8 +144,8 @@ def digits_cnn(spec: ArchitectureSpec) -> nn.Sequential:
 
     Stages: conv16, conv32+pool (4x4), conv32, conv64+pool (2x2), fc128, fc64, fc(K).
     """
-    batch_norm = bool(spec.kwargs.get("batch_norm", True))
-    width = int(spec.kwargs.get("width", 16))
+    options = builder_options(spec, {"batch_norm": (True, None), "width": (16, 1)})
+    batch_norm, width = options["batch_norm"], options["width"]
     channels = spec.input_shape[0]
     side = spec.input_shape[1] // 4
     return nn.Sequential(
@@ -135,8 +163,8 @@ def digits_cnn(spec: ArchitectureSpec) -> nn.Sequential:
 @register_architecture("mlp")
 def mlp(spec: ArchitectureSpec) -> nn.Sequential:
     """Fully connected ReLU network: ``depth`` hidden layers of ``width`` units, then logits."""
-    depth = int(spec.kwargs.get("depth", 3))
-    width = int(spec.kwargs.get("width", 64))
+    options = builder_options(spec, {"depth": (3, 0), "width": (64, 1)})
+    depth, width = options["depth"], options["width"]
     d_in = 1
     for size in spec.input_shape:
         d_in *= size

@@ -16,7 +16,10 @@ DEFAULT_LEVEL = 0.95
 
 def wilson_interval(successes: int, n: int, level: float = DEFAULT_LEVEL) -> tuple[float, float]:
     """Wilson score interval for a binomial proportion:
-    ``(p + z^2/2n -+ z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n)``, ``z`` the normal quantile."""
+    ``(p + z^2/2n -+ z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n)``, ``z`` the normal quantile.
+
+    Mathematically the interval contains ``p`` (its upper end is exactly 1 at ``p = 1``);
+    the ends are widened to ``p`` where float rounding would leave it outside."""
     if n <= 0:
         raise ValueError("a proportion needs n >= 1")
     z = stats.norm.ppf(0.5 + level / 2)
@@ -24,7 +27,7 @@ def wilson_interval(successes: int, n: int, level: float = DEFAULT_LEVEL) -> tup
     denominator = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+    return min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half))
 
 
 def mean_interval(values: np.ndarray, level: float = DEFAULT_LEVEL) -> tuple[float, float]:

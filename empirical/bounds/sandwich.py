@@ -30,6 +30,7 @@ from semirobust.empirical.bounds.box import INPUT_BOX_DESCRIPTION, threat_point6
 from semirobust.empirical.bounds.margin import MARGIN_METHODS, certified_margin_lower
 from semirobust.empirical.bounds.sensitivity import clean_margin64, lipschitz_margin_lower
 from semirobust.empirical.errors import BadInput
+from semirobust.empirical.evaluation import probe_model_inputs
 from semirobust.empirical.lipschitz import LipschitzBound
 from semirobust.empirical.objectives import negative_margin
 from semirobust.empirical.threat import ThreatModel
@@ -146,6 +147,9 @@ def gamma_sandwich(
     ``inf_delta m(model(x + delta), y)``. ``readout`` names ``G`` in the settings. The
     model is put in eval mode; bounds are computed on a float64 CPU copy."""
     validate_batch(x, y)
+    if x.shape[0] == 0:
+        raise BadInput("gamma_sandwich: no inputs (an empty batch)")
+    probe_model_inputs(model, x[:batch_size], y)
     unknown = [m for m in methods if m not in MARGIN_METHODS]
     if unknown or not methods:
         raise BadInput(

@@ -1,0 +1,65 @@
+"""Every results file is written atomically (temporary file in the same folder + rename):
+an interrupted or failing write leaves the previous file whole, and no module of
+``semirobust.empirical`` writes a file any other way."""
+
+import ast
+import math
+from pathlib import Path
+
+import pytest
+
+from semirobust.empirical.results import write_json_atomic
+
+EMPIRICAL = Path(__file__).parents[1] / "empirical"
+
+#: calls that write files, by attribute or function name
+WRITING_CALLS = {"write_text", "write_bytes", "dump", "savefig", "save", "save_file", "open"}
+
+#: the modules allowed to write directly, and why
+DIRECT_WRITERS = {
+    "results.py": "the atomic writers themselves",
+    "checkpoint.py": "safetensors into a temporary file, then os.replace",
+    "plots.py": "savefig into a temporary file, then os.replace",
+    "disk_data/writers.py": "writes synthetic on-disk datasets for tests, not results",
+}
+
+
+def writing_calls(path: Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call):
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if name in WRITING_CALLS and not _reads_only(node):
+                found.append(f"{path.relative_to(EMPIRICAL)}:{node.lineno} {name}")
+    return found
+
+
+def _reads_only(call: ast.Call) -> bool:
+    """``open(path)`` / ``open(path, "rb")``: reading, not writing."""
+    name = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
+    if name != "open":
+        return False
+    modes = [a.value for a in call.args[1:2] if isinstance(a, ast.Constant)]
+    modes += [k.value.value for k in call.keywords if k.arg == "mode" and isinstance(k.value, ast.Constant)]
+    return all("w" not in m and "a" not in m and "x" not in m for m in modes)
+
+
+def test_only_the_atomic_writers_write_files():
+    direct = [
+        call for path in sorted(EMPIRICAL.rglob("*.py"))
+        if str(path.relative_to(EMPIRICAL)) not in DIRECT_WRITERS
+        for call in writing_calls(path)
+    ]
+    assert direct == [], "write through semirobust.empirical.results.write_json_atomic / write_text_atomic"
+    # the scan sees writes where they are
+    assert writing_calls(EMPIRICAL / "plots.py") and writing_calls(EMPIRICAL / "checkpoint.py")
+
+
+def test_a_failing_write_leaves_the_previous_file_and_no_temporary(tmp_path):
+    target = tmp_path / "results.json"
+    write_json_atomic(target, {"gamma": 1.0})
+    before = target.read_text()
+    with pytest.raises(ValueError):
+        write_json_atomic(target, {"gamma": math.nan})  # NaN is refused, never written
+    assert target.read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
