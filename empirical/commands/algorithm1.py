@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import sys
 import time
 from pathlib import Path
@@ -22,14 +21,15 @@ from semirobust.empirical.algorithm1_report import paper_row, write_algorithm1_r
 from semirobust.empirical.attacks import attack_names
 from semirobust.empirical.commands.common import (
     add_common_options,
+    add_model_options,
+    architecture_kwargs,
     non_negative_float,
     positive_float,
     positive_int,
 )
-from semirobust.empirical.data import Dataset, dataset_names, load_dataset
+from semirobust.empirical.data import Dataset, load_dataset
 from semirobust.empirical.device import resolve_device, seed_everything
-from semirobust.empirical.errors import BadInput
-from semirobust.empirical.models import ArchitectureSpec, architecture_names, build_model
+from semirobust.empirical.models import ArchitectureSpec, build_model
 from semirobust.empirical.network import count_weight_layers, split_network
 from semirobust.empirical.report import markdown_table
 from semirobust.empirical.results import write_text_atomic
@@ -39,10 +39,7 @@ from semirobust.empirical.training import TrainRecipe
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("algorithm1", help="the paper's Algorithm 1, resumable", description=__doc__)
-    parser.add_argument("--arch", default="digits-cnn", help=f"architecture ({', '.join(architecture_names())})")
-    parser.add_argument("--arch-kwargs", default="{}", help="builder options as JSON")
-    parser.add_argument("--dataset", default="digits", help=f"dataset ({', '.join(dataset_names())})")
-    parser.add_argument("--data-root", default=None, help="folder of an on-disk dataset")
+    add_model_options(parser, arch_default="digits-cnn", dataset_default="digits")
     split = parser.add_mutually_exclusive_group(required=True)
     split.add_argument("--fb-layers", type=positive_int, metavar="N", help="weight layers in f_b (paper's convention)")
     split.add_argument("--split", type=positive_int, metavar="A", help="weight layers in f_a")
@@ -69,10 +66,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     seed_everything(args.seed)
     device = resolve_device(args.device)
-    try:
-        kwargs = json.loads(args.arch_kwargs)
-    except json.JSONDecodeError as error:
-        raise BadInput(f"--arch-kwargs is not JSON: {error.msg}") from None
+    kwargs = architecture_kwargs(args.arch_kwargs)
     dataset = load_dataset(args.dataset, seed=args.seed, root=args.data_root)
     fb_layers = args.fb_layers if args.fb_layers is not None else _fb_from_split(args, kwargs, dataset)
     config = Algorithm1Config(

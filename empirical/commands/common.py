@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
+from typing import Any
 
+from semirobust.empirical.data import dataset_names
 from semirobust.empirical.device import DEVICE_CHOICES
+from semirobust.empirical.errors import BadInput
+from semirobust.empirical.models import architecture_names
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
@@ -59,3 +64,22 @@ def _finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be finite, got {text}")
     return value
+
+
+def add_model_options(parser: argparse.ArgumentParser, *, arch_default: str | None = None,
+                      dataset_default: str | None = None) -> None:
+    """``--arch``, ``--arch-kwargs``, ``--dataset``, ``--data-root`` (required without defaults)."""
+    parser.add_argument("--arch", default=arch_default, required=arch_default is None,
+                        help=f"architecture ({', '.join(architecture_names())})")
+    parser.add_argument("--arch-kwargs", default="{}", help='builder options as JSON, e.g. \'{"width": 8}\'')
+    parser.add_argument("--dataset", default=dataset_default, required=dataset_default is None,
+                        help=f"dataset ({', '.join(dataset_names())})")
+    parser.add_argument("--data-root", default=None, help="folder of an on-disk dataset")
+
+
+def architecture_kwargs(text: str) -> dict[str, Any]:
+    """``--arch-kwargs`` parsed (the builders validate the options themselves)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise BadInput(f"--arch-kwargs is not JSON: {error.msg}") from None

@@ -8,7 +8,6 @@ per-epoch history and the clean test accuracy (with its Wilson interval).
 from __future__ import annotations
 
 import argparse
-import json
 
 import torch
 
@@ -16,15 +15,16 @@ from semirobust.empirical.augment import augmentation_for
 from semirobust.empirical.checkpoint import CheckpointConfig, save_checkpoint
 from semirobust.empirical.commands.common import (
     add_common_options,
+    add_model_options,
+    architecture_kwargs,
     non_negative_float,
     positive_float,
     positive_int,
 )
-from semirobust.empirical.data import dataset_names, load_dataset
+from semirobust.empirical.data import load_dataset
 from semirobust.empirical.device import resolve_device, seed_everything
-from semirobust.empirical.errors import BadInput
 from semirobust.empirical.evaluation import predict_logits
-from semirobust.empirical.models import ArchitectureSpec, architecture_names, build_model
+from semirobust.empirical.models import ArchitectureSpec, build_model
 from semirobust.empirical.stats import wilson_interval
 from semirobust.empirical.threat import NORMS
 from semirobust.empirical.training import TrainRecipe, train
@@ -32,9 +32,7 @@ from semirobust.empirical.training import TrainRecipe, train
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("train", help="train a model and write a checkpoint dir", description=__doc__)
-    parser.add_argument("--arch", required=True, help=f"architecture ({', '.join(architecture_names())})")
-    parser.add_argument("--dataset", required=True, help=f"dataset ({', '.join(dataset_names())})")
-    parser.add_argument("--data-root", default=None, help="folder of an on-disk dataset")
+    add_model_options(parser)
     parser.add_argument("--out", required=True, help="checkpoint directory to write")
     parser.add_argument("--epochs", type=positive_int, default=TrainRecipe.epochs)
     parser.add_argument("--batch-size", type=positive_int, default=TrainRecipe.batch_size)
@@ -43,7 +41,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--norm", choices=sorted(NORMS), default="linf")
     parser.add_argument("--eps", type=non_negative_float, default=TrainRecipe.eps)
     parser.add_argument("--steps", type=positive_int, default=TrainRecipe.steps, help="PGD steps per batch")
-    parser.add_argument("--arch-kwargs", default="{}", help='builder options as JSON, e.g. \'{"width": 8}\'')
     add_common_options(parser)
     parser.set_defaults(run=run)
 
@@ -51,10 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     seed_everything(args.seed)
     device = resolve_device(args.device)
-    try:
-        kwargs = json.loads(args.arch_kwargs)
-    except json.JSONDecodeError as error:
-        raise BadInput(f"--arch-kwargs is not JSON: {error.msg}") from None
+    kwargs = architecture_kwargs(args.arch_kwargs)
     dataset = load_dataset(args.dataset, seed=args.seed, root=args.data_root)
     spec = ArchitectureSpec(args.arch, dataset.input_shape, dataset.num_classes, dataset.mean, dataset.std, kwargs)
     recipe = TrainRecipe(
