@@ -51,7 +51,7 @@ def test_our_pgd_is_as_strong_as_torchattacks(trained, eps):
 
 def test_autoattack_is_at_least_as_strong_as_our_pgd(trained):
     model, x, y = trained
-    x, y = x[:300], y[:300]
+    x, y = x[:200], y[:200]
     pgd = our_pgd(model, x, y, 0.1, seed=0)
     evaluation = evaluate_attack(model, x, y, autoattack(ThreatModel("linf", 0.1), seed=0))
     stages = evaluation.stage_robust_accuracy()
