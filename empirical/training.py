@@ -3,7 +3,9 @@
 Recipe (THEORY.md section 6): SGD, momentum 0.9, weight decay 5e-4, learning rate divided
 by 10 at 1/3 and 2/3 of the run (the paper's epochs 40 and 80 of 120, scaled to the run
 length). Adversarial training (Madry et al.) replaces each batch by PGD adversarial
-examples generated in eval mode; the first ``frozen_stages`` stages can be frozen:
+examples generated in eval mode, or (``method="trades"``, Zhang et al. 2019) minimises
+``CE(F(x), y) + beta * KL(softmax F(x) || softmax F(x'))`` with ``x'`` the PGD maximiser
+of that KL term in the threat model; the first ``frozen_stages`` stages can be frozen:
 their parameters get no gradient and stay in eval mode, so BatchNorm statistics do not
 move either (Algorithm 1, step 3).
 """
@@ -22,6 +24,7 @@ from semirobust.empirical.attacks.gradient import PGD
 from semirobust.empirical.data import Dataset
 from semirobust.empirical.device import amp_context
 from semirobust.empirical.errors import BadInput
+from semirobust.empirical.objectives import Objective, cross_entropy
 from semirobust.empirical.threat import ThreatModel
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -38,6 +41,8 @@ class TrainRecipe:
     weight_decay: float = 5e-4
     milestones: tuple[float, ...] = (1 / 3, 2 / 3)
     adversarial: bool = False
+    method: str = "pgd"
+    trades_beta: float = 6.0
     norm: str = "linf"
     eps: float = 8 / 255
     steps: int = 10
@@ -49,16 +54,20 @@ class TrainRecipe:
             raise BadInput(f"training needs epochs >= 0 and batch size >= 1 (got {self.epochs}, {self.batch_size})")
         if self.lr <= 0:
             raise BadInput(f"--lr must be > 0, got {self.lr}")
+        if self.method not in ADVERSARIAL_LOSSES:
+            raise BadInput(f"--method {self.method!r}: expected one of {', '.join(ADVERSARIAL_LOSSES)}")
+        if self.trades_beta < 0:
+            raise BadInput(f"--trades-beta must be >= 0, got {self.trades_beta}")
         if self.adversarial:
             self.threat()
 
     def threat(self) -> ThreatModel:
         return ThreatModel(self.norm, self.eps)
 
-    def attack(self, seed: int) -> PGD:
+    def attack(self, seed: int, objective: Objective = cross_entropy) -> PGD:
         """The PGD used to make training batches (step size ``eps/4`` unless given)."""
         step = self.step_size if self.step_size is not None else self.eps / 4
-        return PGD(self.threat(), steps=self.steps, step_size=step, seed=seed)
+        return PGD(self.threat(), objective=objective, steps=self.steps, step_size=step, seed=seed)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -87,6 +96,50 @@ def set_train_mode(model: nn.Sequential, frozen_stages: int) -> None:
 
 
 EpochCallback = Callable[[int, nn.Module], bool]
+BatchLoss = Callable[[nn.Sequential, torch.Tensor, torch.Tensor, "TrainRecipe", int, int],
+                     tuple[torch.Tensor, torch.Tensor]]
+
+
+def standard_loss(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, recipe: TrainRecipe,
+                  seed: int, frozen_stages: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``CE(F(x), y)`` on the clean batch; returns the loss and the logits."""
+    set_train_mode(model, frozen_stages)
+    logits = model(x)
+    return F.cross_entropy(logits.float(), y), logits
+
+
+def pgd_loss(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, recipe: TrainRecipe,
+             seed: int, frozen_stages: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Madry et al.: ``CE(F(x'), y)`` with ``x'`` the PGD maximiser of the cross-entropy."""
+    x_adv = recipe.attack(seed)(model, x, y)
+    return standard_loss(model, x_adv, y, recipe, seed, frozen_stages)
+
+
+def trades_loss(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, recipe: TrainRecipe,
+                seed: int, frozen_stages: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """TRADES: ``CE(F(x), y) + beta * KL(p(x) || p(x'))``, ``x'`` maximising the KL term by
+    PGD from a uniform random start (the original starts at ``x + 0.001 N(0, I)``)."""
+    with torch.no_grad():
+        model.eval()
+        clean_probabilities = F.softmax(model(x).float(), dim=1)
+    x_adv = recipe.attack(seed, objective=kl_from(clean_probabilities))(model, x, y)
+    set_train_mode(model, frozen_stages)
+    logits = model(x)
+    divergence = F.kl_div(F.log_softmax(model(x_adv).float(), dim=1), F.softmax(logits.float(), dim=1),
+                          reduction="batchmean")
+    return F.cross_entropy(logits.float(), y) + recipe.trades_beta * divergence, logits
+
+
+def kl_from(reference_probabilities: torch.Tensor) -> Objective:
+    """Per-sample ``KL(p_ref || softmax(z))``: TRADES' inner objective."""
+    def divergence(logits: torch.Tensor, _y: torch.Tensor) -> torch.Tensor:
+        log_q = F.log_softmax(logits.float(), dim=1)
+        return F.kl_div(log_q, reference_probabilities, reduction="none").sum(dim=1)
+
+    return divergence
+
+
+ADVERSARIAL_LOSSES: dict[str, BatchLoss] = {"pgd": pgd_loss, "trades": trades_loss}
 
 
 def train(
@@ -131,11 +184,11 @@ def train(
             x, y = x.to(device), dataset.y_train[index].to(device)
             if recipe.adversarial:
                 attack_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-                x = recipe.attack(attack_seed)(model, x, y)
-            set_train_mode(model, frozen_stages)
+                loss_of_batch = ADVERSARIAL_LOSSES[recipe.method]
+            else:
+                attack_seed, loss_of_batch = 0, standard_loss
             with amp_context(device, use_amp):
-                logits = model(x)
-                loss = F.cross_entropy(logits.float(), y)
+                loss, logits = loss_of_batch(model, x, y, recipe, attack_seed, frozen_stages)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -100,3 +100,13 @@ def test_kill_9_mid_run_then_resume_loses_no_finished_trial(tmp_path):
     for name, text in snapshot.items():
         assert (out / "trials" / name).read_text() == text, f"{name} was redone"
     assert not list(out.rglob("*.tmp")), "a temporary file was left behind"
+
+
+def test_trades_adversarial_training_runs_algorithm1(tmp_path):
+    out = tmp_path / "trades"
+    assert run_cli(*TINY, "--method", "trades", "--trades-beta", "3", "--trials", "1", "--out", str(out)) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["config"]["recipe"]["method"] == "trades"
+    assert results["config"]["recipe"]["trades_beta"] == 3.0
+    robust = json.loads((out / "robust" / "config.json").read_text())
+    assert robust["recipe"]["method"] == "trades" and robust["recipe"]["adversarial"]

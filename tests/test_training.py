@@ -2,9 +2,12 @@
 
 import torch
 
+from semirobust.empirical.attacks import PGD
 from semirobust.empirical.data import load_dataset
+from semirobust.empirical.evaluation import evaluate_attack
 from semirobust.empirical.models import ArchitectureSpec, build_model
 from semirobust.empirical.network import split_stage_index
+from semirobust.empirical.threat import ThreatModel
 from semirobust.empirical.training import TrainRecipe, train
 
 
@@ -49,3 +52,20 @@ def test_training_is_deterministic_for_a_seed():
         states.append(model.state_dict())
     for key in states[0]:
         assert torch.equal(states[0][key], states[1][key])
+
+
+def test_trades_training_is_more_robust_than_standard_training():
+    data = load_dataset("gaussian-mixture")
+    spec = ArchitectureSpec("mlp", data.input_shape, data.num_classes, data.mean, data.std, {"width": 32})
+    accuracies = {}
+    for name, recipe in {
+        "standard": TrainRecipe(epochs=6, lr=0.05, batch_size=64),
+        "trades": TrainRecipe(epochs=6, lr=0.05, batch_size=64, adversarial=True, method="trades",
+                              eps=0.08, steps=5),
+    }.items():
+        torch.manual_seed(0)
+        model = build_model(spec)
+        train(model, data, recipe, seed=0, progress=False)
+        attack = PGD(ThreatModel("linf", 0.08), steps=10, seed=1)
+        accuracies[name] = evaluate_attack(model, data.x_test, data.y_test, attack).robust_accuracy().value
+    assert accuracies["trades"] > accuracies["standard"] + 0.05, accuracies

@@ -20,6 +20,7 @@ from semirobust.empirical.algorithm1 import INIT_CHOICES, Algorithm1Config, run_
 from semirobust.empirical.algorithm1_report import paper_row, write_algorithm1_report
 from semirobust.empirical.attacks import attack_names
 from semirobust.empirical.commands.common import (
+    add_adversarial_training_options,
     add_common_options,
     add_model_options,
     architecture_kwargs,
@@ -53,6 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--init", choices=INIT_CHOICES, default="shared",
                         help="initial weights of the normal and robust models (default: shared)")
     parser.add_argument("--estimator", default="ksg", help="dependency estimator for rho")
+    add_adversarial_training_options(parser)
     parser.add_argument("--train-epochs", type=positive_int, default=TrainRecipe.epochs)
     parser.add_argument("--batch-size", type=positive_int, default=TrainRecipe.batch_size)
     parser.add_argument("--lr", type=positive_float, default=TrainRecipe.lr)
@@ -73,7 +75,9 @@ def run(args: argparse.Namespace) -> int:
         architecture=args.arch, architecture_kwargs=kwargs, dataset=args.dataset, fb_layers=fb_layers,
         attack=args.attack, norm=args.norm, eps=args.eps, attack_steps=args.steps, trials=args.trials,
         finetune_epochs=args.epochs, tolerance=args.tolerance, init=args.init, estimator=args.estimator,
-        recipe=TrainRecipe(epochs=args.train_epochs, batch_size=args.batch_size, lr=args.lr), seed=args.seed,
+        recipe=TrainRecipe(epochs=args.train_epochs, batch_size=args.batch_size, lr=args.lr,
+                           method=args.method, trades_beta=args.trades_beta),
+        seed=args.seed,
     )
     out = Path(args.out)
     results = run_algorithm1(config, dataset, out, device=device, resume=args.resume,

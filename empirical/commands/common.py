@@ -11,6 +11,7 @@ from semirobust.empirical.data import dataset_names
 from semirobust.empirical.device import DEVICE_CHOICES
 from semirobust.empirical.errors import BadInput
 from semirobust.empirical.models import architecture_names
+from semirobust.empirical.training import ADVERSARIAL_LOSSES
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
@@ -83,3 +84,11 @@ def architecture_kwargs(text: str) -> dict[str, Any]:
         return json.loads(text)
     except json.JSONDecodeError as error:
         raise BadInput(f"--arch-kwargs is not JSON: {error.msg}") from None
+
+
+def add_adversarial_training_options(parser: argparse.ArgumentParser) -> None:
+    """``--method pgd|trades`` and ``--trades-beta`` (THEORY.md section 6: both are used)."""
+    parser.add_argument("--method", choices=sorted(ADVERSARIAL_LOSSES), default="pgd",
+                        help="adversarial training: PGD (Madry et al.) or TRADES (default: pgd)")
+    parser.add_argument("--trades-beta", type=non_negative_float, default=6.0,
+                        help="TRADES' weight of the KL term (default 6)")

@@ -14,6 +14,7 @@ import torch
 from semirobust.empirical.augment import augmentation_for
 from semirobust.empirical.checkpoint import CheckpointConfig, save_checkpoint
 from semirobust.empirical.commands.common import (
+    add_adversarial_training_options,
     add_common_options,
     add_model_options,
     architecture_kwargs,
@@ -37,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--epochs", type=positive_int, default=TrainRecipe.epochs)
     parser.add_argument("--batch-size", type=positive_int, default=TrainRecipe.batch_size)
     parser.add_argument("--lr", type=positive_float, default=TrainRecipe.lr)
-    parser.add_argument("--adversarial", action="store_true", help="PGD adversarial training")
+    parser.add_argument("--adversarial", action="store_true", help="adversarial training (see --method)")
+    add_adversarial_training_options(parser)
     parser.add_argument("--norm", choices=sorted(NORMS), default="linf")
     parser.add_argument("--eps", type=non_negative_float, default=TrainRecipe.eps)
     parser.add_argument("--steps", type=positive_int, default=TrainRecipe.steps, help="PGD steps per batch")
@@ -53,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     spec = ArchitectureSpec(args.arch, dataset.input_shape, dataset.num_classes, dataset.mean, dataset.std, kwargs)
     recipe = TrainRecipe(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, adversarial=args.adversarial,
-        norm=args.norm, eps=args.eps, steps=args.steps,
+        method=args.method, trades_beta=args.trades_beta, norm=args.norm, eps=args.eps, steps=args.steps,
     )
     model = build_model(spec)
     history = train(model, dataset, recipe, seed=args.seed, device=device,
