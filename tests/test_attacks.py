@@ -249,3 +249,5 @@ def test_autoattack_stages_adapt_to_few_classes():
     assert torch.equal(AutoAttackStage(threat, stage="apgd-t")(model, x, y), x)  # needs 4 classes: skipped
     x_adv = AutoAttackStage(threat, stage="fab-t")(model, x, y)  # 2 target classes instead of 9
     assert threat.contains(x_adv, x, tol=1e-5).all()
+    limitations = autoattack(threat).limitations(3)
+    assert len(limitations) == 1 and limitations[0].startswith("apgd-t needs at least 4 classes")
