@@ -173,6 +173,7 @@ def evaluate_attack(
     first_logits = probe_model_inputs(model, first_x, y)
     flags: list[ReliabilityFlag] = []
     if diagnose:
+        flags += diagnostics.skipped_stages(attack.limitations(first_logits.shape[1]))
         flags += diagnostics.softmax_output(first_logits)
         flags += diagnostics.randomised_model(model, first_x)
         flags += diagnostics.gradient_flags(model, cross_entropy, first_x, first_y)

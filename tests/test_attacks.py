@@ -18,6 +18,7 @@ from attack_fixtures import (
 )
 from semirobust.empirical.attacks import (
     PGD,
+    AutoAttackStage,
     AttackConfig,
     CarliniWagnerL2,
     attack_names,
@@ -238,3 +239,15 @@ def test_amp_is_a_no_op_on_the_cpu():
     y = torch.randint(0, 3, (8,), generator=torch.Generator().manual_seed(1))
     threat = ThreatModel("linf", 0.1)
     assert torch.equal(PGD(threat, steps=3, amp=True)(model, x, y), PGD(threat, steps=3)(model, x, y))
+
+
+def test_autoattack_stages_adapt_to_few_classes():
+    model = random_network((1, 4, 4), 3, 2, conv=True)
+    x = torch.rand(4, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    y = model(x).argmax(dim=1)
+    threat = ThreatModel("linf", 0.3)
+    assert torch.equal(AutoAttackStage(threat, stage="apgd-t")(model, x, y), x)  # needs 4 classes: skipped
+    x_adv = AutoAttackStage(threat, stage="fab-t")(model, x, y)  # 2 target classes instead of 9
+    assert threat.contains(x_adv, x, tol=1e-5).all()
+    limitations = autoattack(threat).limitations(3)
+    assert len(limitations) == 1 and limitations[0].startswith("apgd-t needs at least 4 classes")

@@ -113,6 +113,13 @@ class AutoAttackStage(Attack):
             x_adv = _STAGE_RUNNERS[self.stage](library_attack, x.float(), y, self.seed)
         return x_adv.to(x.dtype)
 
+    def limitations(self, num_classes: int) -> list[str]:
+        if num_classes < _MIN_CLASSES[self.stage]:
+            return [
+                f"{self.stage} needs at least {_MIN_CLASSES[self.stage]} classes (the model has {num_classes}); it was skipped"
+            ]
+        return []
+
     def settings(self) -> dict:
         return {
             "attack": self.stage,

@@ -68,6 +68,11 @@ class Attack(ABC):
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Return ``x_adv`` (the wrapper projects it into the threat model once more)."""
 
+    def limitations(self, num_classes: int) -> list[str]:
+        """Parts of the attack that cannot run on a ``num_classes``-class model (each
+        becomes a ``stage-skipped`` reliability flag in the evaluation)."""
+        return []
+
     def generator(self) -> torch.Generator:
         """A CPU generator seeded from ``self.seed`` (never a time-based seed)."""
         return torch.Generator().manual_seed(self.seed)

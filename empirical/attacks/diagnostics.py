@@ -14,6 +14,8 @@ travel with the evaluation into every report and are also raised as
   layers): gradient attacks cannot move those inputs.
 * ``black-box-beats-white-box``: Square (gradient-free) broke inputs that every
   gradient attack before it left robust: a sign of masked gradients.
+* ``stage-skipped``: part of an attack cannot run on this model (AutoAttack's targeted
+  stages need enough classes) and was left out, so the attack is weaker than its name.
 * ``not-monotone``: robust accuracy rose with a larger ``eps`` or with a stronger attack
   of the ladder FGSM -> I-FGSM -> PGD -> AutoAttack.
 """
@@ -144,3 +146,8 @@ def not_monotone(points: Sequence[tuple[str, float]], what: str) -> list[Reliabi
                 )
             )
     return flags
+
+
+def skipped_stages(limitations: Sequence[str]) -> list[ReliabilityFlag]:
+    """One ``stage-skipped`` flag per limitation an attack reported for this model."""
+    return [ReliabilityFlag("stage-skipped", limitation) for limitation in limitations]

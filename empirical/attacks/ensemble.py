@@ -61,6 +61,9 @@ class WorstCase(Attack):
                 after_stage[stage.name] = best_margin.clone()
         return AttackOutcome(self.threat.project(best_x, x), best_margin, after_stage)
 
+    def limitations(self, num_classes: int) -> list[str]:
+        return [limit for stage in self.stages for limit in stage.limitations(num_classes)]
+
     def settings(self) -> dict:
         return {
             "attack": self.name,
