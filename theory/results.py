@@ -46,7 +46,7 @@ C4 = ("C4 inf of a sum: inf of a sum is >= the sum of infs, so only gamma_n >= s
       "follows; the paper's equality needs one common worst delta")
 C5 = ("C5 without loss of generality: the proof takes readouts through different paths to "
       "be equal and counts gamma_a per layer, an extra assumption; exact linear networks "
-      "contradict the closed form (proofs/caveats.py)")
+      "contradict the closed form (proofs/caveat_examples.py)")
 C6 = ("C6 units: the conclusion adds gamma (logits of the named readout) and rho (bits of "
       "the named estimator); judged as stated, in bits")
 
