@@ -44,6 +44,7 @@ from semirobust.empirical.network import (
     split_stage_index,
 )
 from semirobust.empirical.objectives import negative_margin
+from semirobust.empirical.report import summarize_warnings
 from semirobust.empirical.results import write_json_atomic
 from semirobust.empirical.threat import ThreatModel
 from semirobust.empirical.training import TrainRecipe, train
@@ -285,7 +286,7 @@ def _dependencies(run: Algorithm1Run, model: nn.Module, attacked: AttackEvaluati
          "independent": pair.independent.to_dict() if pair.independent else None}
         for j, pair in zip(range(a + 1, len(activations) + 1), pairs)
     ]
-    return rhos, sorted({f"{w.category.__name__}: {w.message}" for w in caught})
+    return rhos, summarize_warnings(caught)
 
 
 def _summary(trials: list[dict[str, Any]], acc_star: float, tolerance: float) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from semirobust.empirical.dependency import dependency_per_layer_pair
 from semirobust.empirical.evaluation import evaluate_attack
 from semirobust.empirical.lipschitz import lipschitz_upper, split_lipschitz
 from semirobust.empirical.network import count_weight_layers, layer_activations, split_network, valid_splits
+from semirobust.empirical.report import summarize_warnings
 from semirobust.empirical.threat import ThreatModel
 from semirobust.theory import judge
 from semirobust.theory.measurement import Kind, Measurement
@@ -109,7 +110,7 @@ def run_check(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, settings: 
         "lipschitz_layers": [vars(layer) for layer in lipschitz.layers],
         "per_split": [{k: v for k, v in s.items() if k != "measurements"} for s in per_split],
         "sandwich_violations": int(sandwich.violations().sum()),
-        "warnings": sorted({f"{w.category.__name__}: {w.message}" for w in caught}),
+        "warnings": summarize_warnings(caught),
         "verdicts": _verdicts(named, settings.a, n_layers),
     }
 
