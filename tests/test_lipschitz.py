@@ -56,30 +56,27 @@ CONV_CASES = [
 ]
 
 
+def conv_with_exact_norm(case: dict, *, seed: int) -> tuple[nn.Conv2d, tuple[int, int, int], float]:
+    """A random float64 conv for ``case``, its input shape, and the exact largest singular
+    value of its unrolled matrix."""
+    torch.manual_seed(seed)
+    conv = nn.Conv2d(
+        case["c_in"], case["c_out"], case["kernel"], stride=case["stride"], padding=case["padding"],
+        dilation=case["dilation"], groups=case["groups"],
+    ).double()
+    shape = (case["c_in"], case["side"], case["side"])
+    matrix = unrolled_conv_matrix(
+        conv.weight.detach(), shape, stride=case["stride"], padding=case["padding"],
+        dilation=case["dilation"], groups=case["groups"],
+    )
+    return conv, shape, float(torch.linalg.matrix_norm(matrix, 2))
+
+
 @pytest.mark.parametrize(
     "case", CONV_CASES, ids=lambda c: "-".join(f"{k}{v}" for k, v in c.items())
 )
 def test_conv_power_iteration_is_within_one_percent_of_the_exact_norm(case):
-    torch.manual_seed(case["side"] * 7 + case["groups"])
-    conv = nn.Conv2d(
-        case["c_in"],
-        case["c_out"],
-        case["kernel"],
-        stride=case["stride"],
-        padding=case["padding"],
-        dilation=case["dilation"],
-        groups=case["groups"],
-    ).double()
-    shape = (case["c_in"], case["side"], case["side"])
-    matrix = unrolled_conv_matrix(
-        conv.weight.detach(),
-        shape,
-        stride=case["stride"],
-        padding=case["padding"],
-        dilation=case["dilation"],
-        groups=case["groups"],
-    )
-    exact = float(torch.linalg.matrix_norm(matrix, 2))
+    conv, shape, exact = conv_with_exact_norm(case, seed=case["side"] * 7 + case["groups"])
     estimate = conv_operator_norm(
         conv, shape, OperatorNormSettings(power_iterations=2000, tolerance=1e-10)
     )
@@ -160,26 +157,7 @@ def test_split_factors_multiply_to_the_whole():
     "case", CONV_CASES, ids=lambda c: "-".join(f"{k}{v}" for k, v in c.items())
 )
 def test_circular_fft_bound_is_above_the_exact_norm(case):
-    torch.manual_seed(case["side"] * 3 + case["groups"])
-    conv = nn.Conv2d(
-        case["c_in"],
-        case["c_out"],
-        case["kernel"],
-        stride=case["stride"],
-        padding=case["padding"],
-        dilation=case["dilation"],
-        groups=case["groups"],
-    ).double()
-    shape = (case["c_in"], case["side"], case["side"])
-    matrix = unrolled_conv_matrix(
-        conv.weight.detach(),
-        shape,
-        stride=case["stride"],
-        padding=case["padding"],
-        dilation=case["dilation"],
-        groups=case["groups"],
-    )
-    exact = float(torch.linalg.matrix_norm(matrix, 2))
+    conv, shape, exact = conv_with_exact_norm(case, seed=case["side"] * 3 + case["groups"])
     assert circular_conv_bound(conv, conv.weight.detach(), shape) >= exact * (1 - 1e-9)
 
 
