@@ -23,27 +23,39 @@ STATED_U = ("stated, not measured: U_j = 1 is the smallest value allowed by its 
             "an upper bound on E[p(g,h|y)/(p(g|y)p(h|y))] (proofs/L1.md), most favourable to A2")
 
 
+def renamed(measurement: Measurement, name: str, unit: str | None = None, **settings: Any) -> Measurement:
+    """A copy of ``measurement`` under the judge's ``name`` (and ``unit``), with extra settings."""
+    data = measurement.to_dict()
+    data["name"], data["settings"] = name, {**data["settings"], **settings}
+    if unit is not None:
+        data["unit"] = unit
+    return Measurement.from_dict(data)
+
+
+def canonical_a2_measurements(j: int, readout: str) -> dict[str, Measurement]:
+    """A2's two sides for layer ``j`` under canonical readouts: ``margin_gap_j = 0`` (an
+    identity) and the stated ``U_j = 1``."""
+    return {
+        f"margin_gap_{j}": Measurement(f"margin_gap_{j}", 0.0, (0.0, 0.0), Kind.CERTIFIED,
+                                       CANONICAL_GAP, "logits", {"readout": readout}),
+        f"U_{j}": Measurement(f"U_{j}", 1.0, (1.0, 1.0), Kind.CERTIFIED, STATED_U, "logits",
+                              {"readout": readout}),
+    }
+
+
 def t2_measurements(results: Mapping[str, Any], trial: Mapping[str, Any]) -> dict[str, Measurement]:
     """The named measurements T2 reads, for one trial of an Algorithm 1 run."""
-    readout_a = {"readout": "f*_b (the robust model's own trained rest), logits"}
-    readout_b = {"readout": "the finetuned network's logits"}
-    gamma_a = Measurement.from_dict(results["gamma_a"])
-    gamma_b = Measurement.from_dict(trial["gamma_b"])
     measurements = {
-        "gamma_a": _with_settings(gamma_a, readout_a),
-        "gamma_b": _with_settings(gamma_b, readout_b),
+        "gamma_a": renamed(Measurement.from_dict(results["gamma_a"]), "gamma_a",
+                           readout="f*_b (the robust model's own trained rest), logits"),
+        "gamma_b": renamed(Measurement.from_dict(trial["gamma_b"]), "gamma_b",
+                           readout="the finetuned network's logits"),
     }
     for rho in trial["rho"]:
         j = rho["pair"][1]
         measurements[f"rho_{j}"] = Measurement.from_dict(rho)
-        measurements[f"margin_gap_{j}"] = Measurement(
-            f"margin_gap_{j}", 0.0, (0.0, 0.0), Kind.CERTIFIED, CANONICAL_GAP, "logits",
-            {"readout": "canonical: the trained rest of the network after each layer"},
-        )
-        measurements[f"U_{j}"] = Measurement(
-            f"U_{j}", 1.0, (1.0, 1.0), Kind.CERTIFIED, STATED_U, "logits",
-            {"readout": "canonical: the trained rest of the network after each layer"},
-        )
+        measurements.update(canonical_a2_measurements(
+            j, "canonical: the trained rest of the network after each layer"))
     return measurements
 
 
@@ -51,9 +63,3 @@ def t2_verdict(results: Mapping[str, Any], trial: Mapping[str, Any]) -> dict[str
     """``judge("T2", ...)`` on one trial, JSON-ready, with the Markdown description."""
     verdict = judge("T2", t2_measurements(results, trial))
     return {**verdict.to_dict(), "markdown": verdict.describe()}
-
-
-def _with_settings(measurement: Measurement, extra: Mapping[str, Any]) -> Measurement:
-    data = measurement.to_dict()
-    data["settings"] = {**data["settings"], **extra}
-    return Measurement.from_dict(data)

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from semirobust.empirical.algorithm1_verdicts import CANONICAL_GAP, STATED_U
+from semirobust.empirical.algorithm1_verdicts import canonical_a2_measurements, renamed
 from semirobust.empirical.attacks import PGD
 from semirobust.empirical.bounds import gamma_sandwich, lipschitz_transfer_bound
 from semirobust.empirical.dependency import dependency_per_layer_pair
@@ -36,7 +36,7 @@ from semirobust.empirical.network import count_weight_layers, layer_activations,
 from semirobust.empirical.report import summarize_warnings
 from semirobust.empirical.threat import ThreatModel
 from semirobust.theory import judge
-from semirobust.theory.measurement import Kind, Measurement
+from semirobust.theory.measurement import Measurement
 
 CANONICAL_READOUT = "canonical: the trained rest of the network after the layer (logits)"
 NOT_APPLICABLE = {
@@ -59,15 +59,6 @@ class CheckSettings:
     attack_steps: int = 20
     restarts: int = 2
     seed: int = 0
-
-
-def renamed(measurement: Measurement, name: str, unit: str | None = None, **settings: Any) -> Measurement:
-    """A copy of ``measurement`` under the judge's name (and unit), with extra settings."""
-    data = measurement.to_dict()
-    data["name"], data["settings"] = name, {**data["settings"], **settings}
-    if unit is not None:
-        data["unit"] = unit
-    return Measurement.from_dict(data)
 
 
 def run_check(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, settings: CheckSettings,
@@ -150,10 +141,7 @@ def _named_measurements(sandwich: list[Measurement], pairs, transfer: dict[str, 
         named[f"gamma_{j}"] = [renamed(m, f"gamma_{j}") for m in gamma]
     for j, pair in zip(range(2, n_layers + 1), pairs):
         named[f"rho_{j}"] = [pair.rho]
-        named[f"margin_gap_{j}"] = [Measurement(f"margin_gap_{j}", 0.0, (0.0, 0.0), Kind.CERTIFIED,
-                                                CANONICAL_GAP, "logits", {"readout": CANONICAL_READOUT})]
-        named[f"U_{j}"] = [Measurement(f"U_{j}", 1.0, (1.0, 1.0), Kind.CERTIFIED, STATED_U, "logits",
-                                       {"readout": CANONICAL_READOUT})]
+        named.update({k: [m] for k, m in canonical_a2_measurements(j, CANONICAL_READOUT).items()})
     return named
 
 

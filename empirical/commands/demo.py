@@ -23,15 +23,15 @@ import torch
 
 from semirobust.empirical.algorithm1 import Algorithm1Config, run_algorithm1
 from semirobust.empirical.algorithm1_report import write_algorithm1_report
-from semirobust.empirical.check import CheckSettings, run_check
-from semirobust.empirical.check_report import write_check_report
+from semirobust.empirical.check import CheckSettings
 from semirobust.empirical.checkpoint import load_checkpoint
+from semirobust.empirical.commands.check import check_and_report
 from semirobust.empirical.commands.common import add_common_options
 from semirobust.empirical.data import Dataset, load_dataset
 from semirobust.empirical.device import resolve_device, seed_everything
 from semirobust.empirical.network import count_weight_layers
 from semirobust.empirical.report import markdown_table
-from semirobust.empirical.results import run_metadata, write_json_atomic
+from semirobust.empirical.results import write_json_atomic
 from semirobust.empirical.training import TrainRecipe
 
 DEMO_RECIPE = TrainRecipe(epochs=30, batch_size=64, lr=0.05)
@@ -95,9 +95,8 @@ def check_robust_model(out: Path, config: Algorithm1Config, dataset: Dataset, de
     model, _ = load_checkpoint(out / "robust", device)
     settings = CheckSettings(a=count_weight_layers(model) - config.fb_layers, threat=config.threat(),
                              n=CHECK_SAMPLES, estimator=config.estimator, seed=args.seed)
-    report = run_check(model, dataset.x_test, dataset.y_test, settings, device=device)
-    report = {**run_metadata(args), "checkpoint": str(out / "robust"), **report}
-    write_check_report(report, out / CHECK_FOLDER, out / "robust")
+    report, _ = check_and_report(model, dataset, settings, out / "robust", out / CHECK_FOLDER,
+                                 device=device, args=args)
     return {"report": f"{CHECK_FOLDER}/report.md",
             "verdicts": {name: verdict["status"] for name, verdict in report["verdicts"].items()}}
 
