@@ -159,3 +159,11 @@ def test_edge_buckets_group_rows_with_equal_codes(width):
             assert first_id.setdefault(code, bucket) == bucket
         assert len(set(first_id.values())) == len(first_id)
     assert not set(ids[0].tolist()) & set(ids[1].tolist())
+
+
+@pytest.mark.parametrize("n", [1, 5, 127, 128, 129, 300])
+def test_blockwise_chebyshev_distances_equal_one_cdist_bit_for_bit(n):
+    from semirobust.empirical.dependency.ksg import chebyshev_distances
+
+    x = torch.randn(n, 7, generator=torch.Generator().manual_seed(n), dtype=torch.float64)
+    assert torch.equal(chebyshev_distances(x), torch.cdist(x, x, p=math.inf))
