@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from semirobust import __version__
+from semirobust.empirical.device import place_model
 from semirobust.empirical.errors import BadInput
 from semirobust.empirical.models import ArchitectureSpec, build_model
 from semirobust.empirical.results import write_json_atomic
@@ -84,7 +85,8 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, config: Checkpoin
 
 
 def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[nn.Sequential, CheckpointConfig]:
-    """Rebuild the model of checkpoint dir ``path`` in eval mode, with its config."""
+    """Rebuild the model of checkpoint dir ``path`` in eval mode, with its config, placed on
+    ``device`` by :func:`~semirobust.empirical.device.place_model` (channels-last on CUDA)."""
     path = Path(path)
     if not path.is_dir():
         raise BadInput(f"checkpoint {path}: no such directory (expected {CONFIG_NAME} + {SAFETENSORS_NAME})")
@@ -98,7 +100,7 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu")
         raise BadInput(
             f"checkpoint {path}: weights do not match the architecture in {CONFIG_NAME} ({first})"
         ) from None
-    return model.to(device).eval(), config
+    return place_model(model, torch.device(device)).eval(), config
 
 
 def _read_config(path: Path) -> CheckpointConfig:

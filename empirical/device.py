@@ -1,6 +1,10 @@
-"""Device choice (``--device auto|cpu|cuda``) and seeding.
+"""Device choice (``--device auto|cpu|cuda``), placement of models and batches, seeding.
 
 Code never requires a GPU: ``auto`` picks CUDA when present and the CPU otherwise.
+On CUDA, networks with 2-d convolutions run channels-last (NHWC, the layout cuDNN's
+tensor-core convolutions use under mixed precision); on the CPU they stay contiguous
+(NCHW). The layout changes where numbers sit in memory, not what they are: outputs
+agree up to floating-point summation order (tests/test_device.py).
 Seeding uses explicit generators where possible and never a time-based seed.
 """
 
@@ -10,6 +14,7 @@ import random
 
 import numpy as np
 import torch
+from torch import nn
 
 from semirobust.empirical.errors import BadInput
 
@@ -25,6 +30,27 @@ def resolve_device(choice: str) -> torch.device:
     if choice == "cuda" and not torch.cuda.is_available():
         raise BadInput("--device cuda was asked for but no CUDA device is available")
     return torch.device(choice)
+
+
+def wants_channels_last(model: nn.Module, device: torch.device) -> bool:
+    """The default layout rule: channels-last on CUDA for networks with an ``nn.Conv2d``."""
+    return device.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in model.modules())
+
+
+def place_model(model: nn.Module, device: torch.device, *, channels_last: bool | None = None) -> nn.Module:
+    """Move ``model`` to ``device`` (in place, returned); with ``channels_last`` (default:
+    :func:`wants_channels_last`) its 4-d weights are stored NHWC."""
+    model.to(device)
+    if wants_channels_last(model, device) if channels_last is None else channels_last:
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
+def place_batch(x: torch.Tensor, device: torch.device, *, channels_last: bool = False) -> torch.Tensor:
+    """Move a batch to ``device``; image batches (4-d) become NHWC with ``channels_last``."""
+    if channels_last and x.dim() == 4:
+        return x.to(device, memory_format=torch.channels_last)
+    return x.to(device)
 
 
 def seed_everything(seed: int) -> torch.Generator:

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from semirobust.empirical.attacks.gradient import PGD
 from semirobust.empirical.data import Dataset
-from semirobust.empirical.device import amp_context
+from semirobust.empirical.device import amp_context, place_batch, place_model, wants_channels_last
 from semirobust.empirical.errors import BadInput
 from semirobust.empirical.objectives import Objective, cross_entropy
 from semirobust.empirical.threat import ThreatModel
@@ -32,7 +32,11 @@ Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 @dataclass(frozen=True)
 class TrainRecipe:
-    """One training run's settings; stored in the checkpoint's config.json."""
+    """One training run's settings; stored in the checkpoint's config.json.
+
+    ``amp`` (bfloat16 autocast) and ``channels_last`` (NHWC convolutions) apply on CUDA
+    only; on the CPU both are off whatever their value.
+    """
 
     epochs: int = 30
     batch_size: int = 64
@@ -48,6 +52,7 @@ class TrainRecipe:
     steps: int = 10
     step_size: float | None = None
     amp: bool = True
+    channels_last: bool = True
 
     def __post_init__(self) -> None:
         if self.epochs < 0 or self.batch_size < 1:
@@ -162,7 +167,8 @@ def train(
     robust accuracy is reached).
     """
     device = torch.device(device)
-    model.to(device)
+    channels_last = recipe.channels_last and wants_channels_last(model, device)
+    place_model(model, device, channels_last=channels_last)
     freeze_stages(model, frozen_stages)
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(
@@ -181,7 +187,7 @@ def train(
             x = dataset.x_train[index]
             if augment is not None:
                 x = augment(x, generator)
-            x, y = x.to(device), dataset.y_train[index].to(device)
+            x, y = place_batch(x, device, channels_last=channels_last), dataset.y_train[index].to(device)
             if recipe.adversarial:
                 attack_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
                 loss_of_batch = ADVERSARIAL_LOSSES[recipe.method]
