@@ -273,7 +273,7 @@ def _dependencies(run: Algorithm1Run, model: nn.Module, attacked: AttackEvaluati
     samples per class), which travel into the results and the report."""
     with torch.no_grad():
         activations, _ = layer_activations(model.eval(), attacked.x_adv.to(run.device))
-    layers = [h.cpu() for h in activations[a - 1:]]
+    layers = activations[a - 1:]  # the estimators run where the activations live
     names = [f"rho_{j}" for j in range(a + 1, len(activations) + 1)]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

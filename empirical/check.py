@@ -78,7 +78,7 @@ def run_check(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, settings: 
         with torch.no_grad():
             activations, _ = layer_activations(model, attacked.x_adv.to(device))
         pairs = dependency_per_layer_pair(
-            [h.cpu() for h in activations], y, settings.estimator,
+            activations, y, settings.estimator,  # estimated where the activations live
             names=[f"rho_{j}" for j in range(2, n_layers + 1)], seed=settings.seed, permutations=5,
         )
     lipschitz = lipschitz_upper(model, tuple(x.shape[1:]), device=device)
