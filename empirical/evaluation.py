@@ -11,8 +11,7 @@ per-input worst case over its stages, and the worst margin after each stage. Fro
   ``F`` (kind ``attack``, Student-t interval over inputs).
 
 For a subnetwork, :func:`evaluate_subnetwork` attacks ``G_a o f_a`` (the ``gamma_a`` of
-section 2) and :func:`evaluate_feature_sensitivity` estimates ``Delta_a(x) = sup_delta
-||f_a(x + delta) - f_a(x)||_2`` (section 5) with the same attacks on the same ``f_a``.
+section 2); ``Delta_a`` (section 5) is measured in ``bounds.sensitivity``.
 Reliability flags (``attacks.diagnostics``) found on the way are kept and copied into the
 settings of every :class:`Measurement` made from the evaluation.
 """
@@ -20,7 +19,7 @@ settings of every :class:`Measurement` made from the evaluation.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,7 +29,7 @@ from semirobust.empirical.attacks import diagnostics
 from semirobust.empirical.attacks.base import Attack, attack_mode, validate_batch
 from semirobust.empirical.attacks.diagnostics import ReliabilityFlag
 from semirobust.empirical.errors import BadInput
-from semirobust.empirical.objectives import cross_entropy, feature_displacement, multiclass_margin
+from semirobust.empirical.objectives import cross_entropy, multiclass_margin
 from semirobust.empirical.stats import mean_interval, wilson_interval
 from semirobust.theory.measurement import Kind, Measurement
 
@@ -215,64 +214,6 @@ def evaluate_subnetwork(
     """Margins ``m(G_a(f_a(x + delta)), y)`` for a fixed readout ``G_a``: the attack runs on
     ``G_a o f_a``; ``expected_adversarial_margin()`` estimates ``gamma_a`` (section 2)."""
     return evaluate_attack(nn.Sequential(f_a, readout), x, y, attack, **options)
-
-
-@dataclass(frozen=True)
-class FeatureSensitivity:
-    """Per-input ``||f_a(x + delta) - f_a(x)||_2`` at the attack's point."""
-
-    settings: dict[str, Any]
-    displacement: torch.Tensor
-
-    def expected_sensitivity(self, name: str = "Delta_a") -> Measurement:
-        """``mean_i ||f_a(x_i + delta_i) - f_a(x_i)||``: a *lower* estimate of ``E[Delta_a(X)]``
-        (an attack finds some displacement, the supremum can only be larger)."""
-        values = self.displacement.double().numpy()
-        return Measurement(
-            name=name,
-            value=float(values.mean()),
-            interval=mean_interval(values),
-            kind=Kind.ATTACK,
-            estimator=str(self.settings["attack"]),
-            unit="feature l2",
-            settings={
-                **self.settings,
-                "n": int(values.size),
-                "interval": "Student-t 95% over inputs",
-                "direction": "lower estimate of a supremum",
-            },
-        )
-
-
-def evaluate_feature_sensitivity(
-    f_a: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    make_attack: Callable[[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]], Attack],
-    *,
-    batch_size: int = 256,
-    device: torch.device | str = "cpu",
-) -> FeatureSensitivity:
-    """``Delta_a`` per input (THEORY.md section 5): ``make_attack(objective)`` builds the
-    attack for each batch's objective ``||f_a(x + delta) - f_a(x)||_2``."""
-    validate_batch(x, y)
-    device = torch.device(device)
-    displacements, settings = [], {}
-    with attack_mode(f_a):
-        for start in range(0, x.shape[0], batch_size):
-            xb, yb = (
-                x[start : start + batch_size].to(device),
-                y[start : start + batch_size].to(device),
-            )
-            with torch.no_grad():
-                clean_features = f_a(xb)
-            objective = feature_displacement(clean_features)
-            attack = make_attack(objective)
-            x_adv = attack(f_a, xb, yb)
-            with torch.no_grad():
-                displacements.append(objective(f_a(x_adv), yb).cpu())
-            settings = attack.settings()
-    return FeatureSensitivity(settings, torch.cat(displacements))
 
 
 def probe_model_inputs(model: nn.Module, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -79,14 +79,17 @@ def attacked_feature_sensitivity(
     steps: int = 20,
     restarts: int = 1,
     seed: int = 0,
+    step_size: float | None = None,
 ) -> torch.Tensor:
     """Per sample, ``||f_a(x_adv) - f_a(x)||_2`` at PGD's point (maximising the
-    displacement): a lower estimate of ``Delta_a(x)``, evaluated in float64."""
+    displacement; ``step_size`` defaults to PGD's): a lower estimate of ``Delta_a(x)``,
+    evaluated in float64."""
     x = x.detach()
     with torch.no_grad():
         clean = f_a.eval()(x)
     attack = PGD(
-        threat, objective=feature_displacement(clean), steps=steps, restarts=restarts, seed=seed
+        threat, objective=feature_displacement(clean), steps=steps, restarts=restarts, seed=seed,
+        step_size=step_size,
     )
     x_adv = attack(f_a, x, torch.zeros(x.shape[0], dtype=torch.long, device=x.device))
     f_a64 = float64_eval_copy(f_a)
