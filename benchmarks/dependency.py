@@ -13,6 +13,9 @@ layers and rho_j is computed for the 12 pairs ``(h_{j-1}, h_j)``, ``j = 4..15``.
   standardisation and the same seeded random draws (KSG jitter, EDGE projection), so
   both paths should give the same numbers up to floating-point summation order.
 
+The two sides run in alternating rounds (``--repeats``, default 3) and the medians are
+reported, so that other load on a shared machine falls on both.
+
 Usage: ``.venv/bin/python benchmarks/dependency.py [--n 10000] [--reference-pairs 12]``.
 ``--reference-pairs P`` times the reference on the first ``P`` pairs only and
 extrapolates linearly to 12 (the report says so).
@@ -149,34 +152,42 @@ class Timer:
 
 
 def run(estimator: str, layers, labels, args) -> dict:
+    """``args.repeats`` alternating rounds of (fast path, reference); the speed-up is the
+    median of the per-round ratios, so that load on a shared machine hits both sides."""
     method = make_estimator(estimator)
-    with Timer() as fast_time:
-        fast = dependency_per_layer_pair(layers, labels, estimator, unit="nats", replicates=0, seed=args.seed)
+    layers_cpu, labels_cpu = [h.cpu() for h in layers], labels.cpu()
+    scale = FB_LAYERS / args.reference_pairs
+    rounds = []
+    for _ in range(args.repeats):
+        with Timer() as fast_time:
+            fast = dependency_per_layer_pair(layers, labels, estimator, unit="nats", replicates=0, seed=args.seed)
+        with Timer() as reference_time:
+            if estimator == "ksg":
+                reference = reference_ksg(layers_cpu, labels_cpu, k=method.settings.k, jitter=method.settings.jitter,
+                                          seed=args.seed, pairs=args.reference_pairs)
+            else:
+                reference = reference_edge(layers_cpu, labels_cpu, settings=method.settings, seed=args.seed,
+                                           pairs=args.reference_pairs)
+        rounds.append({
+            "fast_cpu_seconds": fast_time.cpu, "fast_wall_seconds": fast_time.wall,
+            "reference_cpu_seconds_for_12_pairs": reference_time.cpu * scale,
+            "reference_wall_seconds_for_12_pairs": reference_time.wall * scale,
+            "speedup_cpu": reference_time.cpu * scale / fast_time.cpu,
+            "speedup_wall": reference_time.wall * scale / fast_time.wall,
+        })
     with Timer() as interval_time:
         with_interval = dependency_per_layer_pair(
             layers, labels, estimator, unit="nats", replicates=50, permutations=5, seed=args.seed
         )
-    layers_cpu, labels_cpu = [h.cpu() for h in layers], labels.cpu()
-    with Timer() as reference_time:
-        if estimator == "ksg":
-            reference = reference_ksg(layers_cpu, labels_cpu, k=method.settings.k, jitter=method.settings.jitter,
-                                      seed=args.seed, pairs=args.reference_pairs)
-        else:
-            reference = reference_edge(layers_cpu, labels_cpu, settings=method.settings, seed=args.seed,
-                                       pairs=args.reference_pairs)
-    scale = FB_LAYERS / args.reference_pairs
     fast_values = [p.rho.value for p in fast][: args.reference_pairs]
+    median = {key: float(np.median([r[key] for r in rounds])) for key in rounds[0]}
     return {
         "estimator": estimator,
-        "fast_wall_seconds": fast_time.wall,
-        "fast_cpu_seconds": fast_time.cpu,
+        **median,
+        "rounds": rounds,
         "fast_with_interval_and_baseline_wall_seconds": interval_time.wall,
         "fast_with_interval_and_baseline_cpu_seconds": interval_time.cpu,
         "reference_pairs_timed": args.reference_pairs,
-        "reference_wall_seconds_for_12_pairs": reference_time.wall * scale,
-        "reference_cpu_seconds_for_12_pairs": reference_time.cpu * scale,
-        "speedup_cpu": reference_time.cpu * scale / fast_time.cpu,
-        "speedup_wall": reference_time.wall * scale / fast_time.wall,
         "max_abs_difference_nats": max(abs(a - b) for a, b in zip(fast_values, reference)),
         "rho_nats": [p.rho.value for p in fast],
         "rho_bits": [p.rho.value / math.log(2) for p in fast],
@@ -189,6 +200,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=10000, help="attacked inputs (default 10000)")
     parser.add_argument("--reference-pairs", type=int, default=FB_LAYERS, help="pairs the reference is timed on (default 12)")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating rounds; medians are reported (default 3)")
     parser.add_argument("--estimators", nargs="+", default=["ksg", "edge"], choices=sorted(REFERENCES))
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--seed", type=int, default=0)
@@ -205,7 +217,7 @@ def main(argv=None) -> int:
         row = run(estimator, layers, labels, args)
         results["results"].append(row)
         print(
-            f"{estimator}: fast {row['fast_cpu_seconds']:.2f} s CPU ({row['fast_wall_seconds']:.2f} s wall); "
+            f"{estimator} (medians of {args.repeats} rounds): fast {row['fast_cpu_seconds']:.2f} s CPU ({row['fast_wall_seconds']:.2f} s wall); "
             f"with 50-replicate interval + 5-permutation baseline "
             f"{row['fast_with_interval_and_baseline_cpu_seconds']:.1f} s CPU; reference "
             f"{row['reference_cpu_seconds_for_12_pairs']:.1f} s CPU ({row['reference_wall_seconds_for_12_pairs']:.1f} s wall) "
