@@ -9,7 +9,9 @@ agree:
   ``main`` (what the CLI did before it imported only the chosen module);
 * lazy: run ``main`` as the ``semirobust`` entry point does.
 
-Prints the wall-clock seconds of each run, their medians and the ratio eager / lazy.
+Prints the wall-clock seconds of each run, their medians and the ratio eager / lazy, and
+the number of modules each path imports (from one more run under ``python -X importtime``;
+unlike the seconds, it does not depend on the machine's load).
 """
 
 from __future__ import annotations
@@ -49,6 +51,13 @@ def timed(program: str, argv: list[str]) -> tuple[float, int, str]:
     return time.perf_counter() - start, done.returncode, done.stderr
 
 
+def modules_imported(program: str, argv: list[str]) -> int:
+    """How many modules ``python -c PROGRAM ARGV`` imports (``-X importtime`` lines)."""
+    done = subprocess.run([sys.executable, "-X", "importtime", "-c", program, *argv],
+                          capture_output=True, text=True, check=False)
+    return sum(line.startswith("import time:") for line in done.stderr.splitlines()) - 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -68,9 +77,10 @@ def main() -> int:
             (code, stderr), = outcomes
             eager, lazy = (statistics.median(seconds[name]) for name in ("eager", "lazy"))
             print(f"$ semirobust {' '.join(argv)}  (exit {code}, {len(stderr.splitlines())} stderr line(s))")
-            for name in ("eager", "lazy"):
+            for name, program in (("eager", EAGER), ("lazy", LAZY)):
                 print(f"  {name:<5} " + " ".join(f"{s:.2f}" for s in seconds[name])
-                      + f"  median {statistics.median(seconds[name]):.2f} s")
+                      + f"  median {statistics.median(seconds[name]):.2f} s, "
+                      + f"{modules_imported(program, argv)} modules")
             print(f"  eager / lazy: {eager / lazy:.1f}x")
     return 0
 
