@@ -4,7 +4,9 @@
 builder kwargs), the dataset, the training recipe, metrics and the seed. Loading never
 runs code from the checkpoint: weights come from safetensors, or from ``model.pt``
 through ``torch.load(weights_only=True)``; anything else is refused with a
-:class:`BadInput` naming the problem.
+:class:`BadInput` naming the problem: a file that only the full unpickler could read (it
+would run code), an unreadable file, or weights whose names or shapes differ from the
+architecture in ``config.json`` (the first difference named).
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +35,13 @@ from semirobust.empirical.results import write_json_atomic
 CONFIG_NAME = "config.json"
 SAFETENSORS_NAME = "model.safetensors"
 STATE_DICT_NAME = "model.pt"
+# What torch.load raises on a truncated or corrupt file (its own parsers' errors included).
+UNREADABLE_FILE_ERRORS = (
+    RuntimeError, EOFError, OSError, ValueError, TypeError, IndexError, KeyError,
+    OverflowError, AssertionError,
+)
+# How many names a message lists before "and N more".
+NAMES_SHOWN = 3
 
 
 @dataclass
@@ -91,16 +102,47 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu")
     if not path.is_dir():
         raise BadInput(f"checkpoint {path}: no such directory (expected {CONFIG_NAME} + {SAFETENSORS_NAME})")
     config = _read_config(path)
-    state = _read_state_dict(path)
+    source, state = _read_state_dict(path)
     model = build_model(config.architecture)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        first = str(error).strip().splitlines()[0]
+    mismatch = _mismatch(model.state_dict(), state, source)
+    if mismatch:
         raise BadInput(
-            f"checkpoint {path}: weights do not match the architecture in {CONFIG_NAME} ({first})"
-        ) from None
+            f"checkpoint {path}: weights do not match the architecture in {CONFIG_NAME}: {mismatch}"
+        )
+    model.load_state_dict(state, strict=True)
     return place_model(model, torch.device(device)).eval(), config
+
+
+def _mismatch(
+    expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor], source: str
+) -> str:
+    """How the tensors ``found`` in file ``source`` differ from the architecture's
+    ``expected`` ones, in words: names missing or extra, else the first shape that
+    differs; empty when they match."""
+    missing = [name for name in expected if name not in found]
+    extra = [name for name in found if name not in expected]
+    if missing or extra:
+        parts = ([f"lacks {_tensors(missing, 'the architecture has')}"] if missing else []) + (
+            [f"holds {_tensors(extra, 'the architecture does not have')}"] if extra else [])
+        return f"{source} " + " and ".join(parts)
+    reshaped = [name for name in expected if found[name].shape != expected[name].shape]
+    if not reshaped:
+        return ""
+    name = reshaped[0]
+    count = f" (the first of {len(reshaped)} tensors whose shape differs)" if reshaped[1:] else ""
+    return (f"tensor {name} has shape {_shape(found[name])} in {source}, the architecture "
+            f"expects {_shape(expected[name])}{count}")
+
+
+def _tensors(names: list[str], which: str) -> str:
+    """``2 tensors WHICH (a, b)``; past :data:`NAMES_SHOWN` names, ``and N more``."""
+    shown = ", ".join(names[:NAMES_SHOWN])
+    more = f", and {len(names) - NAMES_SHOWN} more" if len(names) > NAMES_SHOWN else ""
+    return f"{len(names)} tensor{'s' if len(names) > 1 else ''} {which} ({shown}{more})"
+
+
+def _shape(tensor: torch.Tensor) -> str:
+    return f"({', '.join(str(size) for size in tensor.shape)})"
 
 
 def _read_config(path: Path) -> CheckpointConfig:
@@ -115,22 +157,44 @@ def _read_config(path: Path) -> CheckpointConfig:
         raise BadInput(f"checkpoint {path}: {CONFIG_NAME} is malformed ({type(error).__name__}: {error})") from None
 
 
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+def _read_state_dict(path: Path) -> tuple[str, dict[str, torch.Tensor]]:
+    """The weights file's name and its tensors by name."""
     safetensors_path, pickle_path = path / SAFETENSORS_NAME, path / STATE_DICT_NAME
     if safetensors_path.is_file():
         try:
-            return load_file(str(safetensors_path))
+            return SAFETENSORS_NAME, load_file(str(safetensors_path))
         except (SafetensorError, OSError, ValueError) as error:
             raise BadInput(f"checkpoint {path}: {SAFETENSORS_NAME} is unreadable or truncated ({error})") from None
     if pickle_path.is_file():
         try:
             state = torch.load(pickle_path, map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as error:
-            reason = str(error).strip().splitlines()[0][:160]
+        except pickle.UnpicklingError as error:
+            raise BadInput(_refusal(path, str(error))) from None
+        except UNREADABLE_FILE_ERRORS as error:
             raise BadInput(
-                f"checkpoint {path}: refusing {STATE_DICT_NAME}: not a plain weights-only state dict ({reason})"
+                f"checkpoint {path}: {STATE_DICT_NAME} is unreadable or truncated, not a file "
+                f"torch.save wrote ({type(error).__name__}: {_first_sentence(str(error))})"
             ) from None
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise BadInput(f"checkpoint {path}: {STATE_DICT_NAME} must hold a state dict of tensors")
-        return state
+        return STATE_DICT_NAME, state
     raise BadInput(f"checkpoint {path}: no weights ({SAFETENSORS_NAME} or {STATE_DICT_NAME})")
+
+
+def _refusal(path: Path, torch_message: str) -> str:
+    """Why ``model.pt`` is refused when ``torch.load(weights_only=True)`` raised
+    ``torch_message``, and what is accepted instead; names the Python object the file asks
+    for when torch's message does."""
+    named = re.search(r"GLOBAL (\S+)", torch_message)
+    asks_for = f" (it asks for {named[1]})" if named else ""
+    return (
+        f"checkpoint {path}: refusing {STATE_DICT_NAME} because loading it would need unpickling "
+        f"arbitrary Python objects{asks_for}, which can run code; accepted weights: "
+        f"{SAFETENSORS_NAME}, or a {STATE_DICT_NAME} that torch.load(..., weights_only=True) "
+        f"loads (a state dict of tensors)"
+    )
+
+
+def _first_sentence(text: str) -> str:
+    """The first sentence of ``text`` on one line (torch's messages run to paragraphs)."""
+    return " ".join(text.split()).split(". ")[0].rstrip(".")

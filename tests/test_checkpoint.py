@@ -5,6 +5,7 @@ import os
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from semirobust.empirical.checkpoint import CheckpointConfig, load_checkpoint, save_checkpoint
 from semirobust.empirical.errors import BadInput
@@ -41,8 +42,40 @@ def test_tampered_config_that_no_longer_matches_the_weights(checkpoint):
     config = json.loads((path / "config.json").read_text())
     config["architecture"]["kwargs"]["width"] = 8
     (path / "config.json").write_text(json.dumps(config))
-    with pytest.raises(BadInput, match="do not match the architecture"):
+    with pytest.raises(BadInput) as error:
         load_checkpoint(path)
+    # width 4 -> 8: the first conv's 4 filters become 8, and every layer after it changes
+    assert str(error.value) == (
+        f"checkpoint {path}: weights do not match the architecture in config.json: tensor "
+        "1.0.weight has shape (4, 1, 3, 3) in model.safetensors, the architecture expects "
+        "(8, 1, 3, 3) (the first of 25 tensors whose shape differs)"
+    )
+
+
+def test_weights_with_missing_and_extra_tensors_are_named(checkpoint):
+    path, model = checkpoint
+    state = dict(model.state_dict())
+    del state["7.0.bias"]
+    state["8.0.weight"] = torch.zeros(2, 2)
+    save_file(state, path / "model.safetensors")
+    with pytest.raises(BadInput) as error:
+        load_checkpoint(path)
+    assert str(error.value).endswith(
+        "do not match the architecture in config.json: model.safetensors lacks 1 tensor the "
+        "architecture has (7.0.bias) and holds 1 tensor the architecture does not have (8.0.weight)"
+    )
+
+
+def test_a_long_list_of_missing_tensors_stays_one_short_line(checkpoint):
+    path, model = checkpoint
+    save_file({"0.mean": model.state_dict()["0.mean"]}, path / "model.safetensors")
+    with pytest.raises(BadInput) as error:
+        load_checkpoint(path)
+    total = len(model.state_dict()) - 1
+    assert str(error.value).endswith(
+        f"model.safetensors lacks {total} tensors the architecture has (0.std, 1.0.weight, "
+        f"1.1.weight, and {total - 3} more)"
+    )
 
 
 @pytest.mark.parametrize("text", ["{not json", '{"architecture": {}}', "[]"])
@@ -70,8 +103,29 @@ def test_pickle_that_would_run_code_is_refused(checkpoint):
     path, _ = checkpoint
     (path / "model.safetensors").unlink()
     torch.save({"weight": RunsCode()}, path / "model.pt")
-    with pytest.raises(BadInput, match="refusing model.pt"):
+    with pytest.raises(BadInput) as error:
         load_checkpoint(path)
+    assert str(error.value) == (
+        f"checkpoint {path}: refusing model.pt because loading it would need unpickling "
+        "arbitrary Python objects (it asks for posix.system), which can run code; accepted "
+        "weights: model.safetensors, or a model.pt that torch.load(..., weights_only=True) "
+        "loads (a state dict of tensors)"
+    )
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_unreadable_state_dict_is_named_as_such(checkpoint, damage):
+    path, model = checkpoint
+    (path / "model.safetensors").unlink()
+    torch.save(model.state_dict(), path / "model.pt")
+    data = (path / "model.pt").read_bytes()
+    (path / "model.pt").write_bytes(data[: len(data) // 2] if damage == "truncate" else b"hello world")
+    with pytest.raises(BadInput) as error:
+        load_checkpoint(path)
+    message = str(error.value)
+    assert message.startswith(f"checkpoint {path}: model.pt is unreadable or truncated, not a file "
+                              "torch.save wrote (")
+    assert "\n" not in message and "weights_only" not in message
 
 
 def test_weights_only_state_dict_is_accepted(checkpoint):

@@ -123,7 +123,8 @@ def test_tampered_config(checkpoint, tmp_path, capsys):
     (checkpoint / "config.json").write_text(json.dumps(config))
     code, err = run_cli(attack_args(checkpoint, tmp_path / "o.json"), capsys)
     line = (f"semirobust attack: error: checkpoint {checkpoint}: weights do not match the "
-            f"architecture in config.json (Error(s) in loading state_dict for Sequential:)")
+            f"architecture in config.json: tensor 1.1.weight has shape (8, 64) in model.safetensors, "
+            f"the architecture expects (16, 64) (the first of 5 tensors whose shape differs)")
     assert (code, err) == (2, [line])
 
 
@@ -159,10 +160,21 @@ def test_code_running_pickle_is_refused_and_never_runs(checkpoint, tmp_path, cap
     (checkpoint / "model.safetensors").unlink()
     torch.save({"0.weight": RunsCode(marker)}, checkpoint / "model.pt")
     code, err = run_cli(attack_args(checkpoint, tmp_path / "o.json"), capsys)
-    assert code == 2 and len(err) == 1
-    assert err[0].startswith(f"semirobust attack: error: checkpoint {checkpoint}: refusing model.pt: not a "
-                             f"plain weights-only state dict (")
+    line = (f"semirobust attack: error: checkpoint {checkpoint}: refusing model.pt because loading "
+            f"it would need unpickling arbitrary Python objects (it asks for posix.system), which "
+            f"can run code; accepted weights: model.safetensors, or a model.pt that "
+            f"torch.load(..., weights_only=True) loads (a state dict of tensors)")
+    assert (code, err) == (2, [line])
     assert not marker.exists(), "the pickle's code ran"
+
+
+def test_model_pt_that_is_not_a_torch_file(checkpoint, tmp_path, capsys):
+    (checkpoint / "model.safetensors").unlink()
+    (checkpoint / "model.pt").write_bytes(b"hello world")
+    code, err = run_cli(attack_args(checkpoint, tmp_path / "o.json"), capsys)
+    line = (f"semirobust attack: error: checkpoint {checkpoint}: model.pt is unreadable or "
+            f"truncated, not a file torch.save wrote (KeyError: 101)")
+    assert (code, err) == (2, [line])
 
 
 # ---- the Python API: BadInput naming the problem -------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 
 import pytest
 from hypothesis import given
@@ -284,3 +285,65 @@ def test_units_of_every_term_are_shown():
 def test_a_degenerate_layer_range_is_refused():
     with pytest.raises(BadInput, match="no instance"):
         judge("T1", {"gamma_1": measure("gamma_1", 1.0, Kind.ATTACK)})
+
+
+def t2_points(gamma_a: float, rho: float, gamma_b: float) -> dict:
+    """T2 measurements without width: only float rounding separates the two sides."""
+    return t2_measurements(gamma_a=gamma_a, gamma_b=gamma_b, rho=rho, rho_width=0.0) | {
+        "gamma_a": measure("gamma_a", gamma_a, Kind.ATTACK),
+        "gamma_b": measure("gamma_b", gamma_b, Kind.ATTACK),
+    }
+
+
+def test_sides_equal_in_exact_arithmetic_are_not_violated_by_float_rounding():
+    # 0.7 >= 0.1 + 0.2 + 0.2 + 0.2 is an equality; in floats the right side is 0.7 + 5.6e-17
+    verdict = judge("T2", t2_points(gamma_a=0.1, rho=0.2, gamma_b=0.7))
+    (conclusion,) = verdict.conclusion
+    assert -1e-16 < conclusion.margin < 0
+    assert conclusion.status is Status.HOLDS and conclusion.within_rounding
+    assert any("equal up to float rounding" in note for note in verdict.notes)
+
+
+@pytest.mark.parametrize("scale", [1e-9, 1.0, 1e9])
+@pytest.mark.parametrize("relative, status", [(1e-15, Status.HOLDS), (1e-6, Status.VIOLATED)])
+def test_rounding_tolerance_absorbs_1e_15_relative_and_never_1e_6(scale, relative, status):
+    """gamma_b short of gamma_a + 3 rho = 11 * scale by ``relative``: a 1e-15 shortfall is
+    rounding, a 1e-6 shortfall a violation, at every scale."""
+    gamma_b = 11 * scale * (1 - relative)
+    verdict = judge("T2", t2_points(gamma_a=2 * scale, rho=3 * scale, gamma_b=gamma_b))
+    (conclusion,) = verdict.conclusion
+    assert conclusion.margin < 0 and conclusion.status is status
+    assert conclusion.within_rounding is (status is Status.HOLDS)
+    # gamma_b - gamma_a - rho_6 - rho_7 - rho_8: 4 additions, 4 negations, 5 factors' own
+    # roundings -> k = 17 roundings of eps each, times the terms' magnitude
+    magnitude = gamma_b + 2 * scale + 3 * 3 * scale
+    assert conclusion.rounding_tolerance == pytest.approx(17 * sys.float_info.epsilon * magnitude)
+
+
+def test_a_strict_premise_at_zero_stays_violated_and_a_tiny_positive_one_holds():
+    assert judge("T2", t2_points(gamma_a=0.0, rho=3.0, gamma_b=20.0)).premises[0].status \
+        is Status.VIOLATED
+    tiny = judge("T2", t2_points(gamma_a=1e-300, rho=3.0, gamma_b=20.0)).premises[0]
+    assert tiny.status is Status.HOLDS and not tiny.within_rounding
+
+
+def test_the_rounding_tolerance_is_stated_in_the_json_and_the_table():
+    verdict = judge("T2", t2_points(gamma_a=0.1, rho=0.2, gamma_b=0.7))
+    conclusion = verdict.to_dict()["conclusion"][0]
+    assert conclusion["rounding_tolerance"] == verdict.conclusion[0].rounding_tolerance > 0
+    assert conclusion["within_rounding"] is True
+    table = verdict.describe()
+    assert "margin (± rounding tolerance)" in table
+    assert f"±{verdict.conclusion[0].rounding_tolerance:.1g} | holds" in table
+
+
+def test_an_interval_that_reaches_0_within_rounding_is_inconclusive_not_violated():
+    # gamma_b in [0.7 - 1, 0.7] (attack: only its upper end is sound) against the float
+    # 0.1 + 3 * 0.2 = 0.7 + 5.6e-17: the margin interval ends at 0 up to rounding
+    ms = t2_points(gamma_a=0.1, rho=0.2, gamma_b=0.7)
+    ms["gamma_b"] = Measurement("gamma_b", 0.7, (0.7 - 1, 0.7), Kind.ATTACK, "test", "logits",
+                                READOUT)
+    verdict = judge("T2", ms)
+    (conclusion,) = verdict.conclusion
+    assert conclusion.status is Status.INCONCLUSIVE and conclusion.within_rounding
+    assert any("reaches 0 within the float rounding tolerance" in note for note in verdict.notes)

@@ -22,13 +22,27 @@ values and estimates the decision rests on ("holds" by an attack's value is not 
 certificate: the true infimum may be lower). If neither decides, the intervals straddle
 the threshold: inconclusive.
 
+The slack's ends are computed in floating point, so each decision allows for their
+rounding, and for nothing else (intervals already carry the measurements' uncertainty):
+an end within ``k * eps * M`` of 0 counts as 0, where ``eps`` is the float64 machine
+epsilon, ``M`` the sum of the slack's terms' largest finite absolute ends and ``k`` the
+number of roundings in computing it (one per addition, per multiplication and per factor,
+for the rounding a factor's value may carry: a unit conversion, ``sqrt(2)``). A computed
+end is within ``gamma_k * M`` of the exact one (the standard bound for a sum of products,
+``gamma_k = k u / (1 - k u)``, ``u = eps / 2``), and ``k * eps >= gamma_k``. So two sides
+equal up to rounding read as equal (``>=`` holds, ``>`` is violated), and a difference
+beyond rounding is decided as before. Each comparison states its ``rounding_tolerance``,
+and a note says when a decision rests on it.
+
 Verdict: any premise violated -> ``premises unmet``; else any premise undecided ->
 ``inconclusive``; else the conclusion's status (``holds``, ``violated``, ``inconclusive``).
 """
 
 from __future__ import annotations
 
+import math
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -213,12 +227,48 @@ class _Environment:
         return enclose(expr, self.points).low
 
 
-def _decide(slack: Interval, strict: bool) -> Status | None:
-    if slack.low > 0 or (not strict and slack.low >= 0):
+@dataclass(frozen=True)
+class _Decision:
+    """What the enclosure of a slack decides (``None``: undecided), the rounding tolerance
+    it allowed, and whether the tolerance changed the decision."""
+
+    status: Status | None
+    tolerance: float
+    by_rounding: bool
+
+
+def _decide(slack: sympy.Expr, env: Mapping[sympy.Expr, Interval], strict: bool) -> _Decision:
+    """Decide ``slack >= 0`` (``> 0`` if ``strict``) from its enclosure over ``env``, ends
+    within the rounding tolerance of 0 read as 0 (module docstring)."""
+    enclosure = enclose(slack, env)
+    tolerance = _rounding_tolerance(slack, env)
+    status = _status(enclosure, strict, tolerance)
+    return _Decision(status, tolerance, status is not _status(enclosure, strict, 0.0))
+
+
+def _status(slack: Interval, strict: bool, tolerance: float) -> Status | None:
+    low, high = (0.0 if abs(end) <= tolerance else end for end in (slack.low, slack.high))
+    if low > 0 or (not strict and low >= 0):
         return Status.HOLDS
-    if slack.high < 0 or (strict and slack.high <= 0):
+    if high < 0 or (strict and high <= 0):
         return Status.VIOLATED
     return None
+
+
+def _rounding_tolerance(slack: sympy.Expr, env: Mapping[sympy.Expr, Interval]) -> float:
+    """``k * eps * M``: an upper bound on how far float rounding can move an end of
+    ``slack``'s enclosure (a sum of products) over ``env`` (module docstring)."""
+    terms = sympy.Add.make_args(slack)
+    factors = [len(sympy.Mul.make_args(term)) for term in terms]
+    roundings = len(terms) - 1 + sum(2 * count - 1 for count in factors)
+    magnitude = sum(_largest_finite_end(enclose(term, env)) for term in terms)
+    return roundings * sys.float_info.epsilon * magnitude
+
+
+def _largest_finite_end(interval: Interval) -> float:
+    """Infinite ends ("no bound") are left out: they are never within a tolerance of 0."""
+    return max((abs(end) for end in (interval.low, interval.high) if math.isfinite(end)),
+               default=0.0)
 
 
 def _compare(label: str, inequality: Inequality, env: _Environment) -> Comparison:
@@ -226,20 +276,18 @@ def _compare(label: str, inequality: Inequality, env: _Environment) -> Compariso
     strict = inequality.relation.strict
     readings = env.readings
     involved = [s for s in readings if slack.has(s)]
-    face_slack = enclose(slack, env.face)
     decided_by, relied_on = "", ()
-    status = _decide(enclose(slack, env.sound), strict)
-    if status is not None:
+    decision = _decide(slack, env.sound, strict)
+    if decision.status is not None:
         decided_by = "certified"
     else:
-        status = _decide(face_slack, strict)
-        if status is not None:
-            relied_on = _relied_on(slack, status, strict, involved, env)
+        decision = _decide(slack, env.face, strict)
+        if decision.status is not None:
+            relied_on = _relied_on(slack, decision.status, strict, involved, env)
             kinds = sorted({k.value for s in involved if readings[s].name in relied_on
                             for k in readings[s].kinds if k is not Kind.CERTIFIED})
             decided_by = " and ".join(kinds)
-        else:
-            status = Status.INCONCLUSIVE
+    status = Status.INCONCLUSIVE if decision.status is None else decision.status
     return Comparison(
         label=label,
         statement=inequality.text(),
@@ -249,7 +297,9 @@ def _compare(label: str, inequality: Inequality, env: _Environment) -> Compariso
         threshold=env.value(inequality.rhs),
         threshold_interval=enclose(inequality.rhs, env.face),
         margin=env.value(slack),
-        margin_interval=face_slack,
+        margin_interval=enclose(slack, env.face),
+        rounding_tolerance=decision.tolerance,
+        within_rounding=decision.by_rounding,
         decided_by=decided_by,
         relied_on=relied_on,
         kinds={readings[s].name: " + ".join(k.value for k in readings[s].kinds) for s in involved},
@@ -266,7 +316,7 @@ def _relied_on(
     relied = []
     for symbol in sorted(involved, key=_name):
         trial = {**current, symbol: sound[symbol]}
-        if _decide(enclose(slack, trial), strict) is status:
+        if _decide(slack, trial, strict).status is status:
             current = trial
         else:
             relied.append(_name(symbol))
@@ -315,14 +365,20 @@ def _notes(
 
 def _decision_notes(check: Comparison, by_name: Mapping[str, Reading]) -> list[str]:
     if check.status is Status.INCONCLUSIVE:
-        return [(f"{check.label}: the margin interval {check.margin_interval.text()} "
-                 "straddles the threshold: inconclusive")]
+        where = (f"reaches 0 within the float rounding tolerance {check.rounding_tolerance:.2g}"
+                 if check.within_rounding else "straddles the threshold")
+        interval = check.margin_interval.text()
+        return [f"{check.label}: the margin interval {interval} {where}: inconclusive"]
+    notes = []
+    if check.within_rounding:
+        notes.append(f"{check.label}: {check.status.value} with the two sides equal up to "
+                     f"float rounding (a margin end within the rounding tolerance "
+                     f"{check.rounding_tolerance:.2g} of 0 counts as 0)")
     if check.decided_by == "certified" or not check.relied_on:
-        return []
+        return notes
     relied = [by_name[name] for name in check.relied_on]
     estimates = [r.name for r in relied if Kind.ESTIMATE in r.kinds]
     attacks = [r for r in relied if Kind.ATTACK in r.kinds]
-    notes = []
     if estimates and not attacks:
         notes.append(f"{check.label}: {check.status.value} decided only by estimates "
                      f"({', '.join(estimates)}): confidence intervals, not guarantees")

@@ -24,7 +24,10 @@ class Comparison:
 
     ``measured`` is the left side, ``threshold`` the right side (point values from the
     measurements' values, intervals from their face intervals); ``margin`` is the slack,
-    positive when the inequality holds. ``decided_by`` is ``"certified"`` when sound ends
+    positive when the inequality holds. ``rounding_tolerance`` is how close to 0 an end of
+    the deciding slack interval counted as 0 (float rounding only, see
+    :mod:`semirobust.theory.judge`); ``within_rounding`` says the decision rests on it (the
+    sides are equal up to rounding). ``decided_by`` is ``"certified"`` when sound ends
     alone decide, otherwise the kinds of the non-sound ends the decision rests on
     (``relied_on`` names them); empty when inconclusive. ``kinds`` and ``units`` give each
     quantity's kind of measurement and unit (C6).
@@ -39,6 +42,8 @@ class Comparison:
     threshold_interval: Interval
     margin: float
     margin_interval: Interval
+    rounding_tolerance: float
+    within_rounding: bool
     decided_by: str
     relied_on: tuple[str, ...]
     kinds: Mapping[str, str]
@@ -55,6 +60,8 @@ class Comparison:
             "threshold_interval": self.threshold_interval.to_json(),
             "margin": self.margin,
             "margin_interval": self.margin_interval.to_json(),
+            "rounding_tolerance": self.rounding_tolerance,
+            "within_rounding": self.within_rounding,
             "decided_by": self.decided_by,
             "relied_on": list(self.relied_on),
             "kinds": dict(self.kinds),
@@ -73,7 +80,7 @@ class Comparison:
             f"| {self.label} | `{self.statement}` | {self.measured:.4g} "
             f"{self.measured_interval.text()} | {self.threshold:.4g} "
             f"{self.threshold_interval.text()} | {self.margin:+.4g} "
-            f"{self.margin_interval.text()} | {self.status.value} | "
+            f"{self.margin_interval.text()} ±{self.rounding_tolerance:.1g} | {self.status.value} | "
             f"{self.decided_by or '-'} | {self._units_text()} |"
         )
 
@@ -111,7 +118,8 @@ class Verdict:
         lines = [
             f"### {self.result}: {self.title} -- **{self.status.value}**",
             "",
-            "| | statement | measured | threshold | margin | status | decided by | units (C6) |",
+            ("| | statement | measured | threshold | margin (± rounding tolerance) | status "
+             "| decided by | units (C6) |"),
             "|---|---|---|---|---|---|---|---|",
         ]
         lines += [c.row() for c in (*self.premises, *self.conclusion)]

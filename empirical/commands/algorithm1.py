@@ -39,7 +39,7 @@ from semirobust.empirical.training import TrainRecipe
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("algorithm1", help="the paper's Algorithm 1, resumable", description=__doc__)
+    parser = subparsers.add_parser("algorithm1", description=__doc__)
     add_model_options(parser, arch_default="digits-cnn", dataset_default="digits")
     split = parser.add_mutually_exclusive_group(required=True)
     split.add_argument("--fb-layers", type=positive_int, metavar="N", help="weight layers in f_b (paper's convention)")

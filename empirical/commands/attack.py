@@ -32,9 +32,7 @@ from semirobust.empirical.threat import NORMS, ThreatModel
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "attack", help="robust accuracy of a checkpoint under an attack", description=__doc__
-    )
+    parser = subparsers.add_parser("attack", description=__doc__)
     parser.add_argument(
         "--checkpoint", required=True, help="checkpoint directory (config.json + weights)"
     )

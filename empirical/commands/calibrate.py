@@ -22,10 +22,7 @@ from semirobust.empirical.results import run_metadata, write_json_atomic, write_
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "calibrate", help="dependency estimators against ground truth (Gaussian pairs, transforms, mixtures)",
-        description=__doc__.split("\n\n")[0],
-    )
+    parser = subparsers.add_parser("calibrate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--estimators", nargs="+", choices=sorted(ESTIMATORS), default=sorted(ESTIMATORS),
                         help="estimators to calibrate (default: all)")
     parser.add_argument("--n", type=positive_int, default=2000, help="samples per draw (default: 2000)")

@@ -35,7 +35,7 @@ from semirobust.empirical.threat import NORMS, ThreatModel
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("check", help="every quantity and verdict for one checkpoint", description=__doc__)
+    parser = subparsers.add_parser("check", description=__doc__)
     parser.add_argument("--checkpoint", required=True, help="checkpoint directory")
     add_split_options(parser)
     parser.add_argument("--out", required=True, help="report folder")

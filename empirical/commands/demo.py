@@ -52,8 +52,7 @@ def demo_config(seed: int) -> Algorithm1Config:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("demo", help="the main job on the embedded default (digits), end to end",
-                                   description=__doc__)
+    parser = subparsers.add_parser("demo", description=__doc__)
     parser.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     parser.add_argument("--resume", action="store_true", help="continue (or reuse) the run in --out")
     add_common_options(parser)

@@ -31,7 +31,6 @@ from semirobust.empirical.results import run_metadata, write_json_atomic
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "lipschitz",
-        help="per-layer and per-part l2 Lipschitz bounds of a checkpoint",
         description="Per-layer and per-part l2 Lipschitz bounds of a checkpoint, with a local "
         "lower bound on test inputs (docs/bounds.md).",
     )

@@ -39,10 +39,7 @@ NO_ATTACK = "none"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "rho", help="dependency rho_j per consecutive layer pair of f_b on attacked inputs",
-        description=__doc__.split("\n\n")[0],
-    )
+    parser = subparsers.add_parser("rho", description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", required=True, help="checkpoint directory")
     add_split_options(parser)
     parser.add_argument("--estimator", choices=sorted(ESTIMATORS), default="ksg", help="dependency estimator (default: ksg)")

@@ -33,7 +33,6 @@ from semirobust.empirical.threat import NORMS, ThreatModel
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "s1",
-        help="Algorithm S1: linear readouts of f*_a, their accuracy and gamma, L2 judged",
         description=__doc__.split("\n\n")[0],
     )
     parser.add_argument("--checkpoint", required=True, help="checkpoint directory (a robust model)")

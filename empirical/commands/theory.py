@@ -16,7 +16,6 @@ from semirobust.theory.render import latex_document, text_document
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "theory",
-        help="print the results of THEORY.md with their premises and bounds",
         description="Print T1, L1, T2, L2, T3 and the Lipschitz transfer result with their "
                     "premises, assumptions, conclusions, bounds and caveats.",
     )

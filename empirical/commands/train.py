@@ -32,7 +32,7 @@ from semirobust.empirical.training import TrainRecipe, train
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("train", help="train a model and write a checkpoint dir", description=__doc__)
+    parser = subparsers.add_parser("train", description=__doc__)
     add_model_options(parser)
     parser.add_argument("--out", required=True, help="checkpoint directory to write")
     parser.add_argument("--epochs", type=positive_int, default=TrainRecipe.epochs)
