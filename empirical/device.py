@@ -16,9 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from semirobust.empirical.commands.common import DEVICE_CHOICES
 from semirobust.empirical.errors import BadInput
-
-DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
 def resolve_device(choice: str) -> torch.device:

@@ -77,6 +77,12 @@ def test_subcommand_help_imports_only_that_subcommand(tmp_path):
     assert command_modules(modules) == {f"{commands.__name__}.theory", f"{commands.__name__}.common"}
 
 
+def test_theory_runs_without_torch(tmp_path):
+    code, modules, out, _ = probe(tmp_path, "theory", "--result", "T1")
+    assert code == 0 and "T1" in out
+    assert "torch" not in modules
+
+
 def test_the_table_names_every_command_module_and_each_registers_its_subcommand():
     on_disk = {p.stem for p in Path(commands.__file__).parent.glob("*.py")} - {"__init__", "common"}
     assert {s.name for s in SUBCOMMANDS} == on_disk

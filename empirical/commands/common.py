@@ -1,4 +1,8 @@
-"""Options and helpers shared by the subcommands (``--device``, ``--seed``, validators)."""
+"""Options and helpers shared by the subcommands (``--device``, ``--seed``, validators).
+
+Imports of torch-backed modules happen inside the functions that need them, so that a
+command which uses only ``--device``/``--seed`` (``theory``) starts without torch.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,10 @@ import json
 import math
 from typing import Any
 
-from semirobust.empirical.data import dataset_names
-from semirobust.empirical.device import DEVICE_CHOICES
 from semirobust.empirical.errors import BadInput
-from semirobust.empirical.models import architecture_names
-from semirobust.empirical.training import ADVERSARIAL_LOSSES
+
+#: ``--device`` values; defined here (torch-free) and used by ``device.resolve_device``.
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
@@ -70,6 +73,9 @@ def _finite_float(text: str) -> float:
 def add_model_options(parser: argparse.ArgumentParser, *, arch_default: str | None = None,
                       dataset_default: str | None = None) -> None:
     """``--arch``, ``--arch-kwargs``, ``--dataset``, ``--data-root`` (required without defaults)."""
+    from semirobust.empirical.data import dataset_names
+    from semirobust.empirical.models import architecture_names
+
     parser.add_argument("--arch", default=arch_default, required=arch_default is None,
                         help=f"architecture ({', '.join(architecture_names())})")
     parser.add_argument("--arch-kwargs", default="{}", help='builder options as JSON, e.g. \'{"width": 8}\'')
@@ -88,6 +94,8 @@ def architecture_kwargs(text: str) -> dict[str, Any]:
 
 def add_adversarial_training_options(parser: argparse.ArgumentParser) -> None:
     """``--method pgd|trades`` and ``--trades-beta`` (THEORY.md section 6: both are used)."""
+    from semirobust.empirical.training import ADVERSARIAL_LOSSES
+
     parser.add_argument("--method", choices=sorted(ADVERSARIAL_LOSSES), default="pgd",
                         help="adversarial training: PGD (Madry et al.) or TRADES (default: pgd)")
     parser.add_argument("--trades-beta", type=non_negative_float, default=6.0,
