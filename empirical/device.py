@@ -3,8 +3,11 @@
 Code never requires a GPU: ``auto`` picks CUDA when present and the CPU otherwise.
 On CUDA, networks with 2-d convolutions run channels-last (NHWC, the layout cuDNN's
 tensor-core convolutions use under mixed precision); on the CPU they stay contiguous
-(NCHW). The layout changes where numbers sit in memory, not what they are: outputs
-agree up to floating-point summation order (tests/test_device.py).
+(NCHW): oneDNN's NHWC kernels are not reliably faster there, and in torch 2.13.0+cpu
+the weight gradient of a 1x1 stride-2 NHWC convolution with few input channels corrupts
+the heap on one thread (oneDNN issue #6035; tests/test_device.py). The layout changes
+where numbers sit in memory, not what they are: outputs agree up to floating-point
+summation order (tests/test_device.py).
 Seeding uses explicit generators where possible and never a time-based seed.
 """
 
