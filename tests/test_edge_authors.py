@@ -47,7 +47,7 @@ def _relu_layers(d: int, seed: int):
 # Golden values: EDGE_4_4_1.py (github.com/mrtnoshad/EDGE; cvxpy import stubbed, unused by
 # the median) run on the same float64 inputs, with its random shifts' uniforms replaced by
 # the ones this estimator draws from stream_generator(0, "prepare", 0, layer) (the
-# authors draw them unseeded). Over 60 settings x inputs (floor and p-stable hashing,
+# authors draw them unseeded). Over 88 settings x inputs (floor and p-stable hashing,
 # n = 20..2000, ties, dead units, offsets) the two agreed within 6e-14 bits; the only
 # differences left are summation order, so 1e-9 bits is the tolerance.
 GOLDEN_TOLERANCE_BITS = 1e-9
@@ -208,6 +208,14 @@ def test_values_move_with_feature_offsets_as_the_authors_do():
     x, y = _facts_pair(8)
     assert _bits(x + 5, y + 5, **PAPER_GRID) < _bits(x, y, **PAPER_GRID) - 0.5
     assert _bits(3 * x, y / 2, **PAPER_GRID) == pytest.approx(_bits(x, y, **PAPER_GRID), abs=1e-9)
+
+
+def test_activations_varying_by_less_than_about_1e_4_read_the_clip_floor():
+    """The standard-deviation floor and the bandwidth offset (both 1e-4) are absolute: ReLU
+    activations scaled by 1e-5 fall into one bucket per variable (docs/dependency.md)."""
+    x, y = (torch.relu(t) for t in _facts_pair(8))
+    assert _bits(x, y) > 1.0
+    assert _bits(1e-5 * x, 1e-5 * y) == pytest.approx(0.001, abs=1e-12)
 
 
 def test_awkward_inputs_give_finite_values_or_bad_input():

@@ -44,7 +44,9 @@ Where this differs from running the authors' file (docs/dependency.md):
   are 1.5 (d = 512) to 4 (d = 8) standard deviations of a hashed coordinate, so each
   coordinate spans two to four buckets and where the grid's boundaries fall matters:
   adding 5 to every feature of a centred Gaussian pair (d = 8, r = 0.8) moved the
-  paper's call from 1.82 to 0.72 bits.
+  paper's call from 1.82 to 0.72 bits. Nor to small scales: the standard-deviation floor
+  and the bandwidth offset are absolute (1e-4), so ReLU activations that vary by less
+  than about 1e-4 fall into one bucket and read the clip floor.
   Activations are taken in float64 (the authors' are float32, so their standard
   deviations are rounded to float32: relative differences near 1e-7 in the projections).
   A class in which a layer is constant contributes 0 (the project's rule), where the
