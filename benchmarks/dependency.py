@@ -9,9 +9,12 @@ layers and rho_j is computed for the 12 pairs ``(h_{j-1}, h_j)``, ``j = 4..15``.
   ``torch.cdist`` per layer for KSG, one hashing per layer for EDGE), point estimates;
 * reference: the same estimator written plainly, per class and per pair: KSG with
   scipy ``cKDTree`` (joint k-NN query, then marginal ball counts), EDGE with Python
-  dictionaries of bucket counts per point (as the authors' code does). It uses the same
-  standardisation and the same seeded random draws (KSG jitter, EDGE projection), so
-  both paths should give the same numbers up to floating-point summation order.
+  dictionaries of bucket counts per point (as the authors' code does); ``edge-authors``
+  likewise, on raw activations, with numpy's legacy draws for its projection and kNN
+  rows and ``numpy.partition`` for the k-th neighbour distances. It uses the same
+  standardisation and the same seeded random draws (KSG jitter, EDGE projection,
+  ``edge-authors``' shifts), so both paths should give the same numbers up to
+  floating-point summation order.
 
 The two sides run in alternating rounds (``--repeats``, default 3) and the medians are
 reported, so that other load on a shared machine falls on both.
@@ -40,6 +43,7 @@ from semirobust.empirical.attacks import PGD
 from semirobust.empirical.data import gaussian_mixture
 from semirobust.empirical.dependency import dependency_per_layer_pair, make_estimator
 from semirobust.empirical.dependency.edge import bucket_widths, hash_dimension, hash_projection
+from semirobust.empirical.dependency.edge_authors import AUTHORS_SEED, FLOOR_HASH_MAX_DIM
 from semirobust.empirical.dependency.preprocess import standardise
 from semirobust.empirical.dependency.seeding import stream_generator
 from semirobust.empirical.models import ArchitectureSpec, build_model
@@ -135,7 +139,73 @@ def _bucket(hashed, member: int, ensemble: int, i: int) -> tuple:
     return tuple(np.floor((z[i] + (member / ensemble) * eps) / eps).astype(np.int64).tolist())
 
 
-REFERENCES = {"ksg": reference_ksg, "edge": reference_edge}
+def reference_edge_authors(layers, labels, *, settings, seed: int, pairs: int) -> list[float]:
+    """Per class, per pair: the authors' EDGE on raw activations, dictionaries of bucket
+    counts per point, numpy's draws (nats; the clip is in bits)."""
+    classes, counts = np.unique(labels.cpu().numpy(), return_counts=True)
+    values = []
+    for j in range(pairs):
+        total = 0.0
+        for label, count in zip(classes.tolist(), counts.tolist()):
+            members = (labels == label).nonzero().squeeze(1)
+            sides = [layers[index][members].double() for index in (j, j + 1)]
+            if any(standardise(side).shape[1] == 0 for side in sides):
+                continue
+            uniforms = [None if settings.shifts == "grid" else torch.rand(
+                (settings.passes, settings.ensemble, _widest(count, side.shape[1])),
+                generator=stream_generator(seed, "prepare", label, index), dtype=torch.float64).numpy()
+                for index, side in zip((j, j + 1), sides)]
+            bits = _authors_edge_plain(sides[0].numpy(), sides[1].numpy(), uniforms, settings)
+            total += count / labels.numel() * bits * math.log(2)
+        values.append(total)
+    return values
+
+
+def _widest(n: int, d: int) -> int:
+    return d if d <= FLOOR_HASH_MAX_DIM else min(d, math.floor(math.log2(n / 10)))
+
+
+def _authors_edge_plain(x: np.ndarray, y: np.ndarray, uniforms, settings) -> float:
+    n, d_x, d_y = x.shape[0], x.shape[1], y.shape[1]
+    floor = max(d_x, d_y) <= FLOOR_HASH_MAX_DIM
+    p_x, p_y = (d_x, d_y) if floor else (_widest(n, d_x), _widest(n, d_y))
+    if not floor:
+        z = np.random.RandomState(AUTHORS_SEED).standard_normal(d_x * p_x + d_y * p_y)
+        std_x, std_y = (np.where(v.std(axis=0) < 1e-4, 1.0, v.std(axis=0)) for v in (x, y))
+        x = x @ (z[: d_x * p_x].reshape(d_x, p_x) * (1.0 / (std_x * math.sqrt(d_x)))[:, None])
+        y = y @ (z[d_x * p_x :].reshape(d_y, p_y) * (1.0 / (std_y * math.sqrt(d_y)))[:, None])
+    widths = [_knn_widths(h, d) for h, d in ((x, d_x), (y, d_y))]
+    scales = np.linspace(1, 1 + settings.width_range, settings.ensemble)
+    gamma, bits = settings.gamma * 0.4, 0.0
+    for step in range(settings.passes):
+        if step:
+            gamma = gamma * 2 ** (-math.sqrt(2 * bits) + 0.5 / bits) * 0.4
+        members = []
+        for member, scale in enumerate(scales):
+            keys = []
+            for h, width, u in zip((x, y), widths, uniforms):
+                eps = width * gamma * scale
+                shift = member / settings.ensemble * eps if u is None else 0.1 * u[step][member][: h.shape[1]] * eps
+                keys.append([tuple(row) for row in np.floor((h + shift) / eps).astype(np.int64).tolist()])
+            cx, cy, cxy = Counter(keys[0]), Counter(keys[1]), Counter(zip(*keys))
+            members.append(sum(
+                n_ij * min(max(math.log2(n * n_ij / (cx[kx] * cy[ky])), 0.001), settings.upper)
+                for (kx, ky), n_ij in cxy.items()
+            ) / n)
+        bits = float(np.median(members))
+    return bits
+
+
+def _knn_widths(h: np.ndarray, d: int) -> np.ndarray:
+    n, p = h.shape
+    k = math.floor(0.43 * n ** (2 / 3 + 0.17 * (p / (p + 1))) * math.exp(-1.0 / max(10000, p**4)))
+    rows = np.random.RandomState(AUTHORS_SEED).choice(n, size=500)
+    distances = np.abs(h[rows][:, None, :] - h[None, :, :])
+    knn = np.partition(distances, k - 1, axis=1)[:, k - 1, :].mean(axis=0) + 1e-4
+    return knn * (18 * p / max(1 + math.log(d), 1))
+
+
+REFERENCES = {"ksg": reference_ksg, "edge": reference_edge, "edge-authors": reference_edge_authors}
 
 
 class Timer:
@@ -166,8 +236,8 @@ def run(estimator: str, layers, labels, args) -> dict:
                 reference = reference_ksg(layers_cpu, labels_cpu, k=method.settings.k, jitter=method.settings.jitter,
                                           seed=args.seed, pairs=args.reference_pairs)
             else:
-                reference = reference_edge(layers_cpu, labels_cpu, settings=method.settings, seed=args.seed,
-                                           pairs=args.reference_pairs)
+                reference = REFERENCES[estimator](layers_cpu, labels_cpu, settings=method.settings, seed=args.seed,
+                                                  pairs=args.reference_pairs)
         rounds.append({
             "fast_cpu_seconds": fast_time.cpu, "fast_wall_seconds": fast_time.wall,
             "reference_cpu_seconds_for_12_pairs": reference_time.cpu * scale,

@@ -54,6 +54,22 @@ def test_rho_takes_settings_and_clean_inputs(checkpoint, tmp_path):
     assert pair["rho"]["unit"] == "nats" and pair["independent"] is None
 
 
+def test_rho_with_the_authors_edge_and_their_defaults(checkpoint, tmp_path):
+    """``--setting`` values are JSON, so the authors' own defaults can be asked for."""
+    out = tmp_path / "rho.json"
+    code = main([
+        "rho", "--checkpoint", str(checkpoint), "--fb-layers", "1", "--estimator", "edge-authors", "--attack", "none",
+        "--setting", "ensemble=10", "--setting", "normalize_epsilon=true", "--setting", "shifts=grid",
+        "--samples", "200", "--replicates", "0", "--permutations", "1", "--device", "cpu", "--json", str(out),
+    ])
+    assert code == 0
+    (pair,) = json.loads(out.read_text())["pairs"]
+    settings = pair["rho"]["settings"]
+    assert settings["normalize_epsilon"] is True and settings["ensemble"] == 10 and settings["shifts"] == "grid"
+    assert settings["standardised"].startswith("none") and pair["rho"]["unit"] == "bits"
+    assert 0.001 <= pair["independent"]["value"] and 0.001 <= pair["rho"]["value"] <= 10
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [

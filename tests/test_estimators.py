@@ -56,8 +56,9 @@ def test_ksg_falls_below_the_truth_at_d_8():
 
 
 #: |estimate| allowed at independence, d = 1, n = 2000 (nats); EDGE's plug-in counts are
-#: biased upwards by about (buckets_x - 1)(buckets_y - 1) / 2n.
-INDEPENDENCE_TOLERANCE = {"ksg": 0.03, "smoothed": 0.03, "gaussian": 0.01, "edge": 0.1}
+#: biased upwards by about (buckets_x - 1)(buckets_y - 1) / 2n (edge-authors reads 0.028
+#: here, its clipped terms at least 0.001 bits each; tests/test_edge_authors.py).
+INDEPENDENCE_TOLERANCE = {"ksg": 0.03, "smoothed": 0.03, "gaussian": 0.01, "edge": 0.1, "edge-authors": 0.1}
 
 
 @pytest.mark.parametrize("estimator", MI_ESTIMATORS)

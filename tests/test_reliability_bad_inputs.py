@@ -66,7 +66,7 @@ CLI_ROWS = [
     ("unknown estimator",
      lambda c, o: ["rho", "--checkpoint", str(c), "--split", "1", "--estimator", "nope", "--json", str(o)],
      lambda c: "semirobust rho: error: argument --estimator: invalid choice: 'nope' (choose from 'cka', "
-               "'edge', 'gaussian', 'hsic', 'ksg', 'smoothed') (see --help)"),
+               "'edge', 'edge-authors', 'gaussian', 'hsic', 'ksg', 'smoothed') (see --help)"),
     ("too few samples per class for the estimator",
      lambda c, o: ["rho", "--checkpoint", str(c), "--split", "1", "--samples", "5", "--attack", "none",
                    "--json", str(o), "--device", "cpu"],

@@ -42,7 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("rho", description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", required=True, help="checkpoint directory")
     add_split_options(parser)
-    parser.add_argument("--estimator", choices=sorted(ESTIMATORS), default="ksg", help="dependency estimator (default: ksg)")
+    parser.add_argument("--estimator", choices=sorted(ESTIMATORS), default="ksg",
+                        help="dependency estimator (default: ksg; edge-authors: the authors' EDGE as the paper "
+                             "computed rho, docs/dependency.md)")
     parser.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
                         help="estimator setting, repeatable (e.g. --setting k=5; values parsed as JSON, else text)")
     parser.add_argument("--attack", choices=[*attack_names(), NO_ATTACK], default="pgd",

@@ -5,7 +5,7 @@ estimator class; :func:`class_conditional_rho` is the entry point for one layer 
 :func:`dependency_per_layer_pair` for every consecutive pair of a list of layers.
 """
 
-from semirobust.empirical.dependency import edge, gaussian, kernel, ksg, smoothed  # noqa: F401  (register estimators)
+from semirobust.empirical.dependency import edge, edge_authors, gaussian, kernel, ksg, smoothed  # noqa: F401  (register estimators)
 from semirobust.empirical.dependency.estimator import (
     ESTIMATORS,
     DependenceEstimator,

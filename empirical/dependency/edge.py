@@ -83,29 +83,40 @@ def bucket_codes(x: torch.Tensor, widths: torch.Tensor, ensemble: int) -> torch.
     """(ensemble, n) integer bucket ids of the rows of ``x`` (n, p), one row per member.
 
     Member ``l`` hashes ``floor((x + (l / ensemble) eps_l) / eps_l)``; rows with equal
-    codes share an id. Ids come from one 1-D ``unique`` of the mixed-radix key of the
-    codes (column by column when that key would overflow int64): exact, no hash
-    collisions, distinct across members.
+    codes share an id (:func:`bucket_ids`).
     """
     widths = widths.to(x.device)
     shifts = torch.arange(ensemble, dtype=torch.float64, device=x.device) / ensemble * widths
     codes = torch.floor((x.unsqueeze(0) + shifts.view(-1, 1, 1)) / widths.view(-1, 1, 1)).to(torch.int64)
+    return bucket_ids(codes)
+
+
+def bucket_ids(codes: torch.Tensor) -> torch.Tensor:
+    """(L, n) bucket ids of integer hash codes (L, n, p): equal code rows of one member
+    share an id, ids are distinct across members.
+
+    Ids come from one 1-D ``unique`` of the mixed-radix key of the codes (column by
+    column when that key would overflow int64): exact, no hash collisions.
+    """
+    members, n, _ = codes.shape
     offsets = codes - codes.amin(dim=(0, 1))
     radices = [int(r) + 1 for r in offsets.amax(dim=(0, 1)).tolist()]
-    if math.prod(radices) * ensemble < 2**62:
-        key = torch.arange(ensemble, device=x.device).unsqueeze(1)
+    if math.prod(radices) * members < 2**62:
+        key = torch.arange(members, device=codes.device).unsqueeze(1)
         for column, radix in zip(offsets.unbind(dim=2), radices):
             key = key * radix + column
-        return torch.unique(key.flatten(), return_inverse=True)[1].view(ensemble, -1)
-    ids = torch.arange(ensemble, device=x.device).unsqueeze(1).expand(ensemble, x.shape[0])
+        return torch.unique(key.flatten(), return_inverse=True)[1].view(members, -1)
+    ids = torch.arange(members, device=codes.device).unsqueeze(1).expand(members, n)
     for column, radix in zip(offsets.unbind(dim=2), radices):
-        ids = torch.unique((ids * radix + column).flatten(), return_inverse=True)[1].view(ensemble, -1)
+        ids = torch.unique((ids * radix + column).flatten(), return_inverse=True)[1].view(members, -1)
     return ids
 
 
-def edge_from_codes(ids_x: torch.Tensor, ids_y: torch.Tensor, combine: str) -> float:
-    """Ensemble of dependence-graph MI estimates (nats) from paired bucket ids (L, m)."""
-    members, m = ids_x.shape
+def bucket_counts(ids_x: torch.Tensor, ids_y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per sample, from paired bucket ids (L, m): ``(N_i, M_j, N_ij)``, each (L, m) int64:
+    the sizes of its x bucket, its y bucket, and its dependence-graph edge (the samples
+    sharing both buckets) within the same ensemble member."""
+    members = ids_x.shape[0]
     stride = int(max(ids_x.max(), ids_y.max())) + 1
     offsets = (torch.arange(members, device=ids_x.device) * stride).unsqueeze(1)
     ix, iy = ids_x + offsets, ids_y + offsets
@@ -113,7 +124,14 @@ def edge_from_codes(ids_x: torch.Tensor, ids_y: torch.Tensor, combine: str) -> f
     n_i = torch.bincount(ix.flatten(), minlength=size)[ix]
     m_j = torch.bincount(iy.flatten(), minlength=size)[iy]
     _, edge, n_ij = torch.unique(ix * size + iy, return_inverse=True, return_counts=True)
-    pointwise = math.log(m) + n_ij[edge].double().log() - n_i.double().log() - m_j.double().log()
+    return n_i, m_j, n_ij[edge]
+
+
+def edge_from_codes(ids_x: torch.Tensor, ids_y: torch.Tensor, combine: str) -> float:
+    """Ensemble of dependence-graph MI estimates (nats) from paired bucket ids (L, m)."""
+    m = ids_x.shape[1]
+    n_i, m_j, n_ij = bucket_counts(ids_x, ids_y)
+    pointwise = math.log(m) + n_ij.double().log() - n_i.double().log() - m_j.double().log()
     per_member = pointwise.mean(dim=1)
     return float(per_member.quantile(0.5) if combine == "median" else per_member.mean())
 

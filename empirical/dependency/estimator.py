@@ -1,7 +1,10 @@
 """The estimator contract and the registry ``ESTIMATORS`` (name -> estimator class).
 
 Every estimator sees one class's samples at a time, already validated and standardised
-per feature with constant features removed (:mod:`.preprocess`). It works in two steps so
+per feature with constant features removed (:mod:`.preprocess`), unless it sets
+``standardised_input = False`` (an estimator that reproduces code run on raw activations):
+then it sees the class's activations as given, in float64, constant features kept. A
+class in which either layer is constant contributes 0 either way. It works in two steps so
 that a layer's expensive part is computed once and reused by both pairs it belongs to and
 by every resample of the confidence interval:
 
@@ -37,13 +40,16 @@ class DependenceEstimator(ABC):
     deterministic: ClassVar[bool]
     #: the typed settings dataclass (frozen, with defaults).
     Settings: ClassVar[type]
+    #: ``False``: :meth:`prepare` receives raw activations (float64, constant features kept).
+    standardised_input: ClassVar[bool] = True
 
     def __init__(self, settings: Any) -> None:
         self.settings = settings
 
     @abstractmethod
     def prepare(self, x: torch.Tensor, generator: torch.Generator) -> Any:
-        """Per-variable state for one class's standardised samples ``x`` (n, d), d >= 1."""
+        """Per-variable state for one class's samples ``x`` (n, d), d >= 1 (standardised
+        unless :attr:`standardised_input` is False)."""
 
     @abstractmethod
     def estimate(self, state_x: Any, state_y: Any, rows_x: torch.Tensor | None, rows_y: torch.Tensor | None) -> float:

@@ -4,7 +4,9 @@
 
 Per class, activations are standardised per feature (constant features dropped: a class
 in which either layer is constant contributes MI 0, exactly), then the estimator runs on
-that class's samples. Every number is a :class:`Measurement` of kind ``estimate`` that
+that class's samples; an estimator with ``standardised_input = False`` (``edge-authors``)
+gets the class's raw activations instead, constant features kept, and the same MI 0 for a
+constant layer. Every number is a :class:`Measurement` of kind ``estimate`` that
 names its estimator, settings and unit (THEORY.md caveat C2: the true MI of a
 deterministic layer map is infinite, so any finite rho is a property of the estimator).
 
@@ -38,6 +40,7 @@ from semirobust.empirical.errors import BadInput
 from semirobust.theory.measurement import Kind, Measurement
 
 STANDARDISATION = "per feature within each class; features constant within a class dropped"
+RAW_INPUT = "none: each class's activations as given (float64), constant features kept"
 
 
 class HighDimensionWarning(UserWarning):
@@ -229,6 +232,8 @@ def _prepare(method: DependenceEstimator, x: torch.Tensor, seed: int, label: int
     z = standardise(x)
     if z.shape[1] == 0:
         return None
+    if not method.standardised_input:
+        z = x.to(torch.float64)
     return method.prepare(z, stream_generator(seed, "prepare", label, layer)), z.shape[1]
 
 
@@ -274,7 +279,7 @@ def _pair_result(method, name, unit, weights, classes, counts, full, halves, shu
     value = convert(float(weights @ full))
     settings = {
         **method.settings_dict(),
-        "standardised": STANDARDISATION,
+        "standardised": STANDARDISATION if method.standardised_input else RAW_INPUT,
         "dims": list(dims),
         "reduction": reducer.to_dict(),
         "class_weights": "empirical class frequency n_y / n",
