@@ -41,11 +41,17 @@ def random_mlp(
 
 
 def random_cnn(seed: int, channels: int = 4, classes: int = 3, pool: str = "max") -> nn.Sequential:
-    """1x6x6 inputs: conv+BN+ReLU, pooling, conv (stride 2, groups 2), ReLU, linear head."""
+    """1x6x6 inputs: conv+BN+ReLU, pooling, conv (stride 2, groups 2), ReLU, linear head.
+
+    ``pool``: 2x2 max or average, adaptive average to 3x3, or ``"overlapping"``: ResNet's
+    3x3 max-pool with stride 2 and padding 1 (also 6x6 -> 3x3)."""
     torch.manual_seed(seed)
-    pooling = {"max": nn.MaxPool2d(2), "avg": nn.AvgPool2d(2), "adaptive": nn.AdaptiveAvgPool2d(3)}[
-        pool
-    ]
+    pooling = {
+        "max": nn.MaxPool2d(2),
+        "avg": nn.AvgPool2d(2),
+        "adaptive": nn.AdaptiveAvgPool2d(3),
+        "overlapping": nn.MaxPool2d(3, stride=2, padding=1),
+    }[pool]
     model = nn.Sequential(
         Normalize([0.4], [0.25]),
         nn.Sequential(nn.Conv2d(1, channels, 3, padding=1), nn.BatchNorm2d(channels), nn.ReLU()),

@@ -8,10 +8,11 @@ walk backwards carrying a coefficient tensor ``A`` (initially ``c``) and a const
 * ReLU with pre-activation bounds ``[l, u]``: on unstable neurons (``l < 0 < u``)
   ``relu(z) <= u (z - l) / (u - l)`` and ``relu(z) >= alpha z`` with ``alpha = 1`` if
   ``u > -l`` else ``0``; positive coefficients take the lower line, negative the upper;
-* max-pooling with non-overlapping windows (stride = kernel, no padding, dilation 1):
-  ``max_w h >= h_j*`` for ``j*`` the window's input with the largest lower bound, and
-  ``max_w h <= max_w u`` unless ``l_j* >= u_i`` for every other ``i`` of the window, where
-  the max *is* ``h_j*``.
+* max-pooling (any kernel, stride, padding and dilation; not ``ceil_mode``), per window
+  ``w``: ``max_w h >= h_j*`` for ``j*`` the window's input with the largest lower bound,
+  and ``max_w h <= max_w u`` unless ``l_j* >= u_i`` for every other ``i`` of the window,
+  where the max *is* ``h_j*``; each window's coefficient goes to its ``j*`` (where
+  windows overlap, the coefficients of an input add up).
 
 At the input box ``[l, u]`` the bound is ``const + sum(A+ * l + A- * u)``. The
 pre-activation bounds the relaxations need come from interval propagation
@@ -211,41 +212,35 @@ def _relu_backward(
 def _max_pool_backward(
     module: nn.MaxPool2d, coefficients: torch.Tensor, box: Box
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    kernel = nn.modules.utils._pair(module.kernel_size)
-    stride = nn.modules.utils._pair(
-        module.stride if module.stride is not None else module.kernel_size
-    )
-    if (
-        kernel != stride
-        or nn.modules.utils._pair(module.padding) != (0, 0)
-        or nn.modules.utils._pair(module.dilation) != (1, 1)
-        or module.ceil_mode
-    ):
+    if module.ceil_mode:
         raise BadInput(
-            f"the linear relaxation handles MaxPool2d with non-overlapping windows only "
-            f'(stride = kernel, padding 0, dilation 1), got {module}; use method="ibp"'
+            f"the linear relaxation handles MaxPool2d without ceil_mode only, got {module}; "
+            'use method="ibp"'
         )
-    lower, upper = box.lower, box.upper
-    best_lower, chosen = F.max_pool2d(lower, kernel, stride, return_indices=True)
-    chosen_mask = F.max_unpool2d(
-        torch.ones_like(best_lower), chosen, kernel, stride, output_size=lower.shape[-2:]
-    )
-    others_upper = torch.where(chosen_mask > 0, torch.full_like(upper, float("-inf")), upper)
-    window_upper = F.max_pool2d(upper, kernel, stride)
-    dominated = best_lower >= F.max_pool2d(others_upper, kernel, stride)
-    positive, negative = coefficients.clamp(min=0), coefficients.clamp(max=0)
+    lower, upper = _pool_windows(module, box.lower), _pool_windows(module, box.upper)
+    chosen = lower.argmax(dim=2, keepdim=True)  # j*: the largest lower bound of each window
+    others_upper = upper.scatter(2, chosen, float("-inf")).amax(dim=2)
+    dominated = lower.gather(2, chosen).squeeze(2) >= others_upper
+    window_upper = upper.amax(dim=2)
+    batch, specs, channels = coefficients.shape[:3]
+    flat = coefficients.flatten(start_dim=3)  # (batch, specs, channels, windows)
+    positive, negative = flat.clamp(min=0), flat.clamp(max=0)
     on_chosen = positive + negative * dominated.unsqueeze(1)
-    constant = (
-        (negative * (~dominated).unsqueeze(1) * window_upper.unsqueeze(1))
-        .flatten(start_dim=2)
-        .sum(dim=2)
-    )
-    batch, specs = coefficients.shape[:2]
-    pulled = F.max_unpool2d(
-        on_chosen.reshape(batch * specs, *on_chosen.shape[2:]),
-        chosen.repeat_interleave(specs, dim=0),
-        kernel,
-        stride,
-        output_size=lower.shape[-2:],
-    )
-    return pulled.view(batch, specs, *lower.shape[1:]), constant
+    constant = (negative * (~dominated).unsqueeze(1) * window_upper.unsqueeze(1)).sum(dim=(2, 3))
+    positions = torch.arange(box.shape[2:].numel(), dtype=box.lower.dtype)
+    positions = _pool_windows(module, positions.view(1, 1, *box.shape[2:]))
+    targets = positions.expand(batch, channels, -1, -1).gather(2, chosen).squeeze(2).long()
+    pulled = flat.new_zeros((batch, specs, channels, box.shape[2:].numel()))
+    pulled.scatter_add_(3, targets.unsqueeze(1).expand(-1, specs, -1, -1), on_chosen)
+    return pulled.view(batch, specs, *box.shape[1:]), constant
+
+
+def _pool_windows(module: nn.MaxPool2d, values: torch.Tensor) -> torch.Tensor:
+    """``(batch, channels, kernel size, windows)``: the inputs of every pooling window in
+    the module's output order, padding as ``-inf`` (never a window's max)."""
+    pair = nn.modules.utils._pair
+    kernel, padding = pair(module.kernel_size), pair(module.padding)
+    stride = pair(module.stride if module.stride is not None else module.kernel_size)
+    padded = F.pad(values, (padding[1], padding[1], padding[0], padding[0]), value=float("-inf"))
+    columns = F.unfold(padded, kernel, dilation=pair(module.dilation), stride=stride)
+    return columns.view(values.shape[0], values.shape[1], kernel[0] * kernel[1], -1)
