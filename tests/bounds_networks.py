@@ -105,6 +105,27 @@ register_residual_block(
 )
 
 
+class NestedResidualBlock(nn.Module):
+    """``relu(conv(inner(h)) + h)`` with ``inner`` a :class:`TinyResidualBlock`: a residual
+    block inside a branch."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.inner = TinyResidualBlock(channels, channels)
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.conv(self.inner(h)) + h)
+
+
+register_residual_block(
+    NestedResidualBlock,
+    lambda block: ResidualParts(
+        branch=nn.Sequential(block.inner, block.conv), shortcut=nn.Identity(), activation=nn.ReLU()
+    ),
+)
+
+
 def random_residual(seed: int, channels: int = 3, classes: int = 3) -> nn.Sequential:
     torch.manual_seed(seed)
     model = nn.Sequential(
