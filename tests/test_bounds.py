@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from bounds_networks import random_cnn, random_mlp, random_residual
+from bounds_networks import inputs, random_cnn, random_mlp, random_residual, sample_threat_set
 from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
@@ -16,7 +16,8 @@ from semirobust.empirical.bounds import (
     input_box,
     interval_bounds,
 )
-from semirobust.empirical.bounds.box import threat_point64
+from semirobust.empirical.bounds.box import Box, threat_point64
+from semirobust.empirical.bounds.linear import backward
 from semirobust.empirical.errors import BadInput
 from semirobust.empirical.objectives import multiclass_margin
 from semirobust.empirical.threat import ThreatModel
@@ -26,23 +27,9 @@ NETWORKS = {
     "cnn-max": (lambda seed: random_cnn(seed, pool="max"), (1, 6, 6)),
     "cnn-avg": (lambda seed: random_cnn(seed, pool="avg"), (1, 6, 6)),
     "cnn-adaptive": (lambda seed: random_cnn(seed, pool="adaptive"), (1, 6, 6)),
+    "cnn-overlapping": (lambda seed: random_cnn(seed, pool="overlapping"), (1, 6, 6)),
     "residual": (random_residual, (1, 6, 6)),
 }
-LINEAR_RELAXATION_NETWORKS = [name for name in NETWORKS if name != "residual"]
-
-
-def sample_threat_set(x: torch.Tensor, threat: ThreatModel, count: int, seed: int) -> torch.Tensor:
-    """``count`` random points per input in the l-inf box (corners included).
-
-    Shape ``(count, *x.shape)``."""
-    generator = torch.Generator().manual_seed(seed)
-    noise = torch.rand((count, *x.shape), generator=generator, dtype=torch.float64) * 2 - 1
-    noise[: count // 4] = noise[: count // 4].sign()  # box corners, where bounds are tight
-    return (x.double().unsqueeze(0) + threat.eps * noise).clamp(0, 1)
-
-
-def inputs(shape: tuple[int, ...], n: int, seed: int) -> torch.Tensor:
-    return torch.rand((n, *shape), generator=torch.Generator().manual_seed(seed))
 
 
 @given(
@@ -107,7 +94,7 @@ def test_zero_radius_certifies_the_clean_margin(name):
 @given(
     seed=st.integers(0, 10_000),
     eps=st.sampled_from([0.01, 0.05, 0.2]),
-    name=st.sampled_from(LINEAR_RELAXATION_NETWORKS),
+    name=st.sampled_from(sorted(NETWORKS)),
     method=st.sampled_from(["ibp", "crown-ibp", "crown"]),
 )
 def test_certified_margin_is_below_every_sampled_margin(seed, eps, name, method):
@@ -133,8 +120,7 @@ def test_sandwich_certified_never_exceeds_attacked_on_random_networks(seed, eps,
     build, shape = NETWORKS[name]
     model, x, threat = build(seed), inputs(shape, 6, seed), ThreatModel(norm, eps)
     y = torch.arange(6) % 3
-    methods = ("ibp",) if name == "residual" else ("ibp", "crown-ibp", "crown")
-    sandwich = gamma_sandwich(model, x, y, threat, methods=methods)
+    sandwich = gamma_sandwich(model, x, y, threat, methods=("ibp", "crown-ibp", "crown"))
     for method, values in sandwich.certified.items():
         assert (values <= sandwich.attacked + 1e-9).all(), method
     assert not sandwich.violations().any()
@@ -165,16 +151,53 @@ def test_unsupported_layer_is_named():
         interval_bounds(model, torch.rand(2, 4), ThreatModel("linf", 0.1))
 
 
-def test_linear_relaxation_refuses_residual_blocks_and_overlapping_pools():
-    x, y = inputs((1, 6, 6), 2, 0), torch.tensor([0, 1])
-    with pytest.raises(BadInput, match="TinyResidualBlock.*ibp"):
-        certified_margin_lower(random_residual(0), x, y, ThreatModel("linf", 0.1), "crown-ibp")
-    overlapping = nn.Sequential(
-        nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(3, stride=1), nn.Flatten(), nn.Linear(8, 3)
+@pytest.mark.parametrize(
+    "pool",
+    [
+        nn.MaxPool2d(2),
+        nn.MaxPool2d(3, stride=2, padding=1),
+        nn.MaxPool2d(3, stride=1),
+        nn.MaxPool2d(2, stride=1, padding=1),
+        nn.MaxPool2d(3, stride=2, padding=1, dilation=2),
+        nn.MaxPool2d((3, 2), stride=(1, 2), padding=(1, 0)),
+    ],
+    ids=str,
+)
+def test_max_pool_relaxation_holds_on_sampled_points_and_is_exact_at_zero_width(pool):
+    """``A . pool(h) >= A_in . h + c`` for random ``A`` at random points and corners of a
+    box (overlapping windows, padding, dilation); on a zero-width box, equality."""
+    generator = torch.Generator().manual_seed(0)
+    centre = torch.randn(2, 2, 7, 7, generator=generator, dtype=torch.float64)
+    radius = torch.rand(centre.shape, generator=generator, dtype=torch.float64)
+    coefficients = torch.randn(
+        2, 3, *pool(centre).shape[1:], generator=generator, dtype=torch.float64
     )
-    with pytest.raises(BadInput, match="non-overlapping"):
-        certified_margin_lower(overlapping, x, y, ThreatModel("linf", 0.1), "crown")
-    assert certified_margin_lower(overlapping, x, y, ThreatModel("linf", 0.1), "ibp").shape == (2,)
+    pulled, constant = backward([pool], [Box(centre - radius, centre + radius)], coefficients)
+    noise = torch.rand((256, *centre.shape), generator=generator, dtype=torch.float64) * 2 - 1
+    noise[:64] = noise[:64].sign()
+    for h in centre + radius * noise:
+        value = (coefficients * pool(h).unsqueeze(1)).flatten(start_dim=2).sum(dim=2)
+        assert (
+            value >= (pulled * h.unsqueeze(1)).flatten(start_dim=2).sum(dim=2) + constant - 1e-10
+        ).all()
+    pulled, constant = backward([pool], [Box(centre, centre)], coefficients)
+    value = (coefficients * pool(centre).unsqueeze(1)).flatten(start_dim=2).sum(dim=2)
+    exact = (pulled * centre.unsqueeze(1)).flatten(start_dim=2).sum(dim=2) + constant
+    torch.testing.assert_close(value, exact, rtol=0, atol=1e-12)
+
+
+def test_linear_relaxation_refuses_ceil_mode_pooling():
+    x, y = inputs((1, 6, 6), 2, 0), torch.tensor([0, 1])
+    ceil = nn.Sequential(
+        nn.Conv2d(1, 2, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(3, stride=2, ceil_mode=True),
+        nn.Flatten(),
+        nn.Linear(8, 3),
+    )
+    with pytest.raises(BadInput, match="ceil_mode"):
+        certified_margin_lower(ceil, x, y, ThreatModel("linf", 0.1), "crown")
+    assert certified_margin_lower(ceil, x, y, ThreatModel("linf", 0.1), "ibp").shape == (2,)
 
 
 def test_bad_method_is_refused():

@@ -1,5 +1,6 @@
 """The zoo's architectures (small widths): residual blocks, overlapping stem pooling and
-pre-activation blocks through IBP and the Lipschitz product; the ViT is refused by name."""
+pre-activation blocks through IBP and the Lipschitz product, ResNet-18 through the
+linear relaxation too; the ViT is refused by name."""
 
 from __future__ import annotations
 
@@ -49,6 +50,25 @@ def test_zoo_sandwich_and_lipschitz(name):
     sandwich = gamma_sandwich(model, x, y, threat, lipschitz=bound)
     assert not sandwich.violations().any()
     assert local_lipschitz_lower(model, x, points_per_input=1).value <= bound.product
+
+
+def test_resnet18_sandwich_through_the_linear_relaxation():
+    """ResNet-18 (width 4, 3x8x8 inputs): eight residual blocks, three with projection
+    shortcuts, and the stem's overlapping 3x3/2 max-pool, through CROWN-IBP and full
+    CROWN. Certified <= attacked per sample; each ``crown*`` bound is at least IBP's
+    (the per-spec max guarantees it); on this untrained network full CROWN is far
+    tighter than IBP (measured: mean -0.04 against -14.4 at eps 0.01)."""
+    model, shape = zoo_model("resnet18")
+    x = torch.rand((3, *shape), generator=torch.Generator().manual_seed(1))
+    y = torch.tensor([0, 1, 2])
+    sandwich = gamma_sandwich(
+        model, x, y, ThreatModel("linf", 0.01), methods=("ibp", "crown-ibp", "crown")
+    )
+    assert not sandwich.violations().any()
+    certified = sandwich.certified
+    assert (certified["crown-ibp"] >= certified["ibp"]).all()
+    assert (certified["crown"] >= certified["ibp"]).all()
+    assert certified["crown"].mean() > certified["ibp"].mean() + 1.0
 
 
 def test_vit_is_refused_with_the_layer_named():

@@ -8,24 +8,31 @@ walk backwards carrying a coefficient tensor ``A`` (initially ``c``) and a const
 * ReLU with pre-activation bounds ``[l, u]``: on unstable neurons (``l < 0 < u``)
   ``relu(z) <= u (z - l) / (u - l)`` and ``relu(z) >= alpha z`` with ``alpha = 1`` if
   ``u > -l`` else ``0``; positive coefficients take the lower line, negative the upper;
-* max-pooling with non-overlapping windows (stride = kernel, no padding, dilation 1):
-  ``max_w h >= h_j*`` for ``j*`` the window's input with the largest lower bound, and
-  ``max_w h <= max_w u`` unless ``l_j* >= u_i`` for every other ``i`` of the window, where
-  the max *is* ``h_j*``.
+* max-pooling (any kernel, stride, padding and dilation; not ``ceil_mode``), per window
+  ``w``: ``max_w h >= h_j*`` for ``j*`` the window's input with the largest lower bound,
+  and ``max_w h <= max_w u`` unless ``l_j* >= u_i`` for every other ``i`` of the window,
+  where the max *is* ``h_j*``; each window's coefficient goes to its ``j*`` (where
+  windows overlap, the coefficients of an input add up);
+* residual block ``act(s)``, ``s = branch(h) + shortcut(h)`` (declared with
+  :func:`~semirobust.empirical.bounds.register_residual_block`): ``A`` goes through the
+  activation's rule with the box of ``s``, giving ``A_s``; then
+  ``A_s . s = A_s . branch(h) + A_s . shortcut(h)``, each term carried back through its
+  own layers (their rules, their own intermediate bounds) to ``h``; the block's
+  coefficient on ``h`` is the sum of the two results, its constant the sum of all three.
 
 At the input box ``[l, u]`` the bound is ``const + sum(A+ * l + A- * u)``. The
-pre-activation bounds the relaxations need come from interval propagation
-(``intermediate="ibp"``, CROWN-IBP) or from this same backward pass run for every
-neuron of every layer that feeds a ReLU or max-pool (``intermediate="crown"``, full
-CROWN, intersected with the interval box). Upper bounds are ``-lower(-c)``.
-
-Layer types without a backward rule (residual blocks) are refused with a
-:class:`BadInput` that points to interval propagation.
+pre-activation bounds the relaxations need, inside residual branches too, come from
+interval propagation from each block's input box (``intermediate="ibp"``, CROWN-IBP) or
+from this same backward pass, run back to the network's input for every neuron of every
+layer (and every residual sum) that feeds a ReLU or max-pool (``intermediate="crown"``,
+full CROWN), intersected with the interval box. Upper bounds are ``-lower(-c)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -33,8 +40,9 @@ from torch import nn
 
 from semirobust.empirical.bounds.box import Box
 from semirobust.empirical.bounds.interval import propagate_interval
+from semirobust.empirical.bounds.residual import ResidualParts, residual_parts
 from semirobust.empirical.errors import BadInput
-from semirobust.empirical.layers import AFFINE_TYPES, is_affine, unsupported
+from semirobust.empirical.layers import AFFINE_TYPES, is_affine, primitive_layers, unsupported
 
 # ``rule(module, A, input_box) -> (A_in, constant)``: A is (batch, specs, *output shape),
 # A_in is (batch, specs, *input shape), constant is (batch, specs).
@@ -67,22 +75,27 @@ def backward_rule_for(module: nn.Module) -> BackwardRule:
         module,
         "the linear relaxation (CROWN)",
         [t.__name__ for t in _BACKWARD_RULES],
-        'Use method="ibp" for this network, or register a rule with register_backward_rule.',
+        'Use method="ibp" for this network, or register a rule with register_backward_rule '
+        "(a residual block: register_residual_block).",
     )
 
 
 def backward(
-    layers: Sequence[nn.Module], boxes: Sequence[Box], coefficients: torch.Tensor
+    layers: Sequence[nn.Module], bounds: Sequence[LayerBounds], coefficients: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Carry ``coefficients`` (on the last layer's output) back to the first layer's input.
 
-    ``boxes[i]`` bounds the input of ``layers[i]``. Returns ``(A, constant)`` with
+    ``bounds[i]`` is what ``layers[i]``'s relaxation reads: its input box, or
+    :class:`ResidualBounds` for a residual block. Returns ``(A, constant)`` with
     ``coefficients . g(h) >= A . h + constant`` for every ``h`` whose intermediate
     values lie in their boxes.
     """
     constant = coefficients.new_zeros(coefficients.shape[:2])
-    for layer, box in zip(reversed(layers), reversed(boxes), strict=True):
-        coefficients, offset = backward_rule_for(layer)(layer, coefficients, box)
+    for layer, bound in zip(reversed(layers), reversed(bounds), strict=True):
+        if isinstance(bound, ResidualBounds):
+            coefficients, offset = _residual_backward(bound, coefficients)
+        else:
+            coefficients, offset = backward_rule_for(layer)(layer, coefficients, bound)
         constant = constant + offset
     return coefficients, constant
 
@@ -95,22 +108,110 @@ def concretize(coefficients: torch.Tensor, constant: torch.Tensor, box: Box) -> 
     return value.flatten(start_dim=2).sum(dim=2) + constant
 
 
-def layer_input_boxes(layers: Sequence[nn.Module], box: Box, intermediate: str) -> list[Box]:
-    """The box of every layer's input, and of the last output, for inputs in ``box``.
+@dataclass(frozen=True)
+class BoundedLayers:
+    """Primitive layers in forward order with what each relaxation reads: ``bounds[i]``
+    for ``layers[i]`` (its input box, or :class:`ResidualBounds` for a residual block);
+    ``output`` is the box of the last layer's output."""
 
-    Boxes come from interval propagation; with ``intermediate="crown"`` the output of an
-    affine layer that feeds a nonlinear one is tightened by a backward pass per neuron
-    (before a ReLU whose output feeds an affine layer, only the neurons the interval box
-    leaves unstable in some sample: a stable neuron's relaxation is already exact; before
-    a ReLU feeding a max-pool every neuron, as the pool's relaxation reads the bounds).
+    layers: Sequence[nn.Module]
+    bounds: Sequence[LayerBounds]
+    output: Box
+
+
+@dataclass(frozen=True)
+class ResidualBounds:
+    """What a residual block's relaxation reads: its branch and its shortcut with their
+    own bounds (both from the block's input box), its activation, and the box of the
+    sum ``s = branch(h) + shortcut(h)`` that the activation's relaxation reads."""
+
+    branch: BoundedLayers
+    shortcut: BoundedLayers
+    activation: nn.Module | None
+    summed: Box
+
+
+LayerBounds = Box | ResidualBounds
+# ``pull(A) = (A_in, c)`` with ``A . g(h) >= A_in . h + c`` for some map ``g``.
+Pull = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class Reach:
+    """Lower bounds of ``A . h`` over the threat set, ``h`` the input of some layer:
+    ``lower(A)`` (per sample and spec) carries ``A`` back through every layer before it
+    and concretises at the network's input box; ``widest`` is the largest feature count
+    of a coefficient tensor on the way (neurons are bounded in chunks sized by it)."""
+
+    lower: Callable[[torch.Tensor], torch.Tensor]
+    widest: int
+
+    @staticmethod
+    def of_box(box: Box) -> Reach:
+        """The network's input: ``min_{h in box} A . h``."""
+
+        def lower(coefficients: torch.Tensor) -> torch.Tensor:
+            return concretize(coefficients, coefficients.new_zeros(coefficients.shape[:2]), box)
+
+        return Reach(lower, _widest([box]))
+
+    def before(self, pull: Pull, widest: int) -> Reach:
+        """The reach of ``g(h)``, ``h`` the input this reach is about, given ``g``'s ``pull``
+        (whose coefficient tensors have at most ``widest`` features)."""
+
+        def lower(coefficients: torch.Tensor) -> torch.Tensor:
+            pulled, constant = pull(coefficients)
+            return self.lower(pulled) + constant
+
+        return Reach(lower, max(self.widest, widest))
+
+    def through(self, layers: Sequence[nn.Module], bounds: Sequence[LayerBounds]) -> Reach:
+        """The reach of the output of ``layers``, whose input this reach is about."""
+        layers, bounds = tuple(layers), tuple(bounds)
+        return self.before(partial(backward, layers, bounds), _widest(bounds))
+
+
+def _widest(bounds: Iterable[LayerBounds]) -> int:
+    """The largest feature count of a box in ``bounds``, inside residual blocks too."""
+    return max(
+        (
+            b.shape[1:].numel()
+            if isinstance(b, Box)
+            else _widest([*b.branch.bounds, *b.shortcut.bounds, b.summed])
+            for b in bounds
+        ),
+        default=0,
+    )
+
+
+def bound_layers(
+    layers: Sequence[nn.Module], box: Box, intermediate: str, reach: Reach | None = None
+) -> BoundedLayers:
+    """What the relaxation of ``layers`` reads, for inputs in ``box``.
+
+    Boxes come from interval propagation. With ``intermediate="crown"`` the output of an
+    affine layer that feeds a nonlinear one, and a residual block's sum before its
+    activation, is intersected with backward bounds of its neurons through ``reach``
+    (the reach of ``box``; by default ``box`` is the network's input). Before a ReLU
+    whose output feeds an affine layer (or ends the network), and before a block's ReLU,
+    only the neurons the interval box leaves unstable in some sample are bounded: a
+    stable neuron's relaxation is already exact. Elsewhere every neuron is, since the
+    next rule reads the bounds (a ReLU feeding a max-pool, say).
     """
     if intermediate not in INTERMEDIATE_CHOICES:
         raise BadInput(
             f"intermediate={intermediate!r}: expected one of {', '.join(INTERMEDIATE_CHOICES)}"
         )
-    boxes = [box]
+    reach = Reach.of_box(box) if reach is None else reach
+    bounds: list[LayerBounds] = []
     for index, layer in enumerate(layers):
-        out = propagate_interval(layer, boxes[-1])
+        parts = residual_parts(layer)
+        if parts is None:
+            bound, out = box, propagate_interval(layer, box)
+        else:
+            inner_reach = reach.through(layers[:index], bounds)
+            bound, out = _bound_residual(parts, box, intermediate, inner_reach)
+        bounds.append(bound)
         following = layers[index + 1] if index + 1 < len(layers) else None
         if (
             intermediate == "crown"
@@ -120,10 +221,39 @@ def layer_input_boxes(layers: Sequence[nn.Module], box: Box, intermediate: str) 
         ):
             after = layers[index + 2] if index + 2 < len(layers) else None
             only_unstable = isinstance(following, nn.ReLU) and (after is None or is_affine(after))
-            selected = _unstable_neurons(out) if only_unstable else None
-            out = out.intersect(neuron_bounds(layers[: index + 1], boxes, out, selected))
-        boxes.append(out)
-    return boxes
+            out = _tightened(out, reach.through(layers[: index + 1], bounds), only_unstable)
+        box = out
+    return BoundedLayers(tuple(layers), tuple(bounds), box)
+
+
+def _bound_residual(
+    parts: ResidualParts, box: Box, intermediate: str, reach: Reach
+) -> tuple[ResidualBounds, Box]:
+    """The bounds inside a residual block with input box ``box`` (``reach``: of its input)
+    and the box of its output."""
+    branch = bound_layers(primitive_layers(parts.branch), box, intermediate, reach)
+    shortcut = bound_layers(primitive_layers(parts.shortcut), box, intermediate, reach)
+    summed = Box(
+        branch.output.lower + shortcut.output.lower, branch.output.upper + shortcut.output.upper
+    )
+    activation = parts.activation
+    if activation is None:
+        return ResidualBounds(branch, shortcut, None, summed), summed
+    if intermediate == "crown" and not is_affine(activation):
+        widest = _widest([*branch.bounds, *shortcut.bounds])
+        sum_reach = reach.before(partial(_sum_backward, branch, shortcut), widest)
+        summed = _tightened(summed, sum_reach, only_unstable=isinstance(activation, nn.ReLU))
+    return (
+        ResidualBounds(branch, shortcut, activation, summed),
+        propagate_interval(activation, summed),
+    )
+
+
+def _tightened(box: Box, reach: Reach, only_unstable: bool) -> Box:
+    """``box`` intersected with the backward bounds of its neurons (of those it leaves
+    unstable in some sample, when ``only_unstable``)."""
+    selected = _unstable_neurons(box) if only_unstable else None
+    return box.intersect(neuron_bounds(reach, box, selected))
 
 
 def _unstable_neurons(box: Box) -> torch.Tensor:
@@ -131,19 +261,14 @@ def _unstable_neurons(box: Box) -> torch.Tensor:
     return ((box.lower < 0) & (box.upper > 0)).flatten(start_dim=1).any(dim=0).nonzero().squeeze(1)
 
 
-def neuron_bounds(
-    layers: Sequence[nn.Module],
-    boxes: Sequence[Box],
-    like: Box,
-    selected: torch.Tensor | None = None,
-) -> Box:
-    """Backward bounds of the neurons of ``layers``' output (flat indices ``selected``, all
-    by default; the others keep ``like``'s bounds), in chunks of neurons."""
+def neuron_bounds(reach: Reach, like: Box, selected: torch.Tensor | None = None) -> Box:
+    """Backward bounds, through ``reach``, of the neurons of the layer output ``like``
+    bounds (flat indices ``selected``, all by default; the others keep ``like``'s bounds),
+    in chunks of neurons."""
     batch, shape = like.shape[0], like.shape[1:]
     neurons = shape.numel()
     selected = torch.arange(neurons) if selected is None else selected
-    widest = max(b.shape[1:].numel() for b in boxes)
-    chunk = max(1, SPEC_ELEMENT_BUDGET // (2 * batch * widest))
+    chunk = max(1, SPEC_ELEMENT_BUDGET // (2 * batch * max(reach.widest, neurons)))
     lower, upper = like.lower.flatten(start_dim=1).clone(), like.upper.flatten(start_dim=1).clone()
     for start in range(0, selected.numel(), chunk):
         indices = selected[start : start + chunk]
@@ -151,11 +276,32 @@ def neuron_bounds(
         unit[torch.arange(indices.numel()), indices] = 1.0
         unit = unit.view(-1, *shape)
         specs = torch.cat([unit, -unit]).unsqueeze(0).expand(batch, *([-1] * (1 + len(shape))))
-        coefficients, constant = backward(layers, boxes[: len(layers)], specs)
-        bound = concretize(coefficients, constant, boxes[0])
+        bound = reach.lower(specs)
         lower[:, indices] = bound[:, : indices.numel()]
         upper[:, indices] = -bound[:, indices.numel() :]
     return Box(lower.view(like.shape), upper.view(like.shape))
+
+
+def _sum_backward(
+    branch: BoundedLayers, shortcut: BoundedLayers, coefficients: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``A . (branch(h) + shortcut(h)) >= (A_b + A_s) . h + c_b + c_s``, each path
+    carried back by its own layers' rules."""
+    through_branch, branch_constant = backward(branch.layers, branch.bounds, coefficients)
+    through_shortcut, shortcut_constant = backward(shortcut.layers, shortcut.bounds, coefficients)
+    return through_branch + through_shortcut, branch_constant + shortcut_constant
+
+
+def _residual_backward(
+    bounds: ResidualBounds, coefficients: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``A . act(s) >= A_s . s + c_act`` by the activation's rule on the box of ``s``,
+    then the sum carried back to the block's input."""
+    constant = coefficients.new_zeros(coefficients.shape[:2])
+    if bounds.activation is not None:
+        coefficients, constant = backward([bounds.activation], [bounds.summed], coefficients)
+    pulled, offset = _sum_backward(bounds.branch, bounds.shortcut, coefficients)
+    return pulled, constant + offset
 
 
 def _affine_backward(
@@ -211,41 +357,35 @@ def _relu_backward(
 def _max_pool_backward(
     module: nn.MaxPool2d, coefficients: torch.Tensor, box: Box
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    kernel = nn.modules.utils._pair(module.kernel_size)
-    stride = nn.modules.utils._pair(
-        module.stride if module.stride is not None else module.kernel_size
-    )
-    if (
-        kernel != stride
-        or nn.modules.utils._pair(module.padding) != (0, 0)
-        or nn.modules.utils._pair(module.dilation) != (1, 1)
-        or module.ceil_mode
-    ):
+    if module.ceil_mode:
         raise BadInput(
-            f"the linear relaxation handles MaxPool2d with non-overlapping windows only "
-            f'(stride = kernel, padding 0, dilation 1), got {module}; use method="ibp"'
+            f"the linear relaxation handles MaxPool2d without ceil_mode only, got {module}; "
+            'use method="ibp"'
         )
-    lower, upper = box.lower, box.upper
-    best_lower, chosen = F.max_pool2d(lower, kernel, stride, return_indices=True)
-    chosen_mask = F.max_unpool2d(
-        torch.ones_like(best_lower), chosen, kernel, stride, output_size=lower.shape[-2:]
-    )
-    others_upper = torch.where(chosen_mask > 0, torch.full_like(upper, float("-inf")), upper)
-    window_upper = F.max_pool2d(upper, kernel, stride)
-    dominated = best_lower >= F.max_pool2d(others_upper, kernel, stride)
-    positive, negative = coefficients.clamp(min=0), coefficients.clamp(max=0)
+    lower, upper = _pool_windows(module, box.lower), _pool_windows(module, box.upper)
+    chosen = lower.argmax(dim=2, keepdim=True)  # j*: the largest lower bound of each window
+    others_upper = upper.scatter(2, chosen, float("-inf")).amax(dim=2)
+    dominated = lower.gather(2, chosen).squeeze(2) >= others_upper
+    window_upper = upper.amax(dim=2)
+    batch, specs, channels = coefficients.shape[:3]
+    flat = coefficients.flatten(start_dim=3)  # (batch, specs, channels, windows)
+    positive, negative = flat.clamp(min=0), flat.clamp(max=0)
     on_chosen = positive + negative * dominated.unsqueeze(1)
-    constant = (
-        (negative * (~dominated).unsqueeze(1) * window_upper.unsqueeze(1))
-        .flatten(start_dim=2)
-        .sum(dim=2)
-    )
-    batch, specs = coefficients.shape[:2]
-    pulled = F.max_unpool2d(
-        on_chosen.reshape(batch * specs, *on_chosen.shape[2:]),
-        chosen.repeat_interleave(specs, dim=0),
-        kernel,
-        stride,
-        output_size=lower.shape[-2:],
-    )
-    return pulled.view(batch, specs, *lower.shape[1:]), constant
+    constant = (negative * (~dominated).unsqueeze(1) * window_upper.unsqueeze(1)).sum(dim=(2, 3))
+    positions = torch.arange(box.shape[2:].numel(), dtype=box.lower.dtype)
+    positions = _pool_windows(module, positions.view(1, 1, *box.shape[2:]))
+    targets = positions.expand(batch, channels, -1, -1).gather(2, chosen).squeeze(2).long()
+    pulled = flat.new_zeros((batch, specs, channels, box.shape[2:].numel()))
+    pulled.scatter_add_(3, targets.unsqueeze(1).expand(-1, specs, -1, -1), on_chosen)
+    return pulled.view(batch, specs, *box.shape[1:]), constant
+
+
+def _pool_windows(module: nn.MaxPool2d, values: torch.Tensor) -> torch.Tensor:
+    """``(batch, channels, kernel size, windows)``: the inputs of every pooling window in
+    the module's output order, padding as ``-inf`` (never a window's max)."""
+    pair = nn.modules.utils._pair
+    kernel, padding = pair(module.kernel_size), pair(module.padding)
+    stride = pair(module.stride if module.stride is not None else module.kernel_size)
+    padded = F.pad(values, (padding[1], padding[1], padding[0], padding[0]), value=float("-inf"))
+    columns = F.unfold(padded, kernel, dilation=pair(module.dilation), stride=stride)
+    return columns.view(values.shape[0], values.shape[1], kernel[0] * kernel[1], -1)

@@ -28,9 +28,9 @@ from semirobust.empirical.bounds.box import Box, input_box
 from semirobust.empirical.bounds.interval import propagate_interval
 from semirobust.empirical.bounds.linear import (
     backward,
+    bound_layers,
     concretize,
     has_backward_rule,
-    layer_input_boxes,
 )
 from semirobust.empirical.errors import BadInput
 from semirobust.empirical.layers import float64_eval_copy, is_affine, primitive_layers
@@ -66,8 +66,8 @@ def _ibp_spec(layers: Sequence[nn.Module], box: Box, spec: torch.Tensor) -> torc
 
 def _crown_spec(intermediate: str) -> SpecBound:
     def bound(layers: Sequence[nn.Module], box: Box, spec: torch.Tensor) -> torch.Tensor:
-        boxes = layer_input_boxes(layers, box, intermediate)
-        coefficients, constant = backward(layers, boxes[: len(layers)], spec)
+        bounded = bound_layers(layers, box, intermediate)
+        coefficients, constant = backward(layers, bounded.bounds, spec)
         return torch.maximum(concretize(coefficients, constant, box), _ibp_spec(layers, box, spec))
 
     return bound

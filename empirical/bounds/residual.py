@@ -6,9 +6,10 @@ declares its parts once with :func:`register_residual_block`; that registers
 * its interval rule: ``activation([l_b + l_s, u_b + u_s])`` with ``[l_b, u_b]`` and
   ``[l_s, u_s]`` the boxes of the branch and the shortcut on the same input box
   (the residual add is interval addition, sound because both summands are enclosed);
-* its Lipschitz rule: ``Lip(activation) * (Lip(shortcut) + Lip(branch))``.
-
-The linear relaxation (CROWN) does not handle residual blocks: use ``method="ibp"``.
+* its Lipschitz rule: ``Lip(activation) * (Lip(shortcut) + Lip(branch))``;
+* its parts, read by the linear relaxation (:func:`residual_parts`), which carries a
+  coefficient back through the activation, then through the branch and the shortcut
+  separately, and sums the two (:mod:`semirobust.empirical.bounds.linear`).
 """
 
 from __future__ import annotations
@@ -41,9 +42,20 @@ class ResidualParts:
     activation: nn.Module | None = None
 
 
-def register_residual_block(
-    block_type: type[nn.Module], parts: Callable[[nn.Module], ResidualParts]
-) -> None:
+PartsOf = Callable[[nn.Module], ResidualParts]
+_PARTS: dict[type[nn.Module], PartsOf] = {}
+
+
+def residual_parts(module: nn.Module) -> ResidualParts | None:
+    """The parts of ``module`` if its type (or a base class) is a registered residual
+    block, else ``None``."""
+    for cls in type(module).__mro__:
+        if cls in _PARTS:
+            return _PARTS[cls](module)
+    return None
+
+
+def register_residual_block(block_type: type[nn.Module], parts: PartsOf) -> None:
     """Declare ``block_type``'s structure: ``parts(block)`` returns its :class:`ResidualParts`
     (modules of ``block`` itself, so that bounds see the block's own weights)."""
 
@@ -83,6 +95,7 @@ def register_residual_block(
             all(f.certified for f in factors),
         )
 
+    _PARTS[block_type] = parts
     register_interval_rule(block_type)(interval_rule)
     register_lipschitz_rule(block_type)(lipschitz_rule)
 

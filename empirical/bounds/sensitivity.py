@@ -31,7 +31,7 @@ from semirobust.empirical.attacks.gradient import PGD
 from semirobust.empirical.bounds.aggregate import mean_measurement
 from semirobust.empirical.bounds.box import INPUT_BOX_DESCRIPTION, Box, input_box, threat_point64
 from semirobust.empirical.bounds.interval import propagate_interval
-from semirobust.empirical.bounds.linear import layer_input_boxes, neuron_bounds
+from semirobust.empirical.bounds.linear import Reach, bound_layers, neuron_bounds
 from semirobust.empirical.errors import BadInput
 from semirobust.empirical.layers import float64_eval_copy, primitive_layers
 from semirobust.empirical.lipschitz import LipschitzBound, lipschitz_upper
@@ -56,8 +56,9 @@ def feature_box(model: nn.Module, x: torch.Tensor, threat: ThreatModel, method: 
         if method == "ibp":
             return propagate_interval(model64, box)
         layers = primitive_layers(model64)
-        boxes = layer_input_boxes(layers, box, "crown")
-        return boxes[-1].intersect(neuron_bounds(layers, boxes, boxes[-1]))
+        bounded = bound_layers(layers, box, "crown")
+        reach = Reach.of_box(box).through(layers, bounded.bounds)
+        return bounded.output.intersect(neuron_bounds(reach, bounded.output))
 
 
 def certified_feature_sensitivity(

@@ -1,9 +1,10 @@
-"""The zoo's residual blocks declared for interval propagation and Lipschitz bounds.
+"""The zoo's residual blocks declared for interval propagation, the linear relaxation
+(CROWN) and Lipschitz bounds.
 
 Each block of :mod:`semirobust.empirical.zoo` is ``activation(branch(h) + shortcut(h))``
 written freehand in ``forward``; this module states its parts once (THEORY.md's
-"residual add"), so IBP and the Lipschitz product handle ResNet-18/50 and WRN-34-10.
-Imported by :mod:`semirobust.empirical.bounds`.
+"residual add"), so IBP, CROWN-IBP, full CROWN and the Lipschitz product handle
+ResNet-18/50 and WRN-34-10. Imported by :mod:`semirobust.empirical.bounds`.
 """
 
 from __future__ import annotations
