@@ -182,6 +182,8 @@ def _prepare_folder(run: Algorithm1Run, resume: bool) -> None:
         stored = json.loads(config_path.read_text())
         if not resume:
             raise BadInput(f"{run.out} already holds an Algorithm 1 run: pass --resume to continue it or choose another --out")
+        if "recipe" in stored:  # fields added to the recipe later read as their defaults
+            stored = {**stored, "recipe": TrainRecipe.from_dict(stored["recipe"]).to_dict()}
         if stored != json.loads(json.dumps(wanted)):
             raise BadInput(f"--resume: {config_path} was written with other settings; use the same arguments or another --out")
     write_json_atomic(config_path, wanted)
@@ -205,7 +207,11 @@ def _trained_model(run: Algorithm1Run, role: str, spec: ArchitectureSpec, init: 
     seed = run.config.seed + (0 if role == "normal" else 1)
     if (path / "config.json").exists():
         run.log(f"[algorithm1] reusing the trained {role} model in {path}")
-        model, _ = load_checkpoint(path, run.device)
+        model, stored = load_checkpoint(path, run.device)
+        _require_same_training(path, stored, CheckpointConfig(
+            architecture=spec, dataset=run.config.dataset, seed=seed, recipe=recipe.to_dict(),
+            notes={"init": run.config.init} if role == "robust" else {},
+        ))
     else:
         model = build_model(spec)
         model.load_state_dict(init)
@@ -218,6 +224,29 @@ def _trained_model(run: Algorithm1Run, role: str, spec: ArchitectureSpec, init: 
             notes={"algorithm1_role": role, "init": run.config.init},
         ))
     return model, run.evaluate(model, seed + 100)
+
+
+def _require_same_training(path: Path, stored: CheckpointConfig, wanted: CheckpointConfig) -> None:
+    """A checkpoint is reused only if this run would have trained it: same architecture,
+    dataset, seed, recipe (missing fields read as their defaults) and, for the robust
+    model, initialisation (the normal model's initial weights are the same either way)."""
+    checks = [
+        ("architecture", stored.architecture.to_dict(), wanted.architecture.to_dict()),
+        ("dataset", stored.dataset, wanted.dataset),
+        ("seed", stored.seed, wanted.seed),
+        ("recipe", TrainRecipe.from_dict(stored.recipe).to_dict(), wanted.recipe),
+    ]
+    if "init" in wanted.notes:
+        checks.append(("init", stored.notes.get("init"), wanted.notes["init"]))
+    for name, found, expected in checks:
+        if found != expected:
+            if isinstance(found, dict) and isinstance(expected, dict):
+                key = next(k for k in sorted({*found, *expected}) if found.get(k) != expected.get(k))
+                name, found, expected = f"{name}.{key}", found.get(key), expected.get(key)
+            raise BadInput(
+                f"{path} holds a model trained with {name} = {found!r}, but this run trains "
+                f"{name} = {expected!r}: remove that directory or choose another --out"
+            )
 
 
 def _trial(run: Algorithm1Run, t: int, normal: nn.Sequential, robust: nn.Sequential,

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -59,6 +60,20 @@ def test_existing_run_needs_resume(finished_run, capsys):
 def test_resume_with_other_settings_is_refused(finished_run, capsys):
     assert run_cli(*TINY, "--trials", "3", "--out", str(finished_run), "--resume") == 2
     assert "other settings" in capsys.readouterr().err
+
+
+def test_a_stale_model_directory_with_another_architecture_is_refused(finished_run, tmp_path, capsys):
+    """Trained models lying in --out without the run's config (left from an earlier run
+    with other settings) are not silently reused."""
+    out = tmp_path / "run"
+    out.mkdir()
+    shutil.copytree(finished_run / "normal", out / "normal")
+    wider = TINY[:]
+    wider[wider.index("--arch-kwargs") + 1] = '{"depth": 3, "width": 32}'
+    assert run_cli(*wider, "--trials", "1", "--out", str(out)) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "holds a model trained with architecture.kwargs" in errors[0]
+    assert "'width': 16" in errors[0] and "'width': 32" in errors[0]
 
 
 @pytest.mark.parametrize(
