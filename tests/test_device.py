@@ -30,15 +30,8 @@ from semirobust.empirical.network import layer_activations
 from semirobust.empirical.threat import ThreatModel
 from semirobust.empirical.training import TrainRecipe, train
 from semirobust.empirical.zoo import ZOO_ARCHITECTURES
+from zoo_sizes import NARROW
 
-NARROW = {
-    "alexnet": {"width": 8},
-    "vgg16-bn": {"width": 4, "hidden": 16},
-    "resnet18": {"width": 4},
-    "resnet50": {"width": 4},
-    "wrn-34-10": {"widen_factor": 1},
-    "vit": {"depth": 2, "width": 16, "heads": 2, "mlp_width": 32},
-}
 CPU = torch.device("cpu")
 
 

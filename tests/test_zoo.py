@@ -24,15 +24,8 @@ from semirobust.empirical.zoo.resnet import BasicBlock, Bottleneck
 from semirobust.empirical.zoo.splits import paper_specs, split_table_markdown, summarize
 from semirobust.empirical.zoo.vit import TransformerBlock
 from semirobust.empirical.zoo.wide_resnet import PreActBlock
+from zoo_sizes import NARROW
 
-NARROW = {
-    "alexnet": {"width": 8},
-    "vgg16-bn": {"width": 4, "hidden": 16},
-    "resnet18": {"width": 4},
-    "resnet50": {"width": 4},
-    "wrn-34-10": {"widen_factor": 1},
-    "vit": {"depth": 2, "width": 16, "heads": 2, "mlp_width": 32},
-}
 RESIDUAL_BLOCKS = (BasicBlock, Bottleneck, PreActBlock, TransformerBlock)
 
 

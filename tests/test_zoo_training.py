@@ -23,15 +23,7 @@ from semirobust.empirical.models import ArchitectureSpec, build_model
 from semirobust.empirical.network import count_weight_layers, split_network, valid_splits
 from semirobust.empirical.training import TrainRecipe, train
 from semirobust.empirical.zoo import ZOO_ARCHITECTURES
-
-NARROW = {
-    "alexnet": {"width": 8},
-    "vgg16-bn": {"width": 4, "hidden": 16},
-    "resnet18": {"width": 4},
-    "resnet50": {"width": 4},
-    "wrn-34-10": {"widen_factor": 1},
-    "vit": {"depth": 2, "width": 16, "heads": 2, "mlp_width": 32},
-}
+from zoo_sizes import NARROW
 
 
 @pytest.fixture(scope="module")
