@@ -28,10 +28,11 @@ from torch import nn
 
 from semirobust.empirical.algorithm1_verdicts import canonical_a2_measurements, renamed
 from semirobust.empirical.attacks import PGD
-from semirobust.empirical.bounds import gamma_sandwich, lipschitz_transfer_bound
+from semirobust.empirical.bounds import gamma_sandwich, interval_bounds, lipschitz_transfer_bound
 from semirobust.empirical.dependency import dependency_per_layer_pair
+from semirobust.empirical.errors import BadInput
 from semirobust.empirical.evaluation import evaluate_attack
-from semirobust.empirical.lipschitz import lipschitz_upper, split_lipschitz
+from semirobust.empirical.lipschitz import LipschitzBound, lipschitz_upper, split_lipschitz
 from semirobust.empirical.network import count_weight_layers, layer_activations, split_network, valid_splits
 from semirobust.empirical.report import summarize_warnings
 from semirobust.empirical.threat import ThreatModel
@@ -68,6 +69,7 @@ def run_check(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, settings: 
     x, y = x[:settings.n], y[:settings.n]
     n_layers = count_weight_layers(model)
     split_network(model, settings.a)  # validates the split before any work
+    lipschitz = _lipschitz_with_bound_rules(model, x, settings.threat, device)
     threat = settings.threat
     pgd = PGD(threat, steps=settings.attack_steps, restarts=settings.restarts, seed=settings.seed)
     attacked = evaluate_attack(model, x, y, pgd, device=device, keep_adversarial=True)
@@ -81,7 +83,6 @@ def run_check(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, settings: 
             activations, y, settings.estimator,  # estimated where the activations live
             names=[f"rho_{j}" for j in range(2, n_layers + 1)], seed=settings.seed, permutations=5,
         )
-    lipschitz = lipschitz_upper(model, tuple(x.shape[1:]), device=device)
     per_split = [_split_bounds(model, x, y, threat, lipschitz, a, settings) for a in valid_splits(model)]
     at_a = next(s for s in per_split if s["a"] == settings.a)
     named = _named_measurements(sandwich.measurements(), pairs, at_a["measurements"], n_layers)
@@ -104,6 +105,21 @@ def run_check(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, settings: 
         "warnings": summarize_warnings(caught),
         "verdicts": _verdicts(named, settings.a, n_layers),
     }
+
+
+def _lipschitz_with_bound_rules(model: nn.Module, x: torch.Tensor, threat: ThreatModel,
+                                device: torch.device) -> LipschitzBound:
+    """The model's Lipschitz bound, after checking that interval propagation has a rule for
+    every layer: both before any attack, so that a model ``check`` cannot bound (e.g. a
+    ViT's attention) fails at once with what still runs on it."""
+    try:
+        interval_bounds(model, x[:1], threat)
+        return lipschitz_upper(model, tuple(x.shape[1:]), device=device)
+    except BadInput as error:
+        raise BadInput(
+            f"{error} semirobust check needs certified bounds; `semirobust attack` and "
+            "`semirobust rho` run on this model without them"
+        ) from None
 
 
 def _split_bounds(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,

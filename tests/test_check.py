@@ -64,3 +64,17 @@ def test_split_outside_the_network_is_one_line_and_exit_2(report, capsys):
     assert main(["check", "--checkpoint", str(checkpoint), "--split", "9", "--out", str(report.parent / "x")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "outside the network" in err[0]
+
+
+def test_a_model_bound_propagation_cannot_handle_is_refused_before_any_attack(tmp_path, capsys):
+    data = load_dataset("digits")
+    spec = ArchitectureSpec("vit", data.input_shape, data.num_classes, data.mean, data.std,
+                            {"depth": 2, "width": 16, "heads": 2, "mlp_width": 32, "patch": 4})
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "vit", build_model(spec), CheckpointConfig(spec, "digits", seed=0))
+    code = main(["check", "--checkpoint", str(tmp_path / "vit"), "--split", "1", "--out", str(tmp_path / "out"),
+                 "--device", "cpu"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "no rule for layer type" in err[0] and "`semirobust rho` run on this model" in err[0]
+    assert not (tmp_path / "out" / "report.json").exists()
