@@ -30,8 +30,8 @@ from semirobust.empirical.algorithm1_verdicts import canonical_a2_measurements, 
 from semirobust.empirical.attacks import PGD
 from semirobust.empirical.bounds import gamma_sandwich, interval_bounds, lipschitz_transfer_bound
 from semirobust.empirical.dependency import dependency_per_layer_pair
-from semirobust.empirical.errors import BadInput
 from semirobust.empirical.evaluation import evaluate_attack
+from semirobust.empirical.layers import UnsupportedLayer
 from semirobust.empirical.lipschitz import LipschitzBound, lipschitz_upper, split_lipschitz
 from semirobust.empirical.network import count_weight_layers, layer_activations, split_network, valid_splits
 from semirobust.empirical.report import summarize_warnings
@@ -69,13 +69,14 @@ def run_check(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, settings: 
     x, y = x[:settings.n], y[:settings.n]
     n_layers = count_weight_layers(model)
     split_network(model, settings.a)  # validates the split before any work
-    lipschitz = _lipschitz_with_bound_rules(model, x, settings.threat, device)
+    lipschitz, uncertifiable = _certification(model, x, settings.threat, device)
     threat = settings.threat
     pgd = PGD(threat, steps=settings.attack_steps, restarts=settings.restarts, seed=settings.seed)
     attacked = evaluate_attack(model, x, y, pgd, device=device, keep_adversarial=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        sandwich = gamma_sandwich(model, x, y, threat, methods=settings.bound_methods,
+        sandwich = gamma_sandwich(model, x, y, threat,
+                                  methods=settings.bound_methods if lipschitz else (),
                                   readout="the trained rest of the network (logits)")
         with torch.no_grad():
             activations, _ = layer_activations(model, attacked.x_adv.to(device))
@@ -83,7 +84,8 @@ def run_check(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, settings: 
             activations, y, settings.estimator,  # estimated where the activations live
             names=[f"rho_{j}" for j in range(2, n_layers + 1)], seed=settings.seed, permutations=5,
         )
-    per_split = [_split_bounds(model, x, y, threat, lipschitz, a, settings) for a in valid_splits(model)]
+    per_split = [_split_bounds(model, x, y, threat, lipschitz, a, settings) if lipschitz else {"a": a, "measurements": {}}
+                 for a in valid_splits(model)]
     at_a = next(s for s in per_split if s["a"] == settings.a)
     named = _named_measurements(sandwich.measurements(), pairs, at_a["measurements"], n_layers)
     rho = {f"rho_{j}": pair.rho for j, pair in zip(range(2, n_layers + 1), pairs)}
@@ -99,27 +101,25 @@ def run_check(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, settings: 
         "rho": [{"pair": [j - 1, j], **p.rho.to_dict(),
                  "independent": p.independent.to_dict() if p.independent else None}
                 for j, p in zip(range(2, n_layers + 1), pairs)],
-        "lipschitz_layers": [vars(layer) for layer in lipschitz.layers],
+        "certification": uncertifiable or "certified bounds and Lipschitz bounds computed",
+        "lipschitz_layers": [vars(layer) for layer in lipschitz.layers] if lipschitz else [],
         "per_split": [{k: v for k, v in s.items() if k != "measurements"} for s in per_split],
         "sandwich_violations": int(sandwich.violations().sum()),
         "warnings": summarize_warnings(caught),
-        "verdicts": _verdicts(named, settings.a, n_layers),
+        "verdicts": _verdicts(named, settings.a, n_layers, uncertifiable),
     }
 
 
-def _lipschitz_with_bound_rules(model: nn.Module, x: torch.Tensor, threat: ThreatModel,
-                                device: torch.device) -> LipschitzBound:
-    """The model's Lipschitz bound, after checking that interval propagation has a rule for
-    every layer: both before any attack, so that a model ``check`` cannot bound (e.g. a
-    ViT's attention) fails at once with what still runs on it."""
+def _certification(model: nn.Module, x: torch.Tensor, threat: ThreatModel,
+                   device: torch.device) -> tuple[LipschitzBound | None, str | None]:
+    """``(the model's Lipschitz bound, None)``, or ``(None, why)`` when interval propagation
+    or the Lipschitz bound has no rule for one of its layers (a ViT's attention): then
+    ``check`` reports the attacked and estimated quantities and no certified ones."""
     try:
         interval_bounds(model, x[:1], threat)
-        return lipschitz_upper(model, tuple(x.shape[1:]), device=device)
-    except BadInput as error:
-        raise BadInput(
-            f"{error} semirobust check needs certified bounds; `semirobust attack` and "
-            "`semirobust rho` run on this model without them"
-        ) from None
+        return lipschitz_upper(model, tuple(x.shape[1:]), device=device), None
+    except UnsupportedLayer as error:
+        return None, f"no certified bounds: {error}"
 
 
 def _split_bounds(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
@@ -141,16 +141,19 @@ def _named_measurements(sandwich: list[Measurement], pairs, transfer: dict[str, 
     """The judge's names (docs/theory.md) for what was measured; a list under one name is
     a certified lower bound and an attack's value of the same quantity."""
     by_name = {m.name: m for m in sandwich}
-    gamma = [renamed(by_name["gamma_certified"], "gamma_whole", readout=CANONICAL_READOUT),
-             renamed(by_name["gamma_attacked"], "gamma_whole", readout=CANONICAL_READOUT)]
+    gamma = [renamed(by_name[name], "gamma_whole", readout=CANONICAL_READOUT)
+             for name in ("gamma_certified", "gamma_attacked") if name in by_name]
     named: dict[str, list[Measurement]] = {
         "gamma_whole": gamma,
         "clean_margin": [renamed(by_name["margin_clean"], "clean_margin")],
-        "L_b": [transfer["L_b"]],
-        "Delta_a": [renamed(transfer["Delta_a_certified"], "Delta_a"),
-                    renamed(transfer["Delta_a_attacked"], "Delta_a")],
-        "gamma_transfer": [transfer["gamma_transfer_certified"], transfer["gamma_transfer_estimate"]],
     }
+    if transfer:  # certified bounds exist for this model
+        named.update({
+            "L_b": [transfer["L_b"]],
+            "Delta_a": [renamed(transfer["Delta_a_certified"], "Delta_a"),
+                        renamed(transfer["Delta_a_attacked"], "Delta_a")],
+            "gamma_transfer": [transfer["gamma_transfer_certified"], transfer["gamma_transfer_estimate"]],
+        })
     for name in ("gamma_a", "gamma_b"):
         named[name] = [renamed(m, name) for m in gamma]
     for j in range(1, n_layers + 1):
@@ -164,30 +167,37 @@ def _named_measurements(sandwich: list[Measurement], pairs, transfer: dict[str, 
 def _t2_bound(gamma_whole: list[Measurement], rho: dict[str, Measurement], a: int, n: int) -> dict[str, float]:
     """T2's claimed level ``gamma_a + sum_{j>a} rho_j`` (bits added to logits as the paper
     does, C6) with gamma_a read canonically: its attacked value and interval."""
-    attacked = gamma_whole[1]
+    attacked = gamma_whole[-1]  # the attack's value (after the certified bound, when there is one)
     total = sum(rho[f"rho_{j}"].value for j in range(a + 1, n + 1))
     low = attacked.interval[0] + sum(rho[f"rho_{j}"].interval[0] for j in range(a + 1, n + 1))
     high = attacked.interval[1] + sum(rho[f"rho_{j}"].interval[1] for j in range(a + 1, n + 1))
     return {"value": attacked.value + total, "interval": [low, high], "unit": "logits + bits (C6)"}
 
 
-def _verdicts(named: dict[str, list[Measurement]], a: int, n: int) -> dict[str, Any]:
+def _verdicts(named: dict[str, list[Measurement]], a: int, n: int,
+              uncertifiable: str | None = None) -> dict[str, Any]:
     """T1, L1, T2 and LIP judged; L2 and T3 marked not applicable with the reason. LIP is
     judged twice: with the certified ``Delta_a`` (a sound bound: a violation is a bug) and
-    with the attacked one (an estimate of the bound)."""
-    certified_delta, attacked_delta = named["Delta_a"]
+    with the attacked one (an estimate of the bound); both are not applicable without a
+    Lipschitz bound (``uncertifiable`` says why)."""
     judged = {
         "T1": ("T1", named, {"j": a}),
         "L1": ("L1", named, {"n": n}),
         "T2": ("T2", named, {"a": a, "n": n}),
-        "LIP (certified Delta_a)": ("LIP", {**named, "Delta_a": [certified_delta]}, None),
-        "LIP (attacked Delta_a)": ("LIP", {**named, "Delta_a": [attacked_delta]}, None),
     }
+    not_applicable = dict(NOT_APPLICABLE)
+    if uncertifiable is None:
+        certified_delta, attacked_delta = named["Delta_a"]
+        judged["LIP (certified Delta_a)"] = ("LIP", {**named, "Delta_a": [certified_delta]}, None)
+        judged["LIP (attacked Delta_a)"] = ("LIP", {**named, "Delta_a": [attacked_delta]}, None)
+    else:
+        for label in ("LIP (certified Delta_a)", "LIP (attacked Delta_a)"):
+            not_applicable[label] = f"needs the Lipschitz bound L_b of f_b: {uncertifiable}"
     verdicts: dict[str, Any] = {}
     for label, (result, measurements, numbers) in judged.items():
         verdict = judge(result, measurements, layers=numbers)
         verdicts[label] = {**verdict.to_dict(), "markdown": verdict.describe()}
-    for result, reason in NOT_APPLICABLE.items():
+    for result, reason in not_applicable.items():
         verdicts[result] = {"result": result, "status": "not applicable", "reason": reason,
                             "markdown": f"### {result} -- **not applicable**\n\n{reason}\n"}
     return verdicts

@@ -39,8 +39,10 @@ def write_check_report(report: dict[str, Any], out: Path, checkpoint: Path) -> s
         plot_bounds_across_splits(report["per_split"], report["measurements"]["gamma_whole"][::-1],
                                   out / "plots" / "bounds_across_splits.png"),
         plot_rho_per_pair([("this network", report["rho"])], out / "plots" / "rho_per_pair.png"),
-        plot_lipschitz_per_layer(report["lipschitz_layers"], out / "plots" / "lipschitz_per_layer.png"),
     ]
+    certified = bool(report["lipschitz_layers"])
+    if certified:
+        plots.append(plot_lipschitz_per_layer(report["lipschitz_layers"], out / "plots" / "lipschitz_per_layer.png"))
     run = algorithm1_run_of(checkpoint)
     if run is not None:
         plots.append(plot_finetuning_curves(run, out / "plots" / "finetuning.png"))
@@ -48,7 +50,7 @@ def write_check_report(report: dict[str, Any], out: Path, checkpoint: Path) -> s
     shown = ["clean_margin", "gamma_whole", "gamma_transfer", "L_b", "Delta_a"]
     rows = measurement_rows(
         [report["clean_accuracy"], report["robust_accuracy"]]
-        + [m for name in shown for m in report["measurements"][name]]
+        + [m for name in shown for m in report["measurements"].get(name, [])]
         + [entry for rho in report["rho"] for entry in (rho, rho["independent"]) if entry]
     )
     split, threat = report["split"], report["threat"]
@@ -70,18 +72,13 @@ def write_check_report(report: dict[str, Any], out: Path, checkpoint: Path) -> s
         markdown_table(MEASUREMENT_HEADER, rows),
         "",
         "Kinds: " + "; ".join(f"**{k}** = {v}" for k, v in KIND_MEANING.items()) + ". "
-        f"Certified per-sample margins never exceeded attacked ones: "
-        f"{report['sandwich_violations']} violations.",
+        + (f"Certified per-sample margins never exceeded attacked ones: "
+           f"{report['sandwich_violations']} violations." if certified else
+           f"Nothing here is certified: {report['certification']}"),
         "",
         "## Across split points",
         "",
-        markdown_table(
-            ["a", "T2 level gamma_a + sum rho", "transfer certified", "transfer estimate", "L_b", "Delta_a certified", "Delta_a attacked"],
-            [[str(s["a"]), f"{s['T2_bound']['value']:.3g}", f"{s['gamma_transfer_certified']['value']:.3g}",
-              f"{s['gamma_transfer_estimate']['value']:.3g}", f"{s['L_b']['value']:.3g}",
-              f"{s['Delta_a_certified']['value']:.3g}", f"{s['Delta_a_attacked']['value']:.3g}"]
-             for s in report["per_split"]],
-        ),
+        _across_splits_table(report["per_split"], certified),
         "",
         "## Diagnostics",
         "",
@@ -98,3 +95,17 @@ def write_check_report(report: dict[str, Any], out: Path, checkpoint: Path) -> s
     write_text_atomic(out / "report.md", "\n".join(lines))
     return "\n".join([plain_table(MEASUREMENT_HEADER, rows), "", plain_table(["result", "verdict"], statuses), "",
                       f"report: {out / 'report.md'}  json: {out / 'report.json'}  plots: {out / 'plots'}"])
+
+
+def _across_splits_table(per_split: list[dict[str, Any]], certified: bool) -> str:
+    """T2's claimed level at every split, and the Lipschitz transfer when there is a bound."""
+    if not certified:
+        return markdown_table(["a", "T2 level gamma_a + sum rho"],
+                              [[str(s["a"]), f"{s['T2_bound']['value']:.3g}"] for s in per_split])
+    return markdown_table(
+        ["a", "T2 level gamma_a + sum rho", "transfer certified", "transfer estimate", "L_b", "Delta_a certified", "Delta_a attacked"],
+        [[str(s["a"]), f"{s['T2_bound']['value']:.3g}", f"{s['gamma_transfer_certified']['value']:.3g}",
+          f"{s['gamma_transfer_estimate']['value']:.3g}", f"{s['L_b']['value']:.3g}",
+          f"{s['Delta_a_certified']['value']:.3g}", f"{s['Delta_a_attacked']['value']:.3g}"]
+         for s in per_split],
+    )

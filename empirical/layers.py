@@ -65,9 +65,13 @@ def batch_norm_scale(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     return scale.detach(), shift.detach()
 
 
-def unsupported(module: nn.Module, what: str, known: list[str], how: str) -> BadInput:
+class UnsupportedLayer(BadInput):
+    """A propagation (interval, linear relaxation, Lipschitz) has no rule for a layer type."""
+
+
+def unsupported(module: nn.Module, what: str, known: list[str], how: str) -> UnsupportedLayer:
     """The error for a layer type a propagation has no rule for."""
-    return BadInput(
+    return UnsupportedLayer(
         f"{what} has no rule for layer type {type(module).__module__}.{type(module).__name__}; "
         f"supported: {', '.join(sorted(known))}. {how}"
     )

@@ -91,6 +91,8 @@ def plot_bounds_across_splits(per_split: Sequence[dict[str, Any]], gamma: Sequen
         ("Lipschitz transfer, estimate (attacked Delta_a)", "gamma_transfer_estimate", "tab:green", "^"),
     ]
     for label, key, colour, marker in series:
+        if key not in per_split[0]:  # no Lipschitz bound for this model
+            continue
         values = [s[key]["value"] for s in per_split]
         low = [s[key]["interval"][0] for s in per_split]
         high = [s[key]["interval"][1] for s in per_split]

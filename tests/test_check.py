@@ -66,15 +66,25 @@ def test_split_outside_the_network_is_one_line_and_exit_2(report, capsys):
     assert len(err) == 1 and "outside the network" in err[0]
 
 
-def test_a_model_bound_propagation_cannot_handle_is_refused_before_any_attack(tmp_path, capsys):
+def test_a_model_bound_propagation_cannot_handle_gets_every_uncertified_measurement(tmp_path):
+    """A ViT: no interval or Lipschitz rule for attention, so nothing is certified, the
+    Lipschitz results are not applicable (with the reason), and the rest is measured."""
     data = load_dataset("digits")
     spec = ArchitectureSpec("vit", data.input_shape, data.num_classes, data.mean, data.std,
                             {"depth": 2, "width": 16, "heads": 2, "mlp_width": 32, "patch": 4})
     torch.manual_seed(0)
     save_checkpoint(tmp_path / "vit", build_model(spec), CheckpointConfig(spec, "digits", seed=0))
-    code = main(["check", "--checkpoint", str(tmp_path / "vit"), "--split", "1", "--out", str(tmp_path / "out"),
-                 "--device", "cpu"])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1
-    assert "no rule for layer type" in err[0] and "`semirobust rho` run on this model" in err[0]
-    assert not (tmp_path / "out" / "report.json").exists()
+    out = tmp_path / "out"
+    assert main(["check", "--checkpoint", str(tmp_path / "vit"), "--split", "2", "--out", str(out),
+                 "--samples", "150", "--steps", "5", "--device", "cpu"]) == 0
+    data = json.loads((out / "report.json").read_text())
+    assert "no rule for layer type" in data["certification"] and data["lipschitz_layers"] == []
+    assert [m["kind"] for m in data["measurements"]["gamma_whole"]] == ["attack"]
+    for label in ("LIP (certified Delta_a)", "LIP (attacked Delta_a)"):
+        assert data["verdicts"][label]["status"] == "not applicable"
+        assert "Lipschitz bound" in data["verdicts"][label]["reason"]
+    assert {data["verdicts"][r]["status"] for r in ("T1", "L1", "T2")} <= {
+        "holds", "violated", "premises unmet", "inconclusive"}
+    assert [r["pair"] for r in data["rho"]] == [[1, 2], [2, 3], [3, 4]]
+    assert "Nothing here is certified" in (out / "report.md").read_text()
+    assert sorted(p.name for p in (out / "plots").iterdir()) == ["bounds_across_splits.png", "rho_per_pair.png"]

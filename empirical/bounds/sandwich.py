@@ -15,6 +15,7 @@ a certified value above the attacked one is a bug and is reported as a violation
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -52,7 +53,10 @@ class GammaSandwich:
 
     @property
     def best_certified(self) -> torch.Tensor:
-        """The largest certified lower bound per sample (the max of sound bounds is sound)."""
+        """The largest certified lower bound per sample (the max of sound bounds is sound);
+        ``-inf`` (no bound) when no method was run."""
+        if not self.certified:
+            return torch.full_like(self.attacked, -math.inf)
         return torch.stack(list(self.certified.values())).max(dim=0).values
 
     def violations(self, tolerance: float = VIOLATION_TOLERANCE) -> torch.Tensor:
@@ -80,16 +84,17 @@ class GammaSandwich:
                 )
             )
         all_sound = self.lipschitz_certified or LIPSCHITZ_METHOD not in self.certified
-        found.append(
-            mean_measurement(
-                "gamma_certified",
-                self.best_certified,
-                kind=Kind.CERTIFIED if all_sound else Kind.ESTIMATE,
-                estimator=f"max of {', '.join(self.certified)} per sample",
-                unit="logits",
-                settings=self.settings,
+        if self.certified:
+            found.append(
+                mean_measurement(
+                    "gamma_certified",
+                    self.best_certified,
+                    kind=Kind.CERTIFIED if all_sound else Kind.ESTIMATE,
+                    estimator=f"max of {', '.join(self.certified)} per sample",
+                    unit="logits",
+                    settings=self.settings,
+                )
             )
-        )
         found.append(
             mean_measurement(
                 "gamma_attacked",
@@ -145,15 +150,17 @@ def gamma_sandwich(
     """Per-sample certified lower bounds (each of ``methods``, plus the Lipschitz margin
     bound when ``lipschitz`` bounds ``model``) and the attacked upper estimate of
     ``inf_delta m(model(x + delta), y)``. ``readout`` names ``G`` in the settings. The
-    model is put in eval mode; bounds are computed on a float64 CPU copy."""
+    model is put in eval mode; bounds are computed on a float64 CPU copy. With no
+    ``methods`` and no ``lipschitz`` only the attacked and clean margins are measured
+    (for a model bound propagation cannot handle)."""
     validate_batch(x, y)
     if x.shape[0] == 0:
         raise BadInput("gamma_sandwich: no inputs (an empty batch)")
     probe_model_inputs(model, x[:batch_size], y)
     unknown = [m for m in methods if m not in MARGIN_METHODS]
-    if unknown or not methods:
+    if unknown:
         raise BadInput(
-            f"methods={list(methods)!r}: expected one or more of {', '.join(MARGIN_METHODS)}"
+            f"methods={list(methods)!r}: expected names among {', '.join(MARGIN_METHODS)}"
         )
     attack = attack if attack is not None else default_margin_attack(threat)
     if attack.threat != threat:
