@@ -10,12 +10,16 @@ make a certified bound cross the value it bounds.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 import torch
 from torch import nn
 
 from semirobust.empirical.errors import BadInput
 from semirobust.empirical.models import Normalize
+
+Rule = TypeVar("Rule")
 
 BATCH_NORM_TYPES: tuple[type[nn.Module], ...] = (nn.BatchNorm1d, nn.BatchNorm2d)
 POOL_TYPES: tuple[type[nn.Module], ...] = (nn.AvgPool2d, nn.AdaptiveAvgPool2d)
@@ -69,9 +73,35 @@ class UnsupportedLayer(BadInput):
     """A propagation (interval, linear relaxation, Lipschitz) has no rule for a layer type."""
 
 
-def unsupported(module: nn.Module, what: str, known: list[str], how: str) -> UnsupportedLayer:
-    """The error for a layer type a propagation has no rule for."""
-    return UnsupportedLayer(
-        f"{what} has no rule for layer type {type(module).__module__}.{type(module).__name__}; "
-        f"supported: {', '.join(sorted(known))}. {how}"
-    )
+class LayerRules(Generic[Rule]):
+    """One propagation's rules per layer type (interval, linear relaxation, Lipschitz):
+    a rule registered for a type serves its subclasses too, the nearest registered class
+    along the module's MRO winning. ``what`` names the propagation and ``how`` says how
+    to add a rule, both in the :class:`UnsupportedLayer` raised for an unknown type."""
+
+    def __init__(self, what: str, how: str) -> None:
+        self.what, self.how = what, how
+        self._rules: dict[type[nn.Module], Rule] = {}
+
+    def register(self, module_type: type[nn.Module]) -> Callable[[Rule], Rule]:
+        """Decorator: ``rule`` serves ``module_type`` and its subclasses."""
+
+        def decorate(rule: Rule) -> Rule:
+            self._rules[module_type] = rule
+            return rule
+
+        return decorate
+
+    def has(self, module: nn.Module) -> bool:
+        return any(cls in self._rules for cls in type(module).__mro__)
+
+    def rule_for(self, module: nn.Module) -> Rule:
+        """The rule of ``type(module)`` or of its nearest registered base class."""
+        for cls in type(module).__mro__:
+            if cls in self._rules:
+                return self._rules[cls]
+        raise UnsupportedLayer(
+            f"{self.what} has no rule for layer type {type(module).__module__}."
+            f"{type(module).__name__}; supported: "
+            f"{', '.join(sorted(t.__name__ for t in self._rules))}. {self.how}"
+        )

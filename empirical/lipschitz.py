@@ -46,9 +46,9 @@ from semirobust.empirical.layers import (
     BATCH_NORM_TYPES,
     POOL_TYPES,
     SHAPE_TYPES,
+    LayerRules,
     batch_norm_scale,
     float64_eval_copy,
-    unsupported,
 )
 from semirobust.empirical.models import Normalize
 from semirobust.empirical.network import split_stage_index
@@ -145,36 +145,16 @@ class LipschitzBound:
 
 LayerItem = tuple[str, nn.Module, tuple[int, ...]]  # (path, module, input shape without batch)
 LipschitzRule = Callable[[Sequence[LayerItem], OperatorNormSettings], LayerLipschitz]
-_LIPSCHITZ_RULES: dict[type[nn.Module], LipschitzRule] = {}
-
-
-def register_lipschitz_rule(
-    module_type: type[nn.Module],
-) -> Callable[[LipschitzRule], LipschitzRule]:
-    """Decorator: ``rule(items, settings) -> LayerLipschitz`` for ``module_type``.
-
-    ``items`` is the layer (and a BatchNorm folded into it, if any) with its path and
-    input shape; the rule returns the group's l2 Lipschitz bound.
-    """
-
-    def decorate(rule: LipschitzRule) -> LipschitzRule:
-        _LIPSCHITZ_RULES[module_type] = rule
-        return rule
-
-    return decorate
-
-
-def lipschitz_rule_for(module: nn.Module) -> LipschitzRule:
-    for cls in type(module).__mro__:
-        if cls in _LIPSCHITZ_RULES:
-            return _LIPSCHITZ_RULES[cls]
-    raise unsupported(
-        module,
-        "the Lipschitz bound",
-        [t.__name__ for t in _LIPSCHITZ_RULES],
-        "Declare one with semirobust.empirical.lipschitz.register_lipschitz_rule(YourType) "
-        "or, for a residual block, semirobust.empirical.bounds.register_residual_block.",
-    )
+_LIPSCHITZ_RULES: LayerRules[LipschitzRule] = LayerRules(
+    "the Lipschitz bound",
+    "Declare one with semirobust.empirical.lipschitz.register_lipschitz_rule(YourType) "
+    "or, for a residual block, semirobust.empirical.bounds.register_residual_block.",
+)
+#: Decorator: ``rule(items, settings) -> LayerLipschitz`` for a type and its subclasses;
+#: ``items`` is the layer (and a BatchNorm folded into it, if any) with its path and input
+#: shape, and the rule returns the group's l2 Lipschitz bound.
+register_lipschitz_rule = _LIPSCHITZ_RULES.register
+lipschitz_rule_for = _LIPSCHITZ_RULES.rule_for
 
 
 def lipschitz_upper(

@@ -27,39 +27,23 @@ from semirobust.empirical.bounds.box import Box, input_box
 from semirobust.empirical.layers import (
     POOL_TYPES,
     SHAPE_TYPES,
+    LayerRules,
     batch_norm_scale,
     float64_eval_copy,
-    unsupported,
 )
 from semirobust.empirical.models import Normalize
 from semirobust.empirical.threat import ThreatModel
 
 IntervalRule = Callable[[nn.Module, Box], Box]
-_INTERVAL_RULES: dict[type[nn.Module], IntervalRule] = {}
-
-
-def register_interval_rule(module_type: type[nn.Module]) -> Callable[[IntervalRule], IntervalRule]:
-    """Decorator: ``rule(module, input_box) -> output_box`` for ``module_type`` and subclasses."""
-
-    def decorate(rule: IntervalRule) -> IntervalRule:
-        _INTERVAL_RULES[module_type] = rule
-        return rule
-
-    return decorate
-
-
-def interval_rule_for(module: nn.Module) -> IntervalRule:
-    """The rule registered for ``type(module)`` or its nearest registered base class."""
-    for cls in type(module).__mro__:
-        if cls in _INTERVAL_RULES:
-            return _INTERVAL_RULES[cls]
-    raise unsupported(
-        module,
-        "interval bound propagation",
-        [t.__name__ for t in _INTERVAL_RULES],
-        "Declare one with semirobust.empirical.bounds.register_interval_rule(YourType) "
-        "or, for a residual block, register_residual_block.",
-    )
+_INTERVAL_RULES: LayerRules[IntervalRule] = LayerRules(
+    "interval bound propagation",
+    "Declare one with semirobust.empirical.bounds.register_interval_rule(YourType) "
+    "or, for a residual block, register_residual_block.",
+)
+#: Decorator: ``rule(module, input_box) -> output_box`` for a type and its subclasses.
+register_interval_rule = _INTERVAL_RULES.register
+#: The rule registered for ``type(module)`` or its nearest registered base class.
+interval_rule_for = _INTERVAL_RULES.rule_for
 
 
 def propagate_interval(module: nn.Module, box: Box) -> Box:

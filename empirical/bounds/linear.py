@@ -42,42 +42,23 @@ from semirobust.empirical.bounds.box import Box
 from semirobust.empirical.bounds.interval import propagate_interval
 from semirobust.empirical.bounds.residual import ResidualParts, residual_parts
 from semirobust.empirical.errors import BadInput
-from semirobust.empirical.layers import AFFINE_TYPES, is_affine, primitive_layers, unsupported
+from semirobust.empirical.layers import AFFINE_TYPES, LayerRules, is_affine, primitive_layers
 
 # ``rule(module, A, input_box) -> (A_in, constant)``: A is (batch, specs, *output shape),
 # A_in is (batch, specs, *input shape), constant is (batch, specs).
 BackwardRule = Callable[[nn.Module, torch.Tensor, Box], tuple[torch.Tensor, torch.Tensor]]
-_BACKWARD_RULES: dict[type[nn.Module], BackwardRule] = {}
+_BACKWARD_RULES: LayerRules[BackwardRule] = LayerRules(
+    "the linear relaxation (CROWN)",
+    'Use method="ibp" for this network, or register a rule with register_backward_rule '
+    "(a residual block: register_residual_block).",
+)
+#: Decorator: the linear-relaxation rule for a type and its subclasses.
+register_backward_rule = _BACKWARD_RULES.register
+has_backward_rule = _BACKWARD_RULES.has
+backward_rule_for = _BACKWARD_RULES.rule_for
 
 INTERMEDIATE_CHOICES = ("ibp", "crown")
 SPEC_ELEMENT_BUDGET = 2**23  # elements of one coefficient tensor when bounding many neurons
-
-
-def register_backward_rule(module_type: type[nn.Module]) -> Callable[[BackwardRule], BackwardRule]:
-    """Decorator: the linear-relaxation rule for ``module_type`` and its subclasses."""
-
-    def decorate(rule: BackwardRule) -> BackwardRule:
-        _BACKWARD_RULES[module_type] = rule
-        return rule
-
-    return decorate
-
-
-def has_backward_rule(module: nn.Module) -> bool:
-    return any(cls in _BACKWARD_RULES for cls in type(module).__mro__)
-
-
-def backward_rule_for(module: nn.Module) -> BackwardRule:
-    for cls in type(module).__mro__:
-        if cls in _BACKWARD_RULES:
-            return _BACKWARD_RULES[cls]
-    raise unsupported(
-        module,
-        "the linear relaxation (CROWN)",
-        [t.__name__ for t in _BACKWARD_RULES],
-        'Use method="ibp" for this network, or register a rule with register_backward_rule '
-        "(a residual block: register_residual_block).",
-    )
 
 
 def backward(
