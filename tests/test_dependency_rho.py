@@ -4,12 +4,15 @@ import math
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from semirobust.empirical.dependency import (
     HighDimensionWarning,
     class_conditional_rho,
     dependency_per_layer_pair,
     permutation_baseline,
 )
+from semirobust.empirical.dependency.preprocess import standardise
 from semirobust.empirical.dependency.ground_truth import (
     class_mixture,
     class_mixture_rho,
@@ -85,6 +88,33 @@ def test_layer_pairs_agree_with_single_pairs():
         # alone (layers at index 0, 1) differs only by jitter of order 1e-10
         assert pair.rho.value == pytest.approx(alone.value, abs=1e-3)
         assert pair.independent is not None
+
+
+@given(
+    seed=st.integers(0, 2**16),
+    n=st.integers(2, 50),
+    d=st.integers(1, 6),
+    constant=st.lists(st.booleans(), min_size=6, max_size=6),
+    offset=st.sampled_from([0.0, 1e3, -1e6]),
+)
+def test_standardise_keeps_the_varying_features_with_mean_0_and_std_1(seed, n, d, constant, offset):
+    """Columns in order, constant ones (any value) dropped, the rest exactly rescaled."""
+    x = offset + torch.randn(n, d, generator=_generator(seed), dtype=torch.float64)
+    for f in range(d):
+        if constant[f]:
+            x[:, f] = offset + f
+    given_x = x.float() if seed % 2 else x
+    exact = given_x.double()
+    kept = [f for f in range(d) if exact[:, f].max() > exact[:, f].min()]  # float32 may merge values
+    z = standardise(given_x)
+    assert z.dtype == torch.float64 and z.shape == (n, len(kept))
+    if kept:
+        source = exact[:, kept]
+        assert torch.allclose(z.mean(dim=0), torch.zeros(len(kept), dtype=torch.float64), atol=1e-9)
+        assert torch.allclose(z.std(dim=0, unbiased=False), torch.ones(len(kept), dtype=torch.float64), atol=1e-9)
+        # an affine image of its column: z * std + mean gives the column back
+        back = z * source.std(dim=0, unbiased=False) + source.mean(dim=0)
+        assert torch.allclose(back, source, rtol=1e-9, atol=1e-9 * (1 + abs(offset)))
 
 
 def test_constant_features_give_zero_and_are_documented():

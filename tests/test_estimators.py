@@ -164,7 +164,65 @@ def test_edge_buckets_group_rows_with_equal_codes(width):
 
 @pytest.mark.parametrize("n", [1, 5, 127, 128, 129, 300])
 def test_blockwise_chebyshev_distances_equal_one_cdist_bit_for_bit(n):
-    from semirobust.empirical.dependency.ksg import chebyshev_distances
+    from semirobust.empirical.dependency.ksg import chebyshev_distances_torch
 
     x = torch.randn(n, 7, generator=torch.Generator().manual_seed(n), dtype=torch.float64)
+    assert torch.equal(chebyshev_distances_torch(x), torch.cdist(x, x, p=math.inf))
+
+
+@given(
+    seed=st.integers(0, 2**16),
+    n=st.integers(1, 40),
+    d=st.integers(1, 9),
+    ties=st.booleans(),
+    dtype=st.sampled_from([torch.float64, torch.float32]),
+)
+def test_compiled_chebyshev_distances_equal_cdist_bit_for_bit(seed, n, d, ties, dtype):
+    """The CPU kernel (every n mod 4 remainder, d below and above one vector width) is cdist."""
+    from semirobust.empirical.dependency.ksg import chebyshev_distances
+
+    x = torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+    if ties:
+        x = x.round()
     assert torch.equal(chebyshev_distances(x), torch.cdist(x, x, p=math.inf))
+
+
+def _torch_counts_in_pair_order(dx, dy, rows_x, rows_y, k):
+    from semirobust.empirical.dependency.estimator import select_square
+    from semirobust.empirical.dependency.ksg import ksg_neighbour_counts_torch
+
+    n_x, n_y = ksg_neighbour_counts_torch(select_square(dx, rows_x), select_square(dy, rows_y), k)
+    if rows_x is None:
+        return n_x, n_y
+    order = rows_x.argsort(stable=True)  # the compiled path visits the pairs in this order
+    return n_x[order], n_y[order]
+
+
+@given(
+    seed=st.integers(0, 2**16),
+    n=st.integers(5, 60),
+    k=st.integers(1, 4),
+    ties=st.booleans(),
+    rows=st.sampled_from(["all", "half", "permuted", "with repeats"]),
+)
+def test_compiled_ksg_counts_equal_the_torch_counts(seed, n, k, ties, rows):
+    """n_x, n_y of the CPU kernel equal batched topk's for every resampling the rho interval
+    and the independence baseline use, with ties (eps = 0 rows) and repeated rows."""
+    from semirobust.empirical.dependency.ksg import chebyshev_distances, ksg_neighbour_counts
+
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, generator=gen, dtype=torch.float64)
+    y = torch.relu(x[:, :2] + torch.randn(n, 2, generator=gen, dtype=torch.float64))
+    if ties:
+        x, y = x.round(), y.round()
+    dx, dy = chebyshev_distances(x), chebyshev_distances(y)
+    half = torch.randperm(n, generator=gen)[: max(k + 1, n // 2)]
+    rows_x, rows_y = {
+        "all": (None, None),
+        "half": (half, half),
+        "permuted": (None, torch.randperm(n, generator=gen)),
+        "with repeats": ((repeat := torch.randint(n, (n,), generator=gen)), repeat),
+    }[rows]
+    compiled = ksg_neighbour_counts(dx, dy, rows_x, rows_y, k)
+    reference = _torch_counts_in_pair_order(dx, dy, rows_x, rows_y, k)
+    assert torch.equal(compiled[0], reference[0]) and torch.equal(compiled[1], reference[1])

@@ -1,4 +1,4 @@
-"""Kraskov-Stoegbauer-Grassberger (KSG) mutual information, algorithm 1, in batched torch.
+"""Kraskov-Stoegbauer-Grassberger (KSG) mutual information, algorithm 1 (compiled on the CPU, torch on a GPU).
 
 Kraskov, Stoegbauer, Grassberger, *Estimating mutual information*, Phys. Rev. E 69 (2004),
 eq. (8): with ``eps_i`` the distance from sample ``i`` to its ``k``-th nearest neighbour
@@ -7,11 +7,13 @@ numbers of other samples strictly closer than ``eps_i`` in each marginal,
 
     I(X;Y) = psi(k) + psi(N) - mean_i [ psi(n_x(i) + 1) + psi(n_y(i) + 1) ]   (nats).
 
-All distances come from ``torch.cdist(p=inf)`` per variable (so it runs on a GPU when
-the tensors live there), computed on the blocks on and above the diagonal only and
-mirrored (the matrix is symmetric; max-norm distances are exact, so the mirror is the
-same number); the per-variable distance matrix is the prepared state, reused by both
-layer pairs a layer belongs to and by every resample.
+Each variable's Chebyshev distance matrix is the prepared state, reused by both layer
+pairs a layer belongs to and by every resample. On the CPU the matrix and the neighbour
+counts come from compiled kernels (:mod:`.knn_kernels`); for tensors on a GPU from
+``torch.cdist(p=inf)`` on the blocks on and above the diagonal (mirrored) and batched
+``topk``. Both paths give the same distances and counts, bit for bit: a maximum of absolute
+differences, a ``k``-th smallest value and integer counts involve no order-dependent
+rounding (the final mean may differ in the last bit, by summation order).
 
 Ties (ReLU zeros) would make ``eps_i = 0``; ``prepare`` adds Gaussian jitter of standard
 deviation ``jitter`` (standardised units, default 1e-10, as Kraskov et al. recommend).
@@ -25,6 +27,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+from semirobust.empirical.dependency import knn_kernels
 from semirobust.empirical.dependency.estimator import (
     DependenceEstimator,
     register_estimator,
@@ -57,12 +60,18 @@ class KSGSettings:
 
 
 def chebyshev_distances(x: torch.Tensor) -> torch.Tensor:
-    """``D[i, j] = max_f |x[i, f] - x[j, f]|`` for the rows of ``x`` (n, d).
+    """``D[i, j] = max_f |x[i, f] - x[j, f]|`` for the rows of ``x`` (n, d), on ``x``'s device."""
+    if x.device.type == "cpu":
+        return torch.from_numpy(knn_kernels.chebyshev_distances(x.detach().numpy()))
+    return chebyshev_distances_torch(x)
+
+
+def chebyshev_distances_torch(x: torch.Tensor) -> torch.Tensor:
+    """:func:`chebyshev_distances` by ``torch.cdist`` (the path for GPU tensors).
 
     ``D`` is symmetric, so only the blocks ``D[I, J]`` with ``J`` from ``I``'s first row
     onwards are computed and ``D[J, I] = D[I, J]^T`` is copied: about half the work of
-    one ``cdist`` for large ``n``, bit-identical to it (a max of absolute differences
-    involves no rounding that depends on the order of ``i`` and ``j``).
+    one ``cdist`` for large ``n``, bit-identical to it.
     """
     n = x.shape[0]
     distances = torch.empty(n, n, dtype=x.dtype, device=x.device)
@@ -74,10 +83,26 @@ def chebyshev_distances(x: torch.Tensor) -> torch.Tensor:
     return distances
 
 
-def ksg_from_distances(dx: torch.Tensor, dy: torch.Tensor, k: int) -> float:
-    """KSG algorithm 1 (nats) from the two marginal distance matrices (n, n) of paired samples."""
+def ksg_neighbour_counts(
+    dx: torch.Tensor, dy: torch.Tensor, rows_x: torch.Tensor | None, rows_y: torch.Tensor | None, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(n_x, n_y)`` of KSG algorithm 1 for the samples ``x[rows_x]``, ``y[rows_y]`` paired
+    row by row (None: all rows in order), from the full marginal distance matrices. The
+    counts are returned in an order that may differ from the rows' (the estimate is a mean)."""
+    if dx.device.type == "cpu":
+        every = torch.arange(dx.shape[0])
+        n_x, n_y = knn_kernels.ksg_neighbour_counts(
+            dx.numpy(), dy.numpy(), (every if rows_x is None else rows_x).numpy(),
+            (every if rows_y is None else rows_y).numpy(), k,
+        )
+        return torch.from_numpy(n_x), torch.from_numpy(n_y)
+    return ksg_neighbour_counts_torch(select_square(dx, rows_x), select_square(dy, rows_y), k)
+
+
+def ksg_neighbour_counts_torch(dx: torch.Tensor, dy: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`ksg_neighbour_counts` of paired distance matrices (n, n) by batched ``topk``."""
     n = dx.shape[0]
-    total = torch.zeros((), dtype=torch.float64, device=dx.device)
+    counts_x, counts_y = [], []
     for start in range(0, n, ROW_CHUNK):
         rows = slice(start, min(n, start + ROW_CHUNK))
         bx, by = dx[rows], dy[rows]
@@ -85,10 +110,16 @@ def ksg_from_distances(dx: torch.Tensor, dy: torch.Tensor, k: int) -> float:
         index = torch.arange(start, rows.stop, device=dx.device)
         joint[index - start, index] = math.inf
         radius = joint.topk(k, dim=1, largest=False).values[:, k - 1 :]
-        self_counted = (radius > 0).to(torch.int32).squeeze(1)
-        n_x = (bx < radius).sum(dim=1, dtype=torch.int32) - self_counted
-        n_y = (by < radius).sum(dim=1, dtype=torch.int32) - self_counted
-        total = total + (torch.digamma((n_x + 1).double()) + torch.digamma((n_y + 1).double())).sum()
+        self_counted = (radius > 0).to(torch.int64).squeeze(1)
+        counts_x.append((bx < radius).sum(dim=1) - self_counted)
+        counts_y.append((by < radius).sum(dim=1) - self_counted)
+    return torch.cat(counts_x), torch.cat(counts_y)
+
+
+def ksg_from_counts(n_x: torch.Tensor, n_y: torch.Tensor, k: int) -> float:
+    """KSG algorithm 1 (nats): ``psi(k) + psi(N) - mean_i [psi(n_x(i) + 1) + psi(n_y(i) + 1)]``."""
+    n = n_x.shape[0]
+    total = (torch.digamma((n_x + 1).double()) + torch.digamma((n_y + 1).double())).sum()
     return float(_digamma(k) + _digamma(n) - total.cpu() / n)
 
 
@@ -109,7 +140,7 @@ class KSG(DependenceEstimator):
         return chebyshev_distances(self._jittered(x, generator))
 
     def estimate(self, state_x, state_y, rows_x, rows_y) -> float:
-        return ksg_from_distances(select_square(state_x, rows_x), select_square(state_y, rows_y), self.settings.k)
+        return ksg_from_counts(*ksg_neighbour_counts(state_x, state_y, rows_x, rows_y, self.settings.k), self.settings.k)
 
     def min_samples(self, d_x: int, d_y: int) -> int:
         return self.settings.k + 1

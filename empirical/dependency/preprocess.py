@@ -41,12 +41,21 @@ def validate_activations(tensors: list[torch.Tensor], labels: torch.Tensor, name
 
 
 def standardise(x: torch.Tensor) -> torch.Tensor:
-    """Float64 ``(x - mean) / std`` per feature, constant features dropped (may leave 0 columns)."""
+    """Float64 ``(x - mean) / std`` per feature, constant features dropped (may leave 0 columns).
+
+    ``std = sqrt(mean((x - mean)^2))`` in two passes (the population standard deviation);
+    the kept columns are gathered, which is several times faster than boolean indexing.
+    """
     x = x.to(torch.float64)
     mean = x.mean(dim=0)
-    std = x.std(dim=0, unbiased=False)
+    centred = x - mean
+    std = centred.square().mean(dim=0).sqrt()
     keep = std > CONSTANT_TOLERANCE * (1.0 + mean.abs())
-    return (x[:, keep] - mean[keep]) / std[keep]
+    z = centred / torch.where(keep, std, 1.0)
+    if bool(keep.all()):
+        return z
+    columns = keep.nonzero().squeeze(1)
+    return z.gather(1, columns.unsqueeze(0).expand(z.shape[0], -1))
 
 
 def _describe(value: object) -> str:
