@@ -5,8 +5,12 @@ builder kwargs), the dataset, the training recipe, metrics and the seed. Loading
 runs code from the checkpoint: weights come from safetensors, or from ``model.pt``
 through ``torch.load(weights_only=True)``; anything else is refused with a
 :class:`BadInput` naming the problem: a file that only the full unpickler could read (it
-would run code), an unreadable file, or weights whose names or shapes differ from the
-architecture in ``config.json`` (the first difference named).
+would run code), an unreadable file, weights whose names or shapes differ from the
+architecture in ``config.json`` (the first difference named), weights of another kind of
+number than the architecture's (complex, integer or boolean for a float parameter: loading
+would cast them silently, dropping the imaginary part), and NaN or infinite weights (every
+quantity measured on such a model would be meaningless). Floating-point weights of another
+precision (float16, bfloat16, float64) are cast to the architecture's, as PyTorch does.
 """
 
 from __future__ import annotations
@@ -109,6 +113,9 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu")
         raise BadInput(
             f"checkpoint {path}: weights do not match the architecture in {CONFIG_NAME}: {mismatch}"
         )
+    non_finite = _non_finite(state, source)
+    if non_finite:
+        raise BadInput(f"checkpoint {path}: {non_finite}; every measurement on this model would be meaningless")
     model.load_state_dict(state, strict=True)
     return place_model(model, torch.device(device)).eval(), config
 
@@ -118,7 +125,7 @@ def _mismatch(
 ) -> str:
     """How the tensors ``found`` in file ``source`` differ from the architecture's
     ``expected`` ones, in words: names missing or extra, else the first shape that
-    differs; empty when they match."""
+    differs, else the first kind of number that differs; empty when they match."""
     missing = [name for name in expected if name not in found]
     extra = [name for name in found if name not in expected]
     if missing or extra:
@@ -126,12 +133,37 @@ def _mismatch(
             [f"holds {_tensors(extra, 'the architecture does not have')}"] if extra else [])
         return f"{source} " + " and ".join(parts)
     reshaped = [name for name in expected if found[name].shape != expected[name].shape]
-    if not reshaped:
-        return ""
-    name = reshaped[0]
-    count = f" (the first of {len(reshaped)} tensors whose shape differs)" if reshaped[1:] else ""
-    return (f"tensor {name} has shape {_shape(found[name])} in {source}, the architecture "
-            f"expects {_shape(expected[name])}{count}")
+    if reshaped:
+        name = reshaped[0]
+        count = f" (the first of {len(reshaped)} tensors whose shape differs)" if reshaped[1:] else ""
+        return (f"tensor {name} has shape {_shape(found[name])} in {source}, the architecture "
+                f"expects {_shape(expected[name])}{count}")
+    retyped = [name for name in expected if _kind(found[name].dtype) != _kind(expected[name].dtype)]
+    if retyped:
+        name = retyped[0]
+        count = f" (the first of {len(retyped)} such tensors)" if retyped[1:] else ""
+        return (f"tensor {name} holds {_kind(found[name].dtype)} numbers ({found[name].dtype}) in "
+                f"{source}, the architecture expects {_kind(expected[name].dtype)} "
+                f"({expected[name].dtype}){count}")
+    return ""
+
+
+def _non_finite(found: Mapping[str, torch.Tensor], source: str) -> str:
+    """The first floating-point tensor with NaN or infinite values, in words; empty if none."""
+    for name, tensor in found.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            return f"tensor {name} in {source} holds {bad} NaN or infinite values (of {tensor.numel()})"
+    return ""
+
+
+def _kind(dtype: torch.dtype) -> str:
+    """The kind of number a dtype holds: floating-point, complex, boolean or integer."""
+    if dtype.is_floating_point:
+        return "floating-point"
+    if dtype.is_complex:
+        return "complex"
+    return "boolean" if dtype == torch.bool else "integer"
 
 
 def _tensors(names: list[str], which: str) -> str:

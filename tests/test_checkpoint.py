@@ -135,3 +135,43 @@ def test_weights_only_state_dict_is_accepted(checkpoint):
     loaded, _ = load_checkpoint(path)
     x = torch.rand(2, 1, 8, 8)
     assert torch.equal(loaded(x), model(x))
+
+
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.int32, torch.bool])
+def test_weights_of_another_kind_of_number_are_refused_not_cast(checkpoint, dtype):
+    path, model = checkpoint
+    state = dict(model.state_dict())
+    state["1.0.weight"] = state["1.0.weight"].to(dtype)
+    save_file(state, path / "model.safetensors")
+    with pytest.raises(BadInput) as error:
+        load_checkpoint(path)
+    assert str(error.value).endswith(
+        f"tensor 1.0.weight holds {'complex' if dtype.is_complex else 'boolean' if dtype == torch.bool else 'integer'} "
+        f"numbers ({dtype}) in model.safetensors, the architecture expects floating-point (torch.float32)"
+    )
+
+
+def test_weights_of_another_precision_load_cast_to_the_architectures(checkpoint):
+    path, model = checkpoint
+    state = {name: (value.double() if value.is_floating_point() else value) for name, value in model.state_dict().items()}
+    save_file(state, path / "model.safetensors")
+    loaded, _ = load_checkpoint(path)
+    x = torch.rand(4, 1, 8, 8)
+    assert loaded.state_dict()["1.0.weight"].dtype == torch.float32
+    assert torch.equal(loaded(x), model(x))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused(checkpoint, bad):
+    path, model = checkpoint
+    state = dict(model.state_dict())
+    weight = state["1.0.weight"].clone()
+    weight.view(-1)[[0, 5]] = bad
+    state["1.0.weight"] = weight
+    save_file(state, path / "model.safetensors")
+    with pytest.raises(BadInput) as error:
+        load_checkpoint(path)
+    assert str(error.value) == (
+        f"checkpoint {path}: tensor 1.0.weight in model.safetensors holds 2 NaN or infinite values "
+        "(of 36); every measurement on this model would be meaningless"
+    )
