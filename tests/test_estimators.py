@@ -226,3 +226,29 @@ def test_compiled_ksg_counts_equal_the_torch_counts(seed, n, k, ties, rows):
     compiled = ksg_neighbour_counts(dx, dy, rows_x, rows_y, k)
     reference = _torch_counts_in_pair_order(dx, dy, rows_x, rows_y, k)
     assert torch.equal(compiled[0], reference[0]) and torch.equal(compiled[1], reference[1])
+
+
+def test_the_torch_path_gpu_tensors_take_gives_the_compiled_paths_rho(monkeypatch):
+    """rho, its half-sampling interval and its permutation baseline through the torch KSG path
+    (forced here on the CPU) equal the compiled path's up to summation order."""
+    from semirobust.empirical.dependency import dependency_per_layer_pair, ksg
+    from semirobust.empirical.dependency.estimator import select_square
+
+    generator = torch.Generator().manual_seed(0)
+    layers = [torch.randn(600, 6, generator=generator, dtype=torch.float64)]
+    for _ in range(2):
+        layers.append(torch.relu(layers[-1] @ torch.randn(6, 6, generator=generator, dtype=torch.float64)))
+    labels = torch.arange(600) % 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # d = 6 > 4: the kNN dimension warning
+        compiled = dependency_per_layer_pair(layers, labels, "ksg", replicates=20, permutations=2, seed=0)
+    monkeypatch.setattr(ksg, "chebyshev_distances", ksg.chebyshev_distances_torch)
+    monkeypatch.setattr(ksg, "ksg_neighbour_counts", lambda dx, dy, rows_x, rows_y, k: ksg.ksg_neighbour_counts_torch(
+        select_square(dx, rows_x), select_square(dy, rows_y), k))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain = dependency_per_layer_pair(layers, labels, "ksg", replicates=20, permutations=2, seed=0)
+    for a, b in zip(compiled, plain):
+        assert b.rho.value == pytest.approx(a.rho.value, rel=1e-12, abs=1e-12)
+        assert b.rho.interval == pytest.approx(a.rho.interval, rel=1e-12, abs=1e-12)
+        assert b.independent.value == pytest.approx(a.independent.value, rel=1e-12, abs=1e-12)
