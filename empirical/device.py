@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from semirobust.empirical.commands.common import DEVICE_CHOICES
+from semirobust.empirical.device_names import DEVICE_CHOICES
 from semirobust.empirical.errors import BadInput
 
 

@@ -11,10 +11,8 @@ import json
 import math
 from typing import Any
 
+from semirobust.empirical.device_names import DEVICE_CHOICES
 from semirobust.empirical.errors import BadInput
-
-#: ``--device`` values; defined here (torch-free) and used by ``device.resolve_device``.
-DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
