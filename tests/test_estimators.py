@@ -3,6 +3,8 @@
 import math
 import warnings
 
+import numba
+import numpy as np
 import pytest
 import torch
 from hypothesis import given
@@ -252,3 +254,21 @@ def test_the_torch_path_gpu_tensors_take_gives_the_compiled_paths_rho(monkeypatc
         assert b.rho.value == pytest.approx(a.rho.value, rel=1e-12, abs=1e-12)
         assert b.rho.interval == pytest.approx(a.rho.interval, rel=1e-12, abs=1e-12)
         assert b.independent.value == pytest.approx(a.independent.value, rel=1e-12, abs=1e-12)
+
+
+def test_kernels_compile_where_numba_has_no_writable_cache(monkeypatch):
+    """A read-only install with no writable home: numba refuses cache=True, the kernel
+    decorator compiles without the disk cache instead of failing the import."""
+    from numba.core import caching
+    from semirobust.empirical.dependency.knn_kernels import compiled
+
+    def largest_gap(x):
+        gap = 0.0
+        for i in range(x.shape[0] - 1):
+            gap = max(gap, abs(x[i] - x[i + 1]))
+        return gap
+
+    monkeypatch.setattr(caching.CacheImpl, "_locator_classes", [])
+    with pytest.raises(RuntimeError, match="no locator available"):
+        numba.njit(cache=True)(largest_gap)
+    assert compiled(boundscheck=False)(largest_gap)(np.array([0.0, 3.0, 1.0])) == 3.0

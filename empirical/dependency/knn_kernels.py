@@ -7,7 +7,9 @@ on the order of operations, so both paths give the same bits (``tests/test_estim
 They are faster because each row of a distance matrix is produced or consumed in one pass
 that stays in cache, where torch makes several passes over ``(n, n)`` temporaries.
 
-The kernels are compiled on first use and cached on disk by numba (``cache=True``).
+The kernels are compiled on first use and cached on disk by numba, where numba finds a
+writable cache directory (next to this file, else the user's cache folder); elsewhere (a
+read-only install with no writable home) they are compiled once per process instead.
 """
 
 from __future__ import annotations
@@ -18,7 +20,20 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True, fastmath=True, boundscheck=False)
+def compiled(**options):
+    """``numba.njit(cache=True, **options)``, or without the on-disk cache when numba has no
+    writable place for it (it refuses ``cache=True`` at decoration with a RuntimeError)."""
+
+    def decorate(function):
+        try:
+            return njit(cache=True, **options)(function)
+        except RuntimeError:
+            return njit(**options)(function)
+
+    return decorate
+
+
+@compiled(fastmath=True, boundscheck=False)
 def _chebyshev(x: np.ndarray, out: np.ndarray) -> None:
     """``out[i, j] = out[j, i] = max_f |x[i, f] - x[j, f]|``, each pair once, four ``j`` per
     sweep of ``x[i]`` (the column writes ``out[j, i]`` stay in cache from one ``i`` to the next).
@@ -60,7 +75,7 @@ def chebyshev_distances(x: np.ndarray) -> np.ndarray:
     return out
 
 
-@njit(cache=True, boundscheck=False)
+@compiled(boundscheck=False)
 def _ksg_counts(dx, dy, rows_x, rows_y, k, n_x, n_y) -> None:
     """KSG algorithm 1 neighbour counts for the pairs ``(x[rows_x[a]], y[rows_y[a]])``.
 
