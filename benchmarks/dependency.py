@@ -76,8 +76,9 @@ def _class_inputs(layers, labels, label, index):
     return standardise(layers[index][members])
 
 
-def reference_ksg(layers, labels, *, k: int, jitter: float, seed: int, pairs: int) -> list[float]:
+def reference_ksg(layers, labels, *, settings, seed: int, pairs: int) -> list[float]:
     """Per class, per pair: cKDTree KSG algorithm 1 (nats), weighted by class frequency."""
+    k, jitter = settings.k, settings.jitter
     classes, counts = np.unique(labels.cpu().numpy(), return_counts=True)
     values = []
     for j in range(pairs):
@@ -236,12 +237,8 @@ def run(estimator: str, layers, labels, args) -> dict:
         with Timer() as fast_time:
             fast = dependency_per_layer_pair(layers, labels, estimator, unit="nats", replicates=0, seed=args.seed)
         with Timer() as reference_time:
-            if estimator == "ksg":
-                reference = reference_ksg(layers_cpu, labels_cpu, k=method.settings.k, jitter=method.settings.jitter,
-                                          seed=args.seed, pairs=args.reference_pairs)
-            else:
-                reference = REFERENCES[estimator](layers_cpu, labels_cpu, settings=method.settings, seed=args.seed,
-                                                  pairs=args.reference_pairs)
+            reference = REFERENCES[estimator](layers_cpu, labels_cpu, settings=method.settings, seed=args.seed,
+                                              pairs=args.reference_pairs)
         rounds.append({
             "fast_cpu_seconds": fast_time.cpu, "fast_wall_seconds": fast_time.wall,
             "reference_cpu_seconds_for_12_pairs": reference_time.cpu * scale,

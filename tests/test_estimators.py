@@ -190,10 +190,9 @@ def test_compiled_chebyshev_distances_equal_cdist_bit_for_bit(seed, n, d, ties, 
 
 
 def _torch_counts_in_pair_order(dx, dy, rows_x, rows_y, k):
-    from semirobust.empirical.dependency.estimator import select_square
     from semirobust.empirical.dependency.ksg import ksg_neighbour_counts_torch
 
-    n_x, n_y = ksg_neighbour_counts_torch(select_square(dx, rows_x), select_square(dy, rows_y), k)
+    n_x, n_y = ksg_neighbour_counts_torch(dx, dy, rows_x, rows_y, k)
     if rows_x is None:
         return n_x, n_y
     order = rows_x.argsort(stable=True)  # the compiled path visits the pairs in this order
@@ -234,7 +233,6 @@ def test_the_torch_path_gpu_tensors_take_gives_the_compiled_paths_rho(monkeypatc
     """rho, its half-sampling interval and its permutation baseline through the torch KSG path
     (forced here on the CPU) equal the compiled path's up to summation order."""
     from semirobust.empirical.dependency import dependency_per_layer_pair, ksg
-    from semirobust.empirical.dependency.estimator import select_square
 
     generator = torch.Generator().manual_seed(0)
     layers = [torch.randn(600, 6, generator=generator, dtype=torch.float64)]
@@ -245,8 +243,7 @@ def test_the_torch_path_gpu_tensors_take_gives_the_compiled_paths_rho(monkeypatc
         warnings.simplefilter("ignore")  # d = 6 > 4: the kNN dimension warning
         compiled = dependency_per_layer_pair(layers, labels, "ksg", replicates=20, permutations=2, seed=0)
     monkeypatch.setattr(ksg, "chebyshev_distances", ksg.chebyshev_distances_torch)
-    monkeypatch.setattr(ksg, "ksg_neighbour_counts", lambda dx, dy, rows_x, rows_y, k: ksg.ksg_neighbour_counts_torch(
-        select_square(dx, rows_x), select_square(dy, rows_y), k))
+    monkeypatch.setattr(ksg, "ksg_neighbour_counts", ksg.ksg_neighbour_counts_torch)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         plain = dependency_per_layer_pair(layers, labels, "ksg", replicates=20, permutations=2, seed=0)

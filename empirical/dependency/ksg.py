@@ -96,11 +96,15 @@ def ksg_neighbour_counts(
             (every if rows_y is None else rows_y).numpy(), k,
         )
         return torch.from_numpy(n_x), torch.from_numpy(n_y)
-    return ksg_neighbour_counts_torch(select_square(dx, rows_x), select_square(dy, rows_y), k)
+    return ksg_neighbour_counts_torch(dx, dy, rows_x, rows_y, k)
 
 
-def ksg_neighbour_counts_torch(dx: torch.Tensor, dy: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`ksg_neighbour_counts` of paired distance matrices (n, n) by batched ``topk``."""
+def ksg_neighbour_counts_torch(
+    dx: torch.Tensor, dy: torch.Tensor, rows_x: torch.Tensor | None, rows_y: torch.Tensor | None, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`ksg_neighbour_counts` by batched ``topk`` on the selected submatrices (the path
+    for GPU tensors; the counts come in the rows' order)."""
+    dx, dy = select_square(dx, rows_x), select_square(dy, rows_y)
     n = dx.shape[0]
     counts_x, counts_y = [], []
     for start in range(0, n, ROW_CHUNK):
