@@ -21,9 +21,9 @@ import torch
 import torchattacks
 
 from semirobust.empirical.attacks import PGD
+from semirobust.empirical.attacks.threat import ThreatModel
 from semirobust.empirical.data import load_dataset
-from semirobust.empirical.models import ArchitectureSpec, build_model
-from semirobust.empirical.threat import ThreatModel
+from semirobust.empirical.model import ArchitectureSpec, build_model
 
 EPS = 0.1
 STEPS = 10

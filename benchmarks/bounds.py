@@ -13,12 +13,14 @@ from __future__ import annotations
 import argparse
 import time
 
-from semirobust.empirical.bounds import gamma_sandwich, lipschitz_transfer_bound
-from semirobust.empirical.checkpoint import load_checkpoint
+from semirobust.empirical.attacks.threat import ThreatModel
+from semirobust.empirical.bounds.lipschitz import lipschitz_upper, split_lipschitz
 from semirobust.empirical.data import load_dataset
-from semirobust.empirical.lipschitz import lipschitz_upper, local_lipschitz_lower, split_lipschitz
-from semirobust.empirical.network import fa_layers_from, split_network
-from semirobust.empirical.threat import ThreatModel
+from semirobust.empirical.measure.local_lipschitz import local_lipschitz_lower
+from semirobust.empirical.measure.sandwich import gamma_sandwich
+from semirobust.empirical.measure.transfer import lipschitz_transfer_bound
+from semirobust.empirical.model.checkpoint import load_checkpoint
+from semirobust.empirical.model.stages import fa_layers_from, split_network
 
 
 def timed(fn, *args, **kwargs):

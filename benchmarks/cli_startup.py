@@ -5,7 +5,7 @@ Usage: ``python benchmarks/cli_startup.py [--repeats 5]``. For each command line
 two paths run alternately ``--repeats`` times each, and their exit codes and stderr must
 agree:
 
-* eager: import every module of :data:`semirobust.empirical.cli.SUBCOMMANDS`, then run
+* eager: import every module of :data:`semirobust.empirical.cli.main.SUBCOMMANDS`, then run
   ``main`` (what the CLI did before it imported only the chosen module);
 * lazy: run ``main`` as the ``semirobust`` entry point does.
 
@@ -26,12 +26,12 @@ from pathlib import Path
 
 EAGER = (
     "import importlib, sys\n"
-    "from semirobust.empirical.cli import SUBCOMMANDS, main\n"
+    "from semirobust.empirical.cli.main import SUBCOMMANDS, main\n"
     "for subcommand in SUBCOMMANDS:\n"
     "    importlib.import_module(subcommand.module)\n"
     "sys.exit(main())\n"
 )
-LAZY = "import sys\nfrom semirobust.empirical.cli import main\nsys.exit(main())\n"
+LAZY = "import sys\nfrom semirobust.empirical.cli.main import main\nsys.exit(main())\n"
 
 
 def command_lines(scratch: Path) -> list[list[str]]:

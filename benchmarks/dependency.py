@@ -40,7 +40,9 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 from scipy.special import digamma
+
 from semirobust.empirical.attacks import PGD
+from semirobust.empirical.attacks.threat import ThreatModel
 from semirobust.empirical.data import gaussian_mixture
 from semirobust.empirical.dependency import dependency_per_layer_pair, make_estimator
 from semirobust.empirical.dependency.edge import bucket_widths, hash_dimension, hash_projection
@@ -48,9 +50,8 @@ from semirobust.empirical.dependency.edge_authors import AUTHORS_SEED, FLOOR_HAS
 from semirobust.empirical.dependency.preprocess import standardise
 from semirobust.empirical.dependency.rho import HighDimensionWarning
 from semirobust.empirical.dependency.seeding import stream_generator
-from semirobust.empirical.models import ArchitectureSpec, build_model
-from semirobust.empirical.network import layer_activations
-from semirobust.empirical.threat import ThreatModel
+from semirobust.empirical.model import ArchitectureSpec, build_model
+from semirobust.empirical.model.stages import layer_activations
 
 SPLIT_A = 3
 FB_LAYERS = 12

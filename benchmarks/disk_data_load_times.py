@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from semirobust.empirical.data import load_dataset
-from semirobust.empirical.disk_data.cifar import CIFAR10
-from semirobust.empirical.disk_data.writers import write_cifar, write_tinyimagenet
+from semirobust.empirical.data.disk.cifar import CIFAR10
+from semirobust.empirical.data.disk.writers import write_cifar, write_tinyimagenet
 
 
 def timed_load(name: str, root: Path) -> tuple[float, int, int]:

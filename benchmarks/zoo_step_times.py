@@ -14,9 +14,9 @@ import time
 import torch
 from torch.nn import functional
 
-from semirobust.empirical.models import ArchitectureSpec, build_model
-from semirobust.empirical.network import count_weight_layers
-from semirobust.empirical.zoo import ZOO_ARCHITECTURES
+from semirobust.empirical.model import ArchitectureSpec, build_model
+from semirobust.empirical.model.stages import count_weight_layers
+from semirobust.empirical.model.zoo import ZOO_ARCHITECTURES
 
 
 def step_seconds(name: str, batch: int, repeats: int, device: torch.device) -> tuple[int, int, float]:

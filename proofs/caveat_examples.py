@@ -23,6 +23,7 @@ from linear_networks import (
     t3_closed_form,
     worst_case_margins,
 )
+
 from semirobust.theory import Kind, Measurement, judge
 
 EPS = 0.1

@@ -27,11 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import sympy
+from sympy.calculus.util import minimum
+from sympy.parsing.sympy_parser import TokenError, parse_expr
+
 from semirobust.theory.definitions import margin
 from semirobust.theory.quantities import QUANTITIES, A, I, J, N
 from semirobust.theory.results import RESULTS
-from sympy.calculus.util import minimum
-from sympy.parsing.sympy_parser import TokenError, parse_expr
 
 PROOFS = Path(__file__).resolve().parent
 BLOCK = re.compile(r"^```sympy-check\n(.*?)^```", re.DOTALL | re.MULTILINE)

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from semirobust.empirical.data import load_dataset
-from semirobust.empirical.models import ArchitectureSpec, build_model
-from semirobust.empirical.training import TrainRecipe, train
+from semirobust.empirical.model import ArchitectureSpec, build_model
+from semirobust.empirical.studies.training import TrainRecipe, train
 
 
 def random_network(

@@ -7,11 +7,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from semirobust.empirical.attacks.threat import ThreatModel
 from semirobust.empirical.bounds import ResidualParts, register_residual_block
-from semirobust.empirical.models import Normalize
-from semirobust.empirical.threat import ThreatModel
-from semirobust.empirical.zoo.resnet import BasicBlock, Bottleneck
-from semirobust.empirical.zoo.wide_resnet import PreActBlock
+from semirobust.empirical.model import Normalize
+from semirobust.empirical.model.zoo.resnet import BasicBlock, Bottleneck
+from semirobust.empirical.model.zoo.wide_resnet import PreActBlock
 
 
 def randomise_batch_norm(model: nn.Module, generator: torch.Generator) -> nn.Module:

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from semirobust.empirical.cli import main
+from semirobust.empirical.cli.main import main
 
 TINY = [
     "--arch", "mlp", "--arch-kwargs", '{"depth": 3, "width": 16}', "--dataset", "gaussian-mixture",
@@ -98,7 +98,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, message):
 
 def test_kill_9_mid_run_then_resume_loses_no_finished_trial(tmp_path):
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "semirobust.empirical.cli", "algorithm1", *TINY, "--trials", "3", "--out", str(out)]
+    command = [sys.executable, "-m", "semirobust.empirical.cli.main", "algorithm1", *TINY, "--trials", "3", "--out", str(out)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     first = out / "trials" / "trial_001.json"
     while not first.exists() and process.poll() is None:

@@ -5,10 +5,6 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from torch import nn
-
 from attack_fixtures import (
     BinaryAffine,
     exact_l2_infimum_interior,
@@ -16,21 +12,25 @@ from attack_fixtures import (
     random_network,
     signed,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
 from semirobust.empirical.attacks import (
     PGD,
-    AutoAttackStage,
     AttackConfig,
+    AutoAttackStage,
     CarliniWagnerL2,
     attack_names,
     autoattack,
     build_attack,
     margins_of,
 )
+from semirobust.empirical.attacks.evaluation import evaluate_attack
+from semirobust.empirical.attacks.objectives import negative_margin
 from semirobust.empirical.attacks.projection import feasible_set
-from semirobust.empirical.errors import BadInput
-from semirobust.empirical.evaluation import evaluate_attack
-from semirobust.empirical.objectives import negative_margin
-from semirobust.empirical.threat import ThreatModel
+from semirobust.empirical.attacks.threat import ThreatModel
+from semirobust.errors import BadInput
 
 FAST_GRADIENT_ATTACKS = ("fgsm", "ifgsm", "pgd", "cw")
 SHAPES = st.sampled_from([(5,), (12,), (1, 4, 4), (2, 3, 3)])

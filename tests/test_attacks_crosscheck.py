@@ -10,11 +10,11 @@ standard AutoAttack (pyautoattack) must be at most our PGD on the same inputs.
 import pytest
 import torch
 import torchattacks
-
 from attack_fixtures import trained_digits_model
+
 from semirobust.empirical.attacks import PGD, autoattack
-from semirobust.empirical.evaluation import evaluate_attack
-from semirobust.empirical.threat import ThreatModel
+from semirobust.empirical.attacks.evaluation import evaluate_attack
+from semirobust.empirical.attacks.threat import ThreatModel
 
 SEEDS = range(5)
 

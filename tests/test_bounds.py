@@ -10,17 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-from semirobust.empirical.bounds import (
-    certified_margin_lower,
-    gamma_sandwich,
-    input_box,
-    interval_bounds,
-)
+from semirobust.empirical.attacks.objectives import multiclass_margin
+from semirobust.empirical.attacks.threat import ThreatModel
+from semirobust.empirical.bounds import certified_margin_lower, input_box, interval_bounds
 from semirobust.empirical.bounds.box import Box, threat_point64
 from semirobust.empirical.bounds.linear import backward
-from semirobust.empirical.errors import BadInput
-from semirobust.empirical.objectives import multiclass_margin
-from semirobust.empirical.threat import ThreatModel
+from semirobust.empirical.measure.sandwich import gamma_sandwich
+from semirobust.errors import BadInput
 
 NETWORKS = {
     "mlp": (random_mlp, (6,)),

@@ -20,20 +20,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
+from semirobust.empirical.attacks.objectives import multiclass_margin
+from semirobust.empirical.attacks.threat import ThreatModel
 from semirobust.empirical.bounds import (
     certified_margin_lower,
     feature_box,
-    gamma_sandwich,
     input_box,
     propagate_interval,
 )
+from semirobust.empirical.bounds.layer_rules import float64_eval_copy, primitive_layers
 from semirobust.empirical.bounds.linear import backward, bound_layers, concretize
 from semirobust.empirical.bounds.margin import margin_specification
-from semirobust.empirical.layers import float64_eval_copy, primitive_layers
-from semirobust.empirical.models import Normalize
-from semirobust.empirical.objectives import multiclass_margin
-from semirobust.empirical.threat import ThreatModel
-from semirobust.empirical.zoo.resnet import BasicBlock
+from semirobust.empirical.measure.sandwich import gamma_sandwich
+from semirobust.empirical.model import Normalize
+from semirobust.empirical.model.zoo.resnet import BasicBlock
 
 CROWN_METHODS = ("crown-ibp", "crown")
 

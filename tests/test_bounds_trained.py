@@ -8,15 +8,17 @@ import json
 import pytest
 import torch
 
-from semirobust.empirical.bounds import gamma_sandwich, lipschitz_transfer_bound
-from semirobust.empirical.checkpoint import CheckpointConfig, save_checkpoint
-from semirobust.empirical.cli import main
+from semirobust.empirical.attacks.threat import ThreatModel
+from semirobust.empirical.bounds.lipschitz import lipschitz_upper
+from semirobust.empirical.cli.main import main
 from semirobust.empirical.data import load_dataset
-from semirobust.empirical.lipschitz import lipschitz_upper, local_lipschitz_lower
-from semirobust.empirical.models import ArchitectureSpec, build_model
-from semirobust.empirical.network import split_network
-from semirobust.empirical.threat import ThreatModel
-from semirobust.empirical.training import TrainRecipe, train
+from semirobust.empirical.measure.local_lipschitz import local_lipschitz_lower
+from semirobust.empirical.measure.sandwich import gamma_sandwich
+from semirobust.empirical.measure.transfer import lipschitz_transfer_bound
+from semirobust.empirical.model import ArchitectureSpec, build_model
+from semirobust.empirical.model.checkpoint import CheckpointConfig, save_checkpoint
+from semirobust.empirical.model.stages import split_network
+from semirobust.empirical.studies.training import TrainRecipe, train
 from semirobust.theory.measurement import Kind
 
 

@@ -7,11 +7,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from semirobust.empirical.bounds import gamma_sandwich, interval_bounds
-from semirobust.empirical.errors import BadInput
-from semirobust.empirical.lipschitz import lipschitz_upper, local_lipschitz_lower
-from semirobust.empirical.models import ArchitectureSpec, build_model
-from semirobust.empirical.threat import ThreatModel
+from semirobust.empirical.attacks.threat import ThreatModel
+from semirobust.empirical.bounds import interval_bounds
+from semirobust.empirical.bounds.lipschitz import lipschitz_upper
+from semirobust.empirical.measure.local_lipschitz import local_lipschitz_lower
+from semirobust.empirical.measure.sandwich import gamma_sandwich
+from semirobust.empirical.model import ArchitectureSpec, build_model
+from semirobust.errors import BadInput
 
 ZOO = {
     "resnet18": ((3, 8, 8), {"width": 4}),

@@ -25,6 +25,7 @@ from linear_networks import (
     worst_case_margins,
     worst_case_perturbations,
 )
+
 from semirobust.theory import Kind, Measurement, Status, judge
 
 small = st.floats(-2, 2, allow_nan=False).map(lambda v: round(v, 3))

@@ -5,11 +5,11 @@ import json
 import pytest
 import torch
 
-from semirobust.empirical.checkpoint import CheckpointConfig, save_checkpoint
-from semirobust.empirical.cli import main
+from semirobust.empirical.cli.main import main
 from semirobust.empirical.data import load_dataset
-from semirobust.empirical.models import ArchitectureSpec, build_model
-from semirobust.empirical.training import TrainRecipe, train
+from semirobust.empirical.model import ArchitectureSpec, build_model
+from semirobust.empirical.model.checkpoint import CheckpointConfig, save_checkpoint
+from semirobust.empirical.studies.training import TrainRecipe, train
 
 
 @pytest.fixture(scope="module")

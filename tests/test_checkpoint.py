@@ -7,9 +7,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from semirobust.empirical.checkpoint import CheckpointConfig, load_checkpoint, save_checkpoint
-from semirobust.empirical.errors import BadInput
-from semirobust.empirical.models import ArchitectureSpec, build_model
+from semirobust.empirical.model import ArchitectureSpec, build_model
+from semirobust.empirical.model.checkpoint import CheckpointConfig, load_checkpoint, save_checkpoint
+from semirobust.errors import BadInput
 
 SPEC = ArchitectureSpec("digits-cnn", (1, 8, 8), 10, (0.3,), (0.4,), {"width": 4})
 

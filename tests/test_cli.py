@@ -1,4 +1,4 @@
-"""The ``semirobust`` entry point: its lazy registry of subcommands (semirobust.empirical.cli).
+"""The ``semirobust`` entry point: its lazy registry of subcommands (semirobust.empirical.cli.main).
 
 Start-up runs in fresh processes, which report the modules they imported: ``--help`` and a
 bad subcommand import no command module and no torch, and ``SUBCOMMAND --help`` imports
@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from semirobust.empirical import commands
-from semirobust.empirical.cli import SUBCOMMANDS, build_parser, main
+from semirobust.empirical.cli import commands
+from semirobust.empirical.cli.main import SUBCOMMANDS, build_parser, main
 
 # Runs main(argv[2:]), then writes its exit code and the loaded modules to argv[1] as JSON.
 PROBE = """
 import json, sys
-from semirobust.empirical.cli import main
+from semirobust.empirical.cli.main import main
 try:
     code = main(sys.argv[2:])
 except SystemExit as exit:
@@ -44,7 +44,7 @@ def command_modules(modules: set[str]) -> set[str]:
 def test_importing_the_cli_imports_no_torch_and_no_command():
     done = subprocess.run(
         [sys.executable, "-c",
-         "import json, sys; import semirobust.empirical.cli; print(json.dumps(sorted(sys.modules)))"],
+         "import json, sys; import semirobust.empirical.cli.main; print(json.dumps(sorted(sys.modules)))"],
         capture_output=True, text=True, check=True,
     )
     modules = set(json.loads(done.stdout))
@@ -74,7 +74,7 @@ def test_an_unknown_subcommand_is_one_line_exit_2_without_importing_any(tmp_path
 def test_subcommand_help_imports_only_that_subcommand(tmp_path):
     code, modules, out, _ = probe(tmp_path, "theory", "--help")
     assert code == 0 and out.startswith("usage: semirobust theory")
-    assert command_modules(modules) == {f"{commands.__name__}.theory", f"{commands.__name__}.common"}
+    assert command_modules(modules) == {f"{commands.__name__}.theory"}
 
 
 def test_theory_runs_without_torch(tmp_path):
@@ -84,7 +84,7 @@ def test_theory_runs_without_torch(tmp_path):
 
 
 def test_the_table_names_every_command_module_and_each_registers_its_subcommand():
-    on_disk = {p.stem for p in Path(commands.__file__).parent.glob("*.py")} - {"__init__", "common"}
+    on_disk = {p.stem for p in Path(commands.__file__).parent.glob("*.py")} - {"__init__"}
     assert {s.name for s in SUBCOMMANDS} == on_disk
     for subcommand in SUBCOMMANDS:
         parser = build_parser(subcommand.name)

@@ -3,10 +3,10 @@
 import json
 
 import pytest
-
 from attack_fixtures import trained_digits_model
-from semirobust.empirical.checkpoint import CheckpointConfig, save_checkpoint
-from semirobust.empirical.cli import main
+
+from semirobust.empirical.cli.main import main
+from semirobust.empirical.model.checkpoint import CheckpointConfig, save_checkpoint
 
 
 @pytest.fixture(scope="module")

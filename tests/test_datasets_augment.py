@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch.nn import functional
 
-from semirobust.empirical.augment import CROP_PADDING, augment
-from semirobust.empirical.errors import BadInput
+from semirobust.empirical.data.augment import CROP_PADDING, augment
+from semirobust.errors import BadInput
 
 
 def candidates(image: torch.Tensor) -> list[torch.Tensor]:

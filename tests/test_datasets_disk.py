@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from semirobust.empirical.augment import augment, augmentation_for
 from semirobust.empirical.data import dataset_names, load_dataset
-from semirobust.empirical.disk_data.cifar import CIFAR10, CIFAR100, load_cifar
-from semirobust.empirical.disk_data.py2_pickle import dumps_py2
-from semirobust.empirical.disk_data.safe_pickle import load_numpy_pickle
-from semirobust.empirical.disk_data.tinyimagenet import load_tinyimagenet
-from semirobust.empirical.disk_data.writers import write_cifar, write_tinyimagenet
-from semirobust.empirical.errors import BadInput
+from semirobust.empirical.data.augment import augment, augmentation_for
+from semirobust.empirical.data.disk.cifar import CIFAR10, CIFAR100, load_cifar
+from semirobust.empirical.data.disk.py2_pickle import dumps_py2
+from semirobust.empirical.data.disk.safe_pickle import load_numpy_pickle
+from semirobust.empirical.data.disk.tinyimagenet import load_tinyimagenet
+from semirobust.empirical.data.disk.writers import write_cifar, write_tinyimagenet
+from semirobust.errors import BadInput
 
 
 def random_images(rng: np.random.Generator, n: int, side: int = 32) -> np.ndarray:

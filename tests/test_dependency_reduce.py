@@ -2,9 +2,10 @@
 
 import pytest
 import torch
+
 from semirobust.empirical.dependency import Reduction, class_conditional_rho
 from semirobust.empirical.dependency.ground_truth import gaussian_pair, gaussian_pair_mi
-from semirobust.empirical.errors import BadInput
+from semirobust.errors import BadInput
 
 
 def test_pca_keeps_the_informative_directions():

@@ -6,19 +6,20 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+
 from semirobust.empirical.dependency import (
     HighDimensionWarning,
     class_conditional_rho,
     dependency_per_layer_pair,
     permutation_baseline,
 )
-from semirobust.empirical.dependency.preprocess import standardise
 from semirobust.empirical.dependency.ground_truth import (
     class_mixture,
     class_mixture_rho,
     gaussian_pair,
 )
-from semirobust.empirical.errors import BadInput
+from semirobust.empirical.dependency.preprocess import standardise
+from semirobust.errors import BadInput
 from semirobust.theory.measurement import Kind
 
 

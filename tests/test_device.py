@@ -19,18 +19,18 @@ import copy
 import pytest
 import torch
 from torch import nn
-
-from semirobust.empirical.bounds import interval_bounds
-from semirobust.empirical.checkpoint import CheckpointConfig, load_checkpoint, save_checkpoint
-from semirobust.empirical.data import load_dataset
-from semirobust.empirical.device import place_batch, place_model, wants_channels_last
-from semirobust.empirical.lipschitz import OperatorNormSettings, lipschitz_upper
-from semirobust.empirical.models import ArchitectureSpec, build_model
-from semirobust.empirical.network import layer_activations
-from semirobust.empirical.threat import ThreatModel
-from semirobust.empirical.training import TrainRecipe, train
-from semirobust.empirical.zoo import ZOO_ARCHITECTURES
 from zoo_sizes import NARROW
+
+from semirobust.empirical.attacks.threat import ThreatModel
+from semirobust.empirical.bounds import interval_bounds
+from semirobust.empirical.bounds.lipschitz import OperatorNormSettings, lipschitz_upper
+from semirobust.empirical.data import load_dataset
+from semirobust.empirical.model import ArchitectureSpec, build_model
+from semirobust.empirical.model.checkpoint import CheckpointConfig, load_checkpoint, save_checkpoint
+from semirobust.empirical.model.stages import layer_activations
+from semirobust.empirical.model.zoo import ZOO_ARCHITECTURES
+from semirobust.empirical.runtime.device import place_batch, place_model, wants_channels_last
+from semirobust.empirical.studies.training import TrainRecipe, train
 
 CPU = torch.device("cpu")
 

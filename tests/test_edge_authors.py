@@ -12,11 +12,12 @@ import warnings
 import numpy as np
 import pytest
 import torch
+
 from semirobust.empirical.dependency import class_conditional_rho, make_estimator
 from semirobust.empirical.dependency.edge_authors import AUTHORS_SEED, clipped_graph_bits
 from semirobust.empirical.dependency.ground_truth import gaussian_pair
 from semirobust.empirical.dependency.seeding import stream_generator
-from semirobust.empirical.errors import BadInput
+from semirobust.errors import BadInput
 
 #: the paper's call with shifts drawn from the project's stream (seed 0) or on the grid
 #: (``stochastic=False``), and the authors' own defaults (L = 10, second pass, grid).

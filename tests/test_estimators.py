@@ -9,6 +9,7 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+
 from semirobust.empirical.dependency import ESTIMATORS, class_conditional_rho
 from semirobust.empirical.dependency.ground_truth import (
     INVERTIBLE_TRANSFORMS,
@@ -257,6 +258,7 @@ def test_kernels_compile_where_numba_has_no_writable_cache(monkeypatch):
     """A read-only install with no writable home: numba refuses cache=True, the kernel
     decorator compiles without the disk cache instead of failing the import."""
     from numba.core import caching
+
     from semirobust.empirical.dependency.knn_kernels import compiled
 
     def largest_gap(x):

@@ -5,9 +5,9 @@ from dataclasses import dataclass
 
 import pytest
 import torch
+from attack_fixtures import random_network
 from torch import nn
 
-from attack_fixtures import random_network
 from semirobust.empirical.attacks import (
     PGD,
     Attack,
@@ -16,14 +16,14 @@ from semirobust.empirical.attacks import (
     margins_of,
 )
 from semirobust.empirical.attacks.diagnostics import black_box_beats_white_box, not_monotone
-from semirobust.empirical.bounds import attacked_feature_sensitivity
-from semirobust.empirical.errors import BadInput
-from semirobust.empirical.evaluation import (
+from semirobust.empirical.attacks.evaluation import (
     evaluate_attack,
     evaluate_subnetwork,
 )
-from semirobust.empirical.objectives import negative_margin, readout_margin
-from semirobust.empirical.threat import ThreatModel
+from semirobust.empirical.attacks.objectives import negative_margin, readout_margin
+from semirobust.empirical.attacks.threat import ThreatModel
+from semirobust.empirical.measure.transfer import attacked_feature_sensitivity
+from semirobust.errors import BadInput
 
 THREAT = ThreatModel("linf", 0.1)
 

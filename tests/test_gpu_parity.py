@@ -14,13 +14,13 @@ import json
 import pytest
 import torch
 
-from semirobust.empirical.checkpoint import CheckpointConfig, save_checkpoint
-from semirobust.empirical.cli import main
+from semirobust.empirical.attacks.evaluation import predict_logits
+from semirobust.empirical.cli.main import main
 from semirobust.empirical.data import load_dataset
 from semirobust.empirical.dependency import dependency_per_layer_pair
-from semirobust.empirical.evaluation import predict_logits
-from semirobust.empirical.models import ArchitectureSpec, build_model
-from semirobust.empirical.training import TrainRecipe, train
+from semirobust.empirical.model import ArchitectureSpec, build_model
+from semirobust.empirical.model.checkpoint import CheckpointConfig, save_checkpoint
+from semirobust.empirical.studies.training import TrainRecipe, train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 CUDA = torch.device("cuda")

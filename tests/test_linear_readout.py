@@ -11,12 +11,12 @@ from hypothesis import strategies as st
 from torch import nn
 
 from semirobust.empirical.attacks import PGD
-from semirobust.empirical.checkpoint import CheckpointConfig, save_checkpoint
-from semirobust.empirical.cli import main
+from semirobust.empirical.attacks.evaluation import evaluate_attack, predict_logits
+from semirobust.empirical.attacks.objectives import multiclass_margin, negative_margin
+from semirobust.empirical.attacks.threat import ThreatModel
+from semirobust.empirical.cli.main import main
 from semirobust.empirical.data import load_dataset
-from semirobust.empirical.errors import BadInput
-from semirobust.empirical.evaluation import evaluate_attack, predict_logits
-from semirobust.empirical.linear_readout import (
+from semirobust.empirical.measure.linear_readout import (
     LeastSquaresSettings,
     block_readouts,
     fit_linear_readout,
@@ -24,12 +24,12 @@ from semirobust.empirical.linear_readout import (
     readout_features,
     solve_least_squares,
 )
-from semirobust.empirical.linear_readout_study import ROBUST_NETWORK, S1Config, run_s1
-from semirobust.empirical.models import ArchitectureSpec, Normalize, build_model
-from semirobust.empirical.network import split_network
-from semirobust.empirical.objectives import multiclass_margin, negative_margin
-from semirobust.empirical.threat import ThreatModel
-from semirobust.empirical.training import TrainRecipe, train
+from semirobust.empirical.model import ArchitectureSpec, Normalize, build_model
+from semirobust.empirical.model.checkpoint import CheckpointConfig, save_checkpoint
+from semirobust.empirical.model.stages import split_network
+from semirobust.empirical.studies.s1 import ROBUST_NETWORK, S1Config, run_s1
+from semirobust.empirical.studies.training import TrainRecipe, train
+from semirobust.errors import BadInput
 from semirobust.theory.measurement import Measurement
 
 D_IN, K = 6, 3

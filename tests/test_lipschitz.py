@@ -13,22 +13,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-from semirobust.empirical.bounds import (
-    gamma_sandwich,
-    lipschitz_margin_lower,
-    lipschitz_transfer_bound,
-)
-from semirobust.empirical.errors import BadInput
-from semirobust.empirical.lipschitz import (
+from semirobust.empirical.attacks.threat import ThreatModel
+from semirobust.empirical.bounds.lipschitz import (
     OperatorNormSettings,
     circular_conv_bound,
-    conv_operator_norm,
     lipschitz_upper,
-    local_lipschitz_lower,
     split_lipschitz,
 )
-from semirobust.empirical.network import split_network, valid_splits
-from semirobust.empirical.threat import ThreatModel
+from semirobust.empirical.bounds.operator_norms import conv_operator_norm
+from semirobust.empirical.measure.local_lipschitz import local_lipschitz_lower
+from semirobust.empirical.measure.sandwich import gamma_sandwich
+from semirobust.empirical.measure.transfer import lipschitz_margin_lower, lipschitz_transfer_bound
+from semirobust.empirical.model.stages import split_network, valid_splits
+from semirobust.errors import BadInput
 from semirobust.theory.measurement import Kind
 from semirobust.theory.quantities import QUANTITIES
 from semirobust.theory.readings import read_evidence

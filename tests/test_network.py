@@ -6,9 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-from semirobust.empirical.errors import BadInput
-from semirobust.empirical.models import ArchitectureSpec, build_model
-from semirobust.empirical.network import (
+from semirobust.empirical.model import ArchitectureSpec, build_model
+from semirobust.empirical.model.stages import (
     count_weight_layers,
     fa_layers_from,
     layer_activations,
@@ -16,6 +15,7 @@ from semirobust.empirical.network import (
     split_network,
     valid_splits,
 )
+from semirobust.errors import BadInput
 
 
 def digits_cnn(batch_norm: bool = True) -> nn.Sequential:

@@ -11,6 +11,7 @@ PROOFS = Path(__file__).resolve().parents[1] / "proofs"
 sys.path.insert(0, str(PROOFS))
 
 import sympy_checks
+
 from semirobust.theory import RESULTS
 
 PROOF_FILES = {"T1": "T1.md", "L1": "L1.md", "T2": "T2.md", "L2": "L2.md", "T3": "T3.md",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from semirobust.empirical.results import write_json_atomic
+from semirobust.empirical.reports.writers import write_json_atomic
 
 EMPIRICAL = Path(__file__).parents[1] / "empirical"
 
@@ -17,10 +17,10 @@ WRITING_CALLS = {"write_text", "write_bytes", "dump", "savefig", "save", "save_f
 
 #: the modules allowed to write directly, and why
 DIRECT_WRITERS = {
-    "results.py": "the atomic writers themselves",
-    "checkpoint.py": "safetensors into a temporary file, then os.replace",
-    "plots.py": "savefig into a temporary file, then os.replace",
-    "disk_data/writers.py": "writes synthetic on-disk datasets for tests, not results",
+    "reports/writers.py": "the atomic writers themselves",
+    "model/checkpoint.py": "safetensors into a temporary file, then os.replace",
+    "reports/plots.py": "savefig into a temporary file, then os.replace",
+    "data/disk/writers.py": "writes synthetic on-disk datasets for tests, not results",
 }
 
 
@@ -50,9 +50,9 @@ def test_only_the_atomic_writers_write_files():
         if str(path.relative_to(EMPIRICAL)) not in DIRECT_WRITERS
         for call in writing_calls(path)
     ]
-    assert direct == [], "write through semirobust.empirical.results.write_json_atomic / write_text_atomic"
+    assert direct == [], "write through semirobust.empirical.reports.writers.write_json_atomic / write_text_atomic"
     # the scan sees writes where they are
-    assert writing_calls(EMPIRICAL / "plots.py") and writing_calls(EMPIRICAL / "checkpoint.py")
+    assert writing_calls(EMPIRICAL / "reports" / "plots.py") and writing_calls(EMPIRICAL / "model" / "checkpoint.py")
 
 
 def test_a_failing_write_leaves_the_previous_file_and_no_temporary(tmp_path):

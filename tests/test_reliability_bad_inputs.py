@@ -10,14 +10,14 @@ import pytest
 import torch
 
 from semirobust.empirical.attacks import AttackConfig, build_attack
-from semirobust.empirical.checkpoint import CheckpointConfig, save_checkpoint
-from semirobust.empirical.cli import main
+from semirobust.empirical.attacks.evaluation import evaluate_attack
+from semirobust.empirical.attacks.threat import ThreatModel
+from semirobust.empirical.cli.main import main
 from semirobust.empirical.data import Dataset
 from semirobust.empirical.dependency import class_conditional_rho
-from semirobust.empirical.errors import BadInput
-from semirobust.empirical.evaluation import evaluate_attack
-from semirobust.empirical.models import ArchitectureSpec, build_model
-from semirobust.empirical.threat import ThreatModel
+from semirobust.empirical.model import ArchitectureSpec, build_model
+from semirobust.empirical.model.checkpoint import CheckpointConfig, save_checkpoint
+from semirobust.errors import BadInput
 from semirobust.testing.strategies import networks
 
 SPEC = ArchitectureSpec("mlp", (1, 8, 8), 10, (0.3,), (0.4,), {"depth": 2, "width": 8})
@@ -217,7 +217,7 @@ def test_api_bad_input_raises_bad_input_naming_it(row, call, message):
 
 def test_gamma_sandwich_checks_shapes_and_labels_like_the_attacks():
     pytest.importorskip("semirobust.empirical.bounds")
-    from semirobust.empirical.bounds import gamma_sandwich
+    from semirobust.empirical.measure.sandwich import gamma_sandwich
 
     model, threat = build_model(SPEC).eval(), ThreatModel("linf", 0.1)
     with pytest.raises(BadInput, match=r"^the model cannot run on inputs of shape \(1, 7, 7\)"):
@@ -238,7 +238,7 @@ def test_a_nan_measurement_is_refused():
 def test_wilson_interval_contains_its_proportion_at_the_ends():
     """Regression: all of n correct gave the interval [.., 0.9999999999999999] around 1.0,
     the Measurement refused it and 'semirobust attack' exited 1."""
-    from semirobust.empirical.stats import wilson_interval
+    from semirobust.empirical.measure.statistics import wilson_interval
 
     for n in range(1, 300):
         for k in (0, n):

@@ -22,7 +22,7 @@ TINY = [
 
 
 def run_algorithm1(out: Path) -> dict[str, Any]:
-    subprocess.run([sys.executable, "-m", "semirobust.empirical.cli", "algorithm1", *TINY, "--out", str(out)],
+    subprocess.run([sys.executable, "-m", "semirobust.empirical.cli.main", "algorithm1", *TINY, "--out", str(out)],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return json.loads((out / "results.json").read_text())
 

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-from semirobust.empirical.cli import main
+from semirobust.empirical.cli.main import main
 from semirobust.testing import assert_estimate_within, assert_robust_accuracy_at_least
 from semirobust.testing.strategies import datasets, networks, threat_models
 
@@ -48,9 +48,9 @@ def test_example_names_a_missing_checkpoint_in_one_line(tmp_path):
 
 def test_robust_accuracy_failure_reads_as_a_sentence(trained_checkpoint):
     from semirobust.empirical.attacks import AttackConfig, build_attack
-    from semirobust.empirical.checkpoint import load_checkpoint
+    from semirobust.empirical.attacks.threat import ThreatModel
     from semirobust.empirical.data import load_dataset
-    from semirobust.empirical.threat import ThreatModel
+    from semirobust.empirical.model.checkpoint import load_checkpoint
 
     model, config = load_checkpoint(trained_checkpoint)
     data = load_dataset(config.dataset)

@@ -10,7 +10,8 @@ import sys
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from semirobust.empirical.errors import BadInput
+
+from semirobust.errors import BadInput
 from semirobust.theory import RESULTS, Kind, Measurement, Status, judge
 from semirobust.theory.intervals import Interval, enclose
 from semirobust.theory.quantities import DELTA_A, GAMMA_A, LIPSCHITZ_B, RHO

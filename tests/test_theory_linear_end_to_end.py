@@ -18,10 +18,11 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "proofs"))
 
 from linear_networks import worst_case_margins
+
 from semirobust.empirical.attacks import AttackConfig, build_attack
-from semirobust.empirical.evaluation import evaluate_attack
-from semirobust.empirical.objectives import negative_margin
-from semirobust.empirical.threat import ThreatModel
+from semirobust.empirical.attacks.evaluation import evaluate_attack
+from semirobust.empirical.attacks.objectives import negative_margin
+from semirobust.empirical.attacks.threat import ThreatModel
 from semirobust.theory import Kind, Measurement, Status, judge
 
 EPS = 0.05

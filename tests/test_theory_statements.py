@@ -13,7 +13,8 @@ import sympy
 
 matplotlib.use("Agg")
 from matplotlib.mathtext import MathTextParser
-from semirobust.empirical.commands import theory as theory_command
+
+from semirobust.empirical.cli.commands import theory as theory_command
 from semirobust.theory import RESULTS
 from semirobust.theory.definitions import DependencyMeasure, Norm, ThreatModel, dependency, margin
 from semirobust.theory.quantities import GAMMA_A, A, N

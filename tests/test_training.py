@@ -3,12 +3,12 @@
 import torch
 
 from semirobust.empirical.attacks import PGD
+from semirobust.empirical.attacks.evaluation import evaluate_attack
+from semirobust.empirical.attacks.threat import ThreatModel
 from semirobust.empirical.data import load_dataset
-from semirobust.empirical.evaluation import evaluate_attack
-from semirobust.empirical.models import ArchitectureSpec, build_model
-from semirobust.empirical.network import split_stage_index
-from semirobust.empirical.threat import ThreatModel
-from semirobust.empirical.training import TrainRecipe, train
+from semirobust.empirical.model import ArchitectureSpec, build_model
+from semirobust.empirical.model.stages import split_stage_index
+from semirobust.empirical.studies.training import TrainRecipe, train
 
 
 def test_frozen_first_part_is_bit_identical_after_adversarial_finetuning():

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from semirobust.empirical.attacks import AttackConfig, build_attack
-from semirobust.empirical.threat import ThreatModel
+from semirobust.empirical.attacks.threat import ThreatModel
 from semirobust.testing import assert_attack_stays_in_threat_model, assert_robust_accuracy_at_least
 from semirobust.testing.strategies import labelled_inputs, networks, threat_models
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
+from zoo_sizes import NARROW
 
-from semirobust.empirical.errors import BadInput
-from semirobust.empirical.models import ArchitectureSpec, Normalize, architecture_names, build_model
-from semirobust.empirical.network import (
+from semirobust.empirical.model import ArchitectureSpec, Normalize, architecture_names, build_model
+from semirobust.empirical.model.stages import (
     WEIGHT_LAYER_TYPES,
     count_weight_layers,
     layer_activations,
@@ -19,12 +19,12 @@ from semirobust.empirical.network import (
     valid_splits,
     weight_layers,
 )
-from semirobust.empirical.zoo import ZOO_ARCHITECTURES
-from semirobust.empirical.zoo.resnet import BasicBlock, Bottleneck
-from semirobust.empirical.zoo.splits import paper_specs, split_table_markdown, summarize
-from semirobust.empirical.zoo.vit import TransformerBlock
-from semirobust.empirical.zoo.wide_resnet import PreActBlock
-from zoo_sizes import NARROW
+from semirobust.empirical.model.zoo import ZOO_ARCHITECTURES
+from semirobust.empirical.model.zoo.resnet import BasicBlock, Bottleneck
+from semirobust.empirical.model.zoo.splits import paper_specs, split_table_markdown, summarize
+from semirobust.empirical.model.zoo.vit import TransformerBlock
+from semirobust.empirical.model.zoo.wide_resnet import PreActBlock
+from semirobust.errors import BadInput
 
 RESIDUAL_BLOCKS = (BasicBlock, Bottleneck, PreActBlock, TransformerBlock)
 
@@ -221,5 +221,5 @@ def test_docs_table_is_the_generated_one() -> None:
     docs = Path(__file__).resolve().parents[1] / "docs" / "zoo.md"
     table = split_table_markdown([summarize(s) for s in paper_specs()])
     assert table in docs.read_text(), (
-        "docs/zoo.md is stale: regenerate with python -m semirobust.empirical.zoo.splits"
+        "docs/zoo.md is stale: regenerate with python -m semirobust.empirical.model.zoo.splits"
     )

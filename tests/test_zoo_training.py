@@ -13,17 +13,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from semirobust.empirical.augment import augmentation_for
-from semirobust.empirical.checkpoint import CheckpointConfig, load_checkpoint, save_checkpoint
-from semirobust.empirical.data import Dataset, load_dataset
-from semirobust.empirical.disk_data.cifar import CIFAR10
-from semirobust.empirical.disk_data.writers import write_cifar
-from semirobust.empirical.models import ArchitectureSpec, build_model
-from semirobust.empirical.network import count_weight_layers, split_network, valid_splits
-from semirobust.empirical.training import TrainRecipe, train
-from semirobust.empirical.zoo import ZOO_ARCHITECTURES
 from zoo_sizes import NARROW
+
+from semirobust.empirical.data import Dataset, load_dataset
+from semirobust.empirical.data.augment import augmentation_for
+from semirobust.empirical.data.disk.cifar import CIFAR10
+from semirobust.empirical.data.disk.writers import write_cifar
+from semirobust.empirical.model import ArchitectureSpec, build_model
+from semirobust.empirical.model.checkpoint import CheckpointConfig, load_checkpoint, save_checkpoint
+from semirobust.empirical.model.stages import count_weight_layers, split_network, valid_splits
+from semirobust.empirical.model.zoo import ZOO_ARCHITECTURES
+from semirobust.empirical.studies.training import TrainRecipe, train
 
 
 @pytest.fixture(scope="module")

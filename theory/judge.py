@@ -48,7 +48,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import sympy
-from semirobust.empirical.errors import BadInput
+
+from semirobust.errors import BadInput
 from semirobust.theory.intervals import Interval, enclose
 from semirobust.theory.measurement import Kind
 from semirobust.theory.quantities import BITS, LOGITS, QUANTITIES, Extremum, Quantity

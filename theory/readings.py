@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from semirobust.empirical.errors import BadInput
+from semirobust.errors import BadInput
 from semirobust.theory.intervals import Interval
 from semirobust.theory.measurement import Kind, Measurement
 from semirobust.theory.quantities import Extremum, Quantity

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import sympy
+
 from semirobust.theory.definitions import PAPER_THREAT_MODEL, Readout, Semirobustness
 from semirobust.theory.quantities import QUANTITIES, latex_names
 from semirobust.theory.statements import Result, escape_latex

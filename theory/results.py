@@ -14,6 +14,7 @@ inequality in the direction the paper needs, and the caveat says so.
 from __future__ import annotations
 
 import sympy
+
 from semirobust.theory.quantities import (
     CLEAN_MARGIN,
     DELTA_A,

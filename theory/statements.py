@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 import sympy
-from semirobust.theory.quantities import latex_names
 from sympy.printing.str import StrPrinter
+
+from semirobust.theory.quantities import latex_names
 
 
 class Relation(str, Enum):

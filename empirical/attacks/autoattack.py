@@ -27,8 +27,8 @@ from torch import nn
 
 from semirobust.empirical.attacks.base import Attack
 from semirobust.empirical.attacks.ensemble import WorstCase
-from semirobust.empirical.errors import BadInput
-from semirobust.empirical.threat import ThreatModel
+from semirobust.empirical.attacks.threat import ThreatModel
+from semirobust.errors import BadInput
 
 LIBRARY = "pyautoattack"
 STANDARD_STAGES = ("apgd-ce", "apgd-t", "fab-t", "square")

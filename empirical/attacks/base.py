@@ -17,10 +17,10 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from semirobust.empirical.device import amp_context
-from semirobust.empirical.errors import BadInput
-from semirobust.empirical.objectives import Objective, cross_entropy, multiclass_margin
-from semirobust.empirical.threat import ThreatModel
+from semirobust.empirical.attacks.objectives import Objective, cross_entropy, multiclass_margin
+from semirobust.empirical.attacks.threat import ThreatModel
+from semirobust.empirical.runtime.device import amp_context
+from semirobust.errors import BadInput
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,9 @@ from torch import nn
 
 from semirobust.empirical.attacks.base import Attack, attack_mode
 from semirobust.empirical.attacks.gradient import PGD
-from semirobust.empirical.device import amp_context
-from semirobust.empirical.errors import BadInput
-from semirobust.empirical.objectives import multiclass_margin
+from semirobust.empirical.attacks.objectives import multiclass_margin
+from semirobust.empirical.runtime.device import amp_context
+from semirobust.errors import BadInput
 
 _TANH_SHRINK = 1 - 1e-6  # keeps atanh finite at pixels equal to 0 or 1
 _NO_UPPER_BOUND = 1e10

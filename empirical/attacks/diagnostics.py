@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from semirobust.empirical.attacks.base import attack_mode, objective_and_gradient
-from semirobust.empirical.objectives import Objective
+from semirobust.empirical.attacks.objectives import Objective
 
 DOCS = "docs/attacks.md#reliability-flags"
 SQUARE_TOLERANCE = 0.002  # AutoAttack's own threshold for the Square check

@@ -22,7 +22,7 @@ from semirobust.empirical.attacks.base import (
     margins_of,
     validate_batch,
 )
-from semirobust.empirical.errors import BadInput
+from semirobust.errors import BadInput
 
 
 @dataclass

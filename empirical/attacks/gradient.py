@@ -15,8 +15,8 @@ from torch import nn
 
 from semirobust.empirical.attacks.base import Attack, objective_and_gradient
 from semirobust.empirical.attacks.projection import feasible_set
-from semirobust.empirical.device import amp_context
-from semirobust.empirical.errors import BadInput
+from semirobust.empirical.runtime.device import amp_context
+from semirobust.errors import BadInput
 
 
 @dataclass

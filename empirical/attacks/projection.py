@@ -14,7 +14,7 @@ from typing import Callable, Protocol
 
 import torch
 
-from semirobust.empirical.threat import ThreatModel
+from semirobust.empirical.attacks.threat import ThreatModel
 
 
 class FeasibleSet(Protocol):

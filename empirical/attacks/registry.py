@@ -15,9 +15,9 @@ from semirobust.empirical.attacks.autoattack import STANDARD_STAGES, AutoAttackS
 from semirobust.empirical.attacks.base import Attack
 from semirobust.empirical.attacks.cw import CarliniWagnerL2, CarliniWagnerLinf
 from semirobust.empirical.attacks.gradient import FGSM, IFGSM, PGD
-from semirobust.empirical.errors import BadInput
-from semirobust.empirical.objectives import Objective, cross_entropy, cw_loss
-from semirobust.empirical.threat import ThreatModel
+from semirobust.empirical.attacks.objectives import Objective, cross_entropy, cw_loss
+from semirobust.empirical.attacks.threat import ThreatModel
+from semirobust.errors import BadInput
 
 STRENGTH_LADDER = ("fgsm", "ifgsm", "pgd", "autoattack")
 

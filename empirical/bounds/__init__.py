@@ -3,10 +3,9 @@
 * :func:`interval_bounds`: interval bound propagation (IBP) of a network's output;
 * :func:`certified_margin_lower`: certified lower bound of ``inf_delta m(F(x+delta), y)``
   by IBP or a CROWN-style linear relaxation;
-* :func:`gamma_sandwich`: certified lower and attacked upper ``E[inf m]``, per sample and
-  as measurements;
-* :func:`feature_sensitivity`, :func:`lipschitz_transfer_bound`,
-  :func:`lipschitz_margin_lower`: THEORY.md section 5;
+* :func:`certified_feature_sensitivity`, :func:`feature_box`: a certified ``Delta_a``
+  (THEORY.md section 5);
+* :func:`lipschitz_upper`, :func:`split_lipschitz`: the certified l2 Lipschitz product bound;
 * registries for new layer types: :func:`register_interval_rule`,
   :func:`register_backward_rule`, :func:`register_residual_block`.
 """
@@ -19,44 +18,24 @@ from semirobust.empirical.bounds.interval import (
     register_interval_rule,
 )
 from semirobust.empirical.bounds.linear import register_backward_rule
+from semirobust.empirical.bounds.lipschitz import lipschitz_upper, split_lipschitz
 from semirobust.empirical.bounds.margin import MARGIN_METHODS, certified_margin_lower
 from semirobust.empirical.bounds.residual import ResidualParts, register_residual_block
-from semirobust.empirical.bounds.sandwich import (
-    GammaSandwich,
-    default_margin_attack,
-    gamma_sandwich,
-)
-from semirobust.empirical.bounds.sensitivity import (
-    FeatureSensitivity,
-    TransferBound,
-    attacked_feature_sensitivity,
-    certified_feature_sensitivity,
-    feature_box,
-    feature_sensitivity,
-    lipschitz_margin_lower,
-    lipschitz_transfer_bound,
-)
+from semirobust.empirical.bounds.sensitivity import certified_feature_sensitivity, feature_box
 
 __all__ = [
     "MARGIN_METHODS",
     "Box",
-    "FeatureSensitivity",
-    "GammaSandwich",
     "ResidualParts",
-    "TransferBound",
-    "attacked_feature_sensitivity",
     "certified_feature_sensitivity",
     "certified_margin_lower",
-    "default_margin_attack",
     "feature_box",
-    "feature_sensitivity",
-    "gamma_sandwich",
     "input_box",
+    "lipschitz_upper",
     "interval_bounds",
-    "lipschitz_margin_lower",
-    "lipschitz_transfer_bound",
     "propagate_interval",
     "register_backward_rule",
     "register_interval_rule",
     "register_residual_block",
+    "split_lipschitz",
 ]

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
-from semirobust.empirical.errors import BadInput
-from semirobust.empirical.threat import ThreatModel
+from semirobust.empirical.attacks.threat import ThreatModel
+from semirobust.errors import BadInput
 
 INPUT_BOX_DESCRIPTION = {
     "linf": "the l-inf ball intersected with [0,1] (exact)",

@@ -23,16 +23,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from semirobust.empirical.attacks.threat import ThreatModel
 from semirobust.empirical.bounds.box import Box, input_box
-from semirobust.empirical.layers import (
+from semirobust.empirical.bounds.layer_rules import (
     POOL_TYPES,
     SHAPE_TYPES,
     LayerRules,
     batch_norm_scale,
     float64_eval_copy,
 )
-from semirobust.empirical.models import Normalize
-from semirobust.empirical.threat import ThreatModel
+from semirobust.empirical.model import Normalize
 
 IntervalRule = Callable[[nn.Module, Box], Box]
 _INTERVAL_RULES: LayerRules[IntervalRule] = LayerRules(

@@ -40,9 +40,14 @@ from torch import nn
 
 from semirobust.empirical.bounds.box import Box
 from semirobust.empirical.bounds.interval import propagate_interval
+from semirobust.empirical.bounds.layer_rules import (
+    AFFINE_TYPES,
+    LayerRules,
+    is_affine,
+    primitive_layers,
+)
 from semirobust.empirical.bounds.residual import ResidualParts, residual_parts
-from semirobust.empirical.errors import BadInput
-from semirobust.empirical.layers import AFFINE_TYPES, LayerRules, is_affine, primitive_layers
+from semirobust.errors import BadInput
 
 # ``rule(module, A, input_box) -> (A_in, constant)``: A is (batch, specs, *output shape),
 # A_in is (batch, specs, *input shape), constant is (batch, specs).

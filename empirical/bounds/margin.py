@@ -24,17 +24,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from semirobust.empirical.attacks.threat import ThreatModel
 from semirobust.empirical.bounds.box import Box, input_box
 from semirobust.empirical.bounds.interval import propagate_interval
+from semirobust.empirical.bounds.layer_rules import float64_eval_copy, is_affine, primitive_layers
 from semirobust.empirical.bounds.linear import (
     backward,
     bound_layers,
     concretize,
     has_backward_rule,
 )
-from semirobust.empirical.errors import BadInput
-from semirobust.empirical.layers import float64_eval_copy, is_affine, primitive_layers
-from semirobust.empirical.threat import ThreatModel
+from semirobust.errors import BadInput
 
 SpecBound = Callable[[Sequence[nn.Module], Box, torch.Tensor], torch.Tensor]
 

@@ -23,7 +23,7 @@ from torch import nn
 
 from semirobust.empirical.bounds.box import Box
 from semirobust.empirical.bounds.interval import propagate_interval, register_interval_rule
-from semirobust.empirical.lipschitz import (
+from semirobust.empirical.bounds.lipschitz import (
     LayerItem,
     LayerLipschitz,
     OperatorNormSettings,

@@ -1,7 +1,7 @@
 """The zoo's residual blocks declared for interval propagation, the linear relaxation
 (CROWN) and Lipschitz bounds.
 
-Each block of :mod:`semirobust.empirical.zoo` is ``activation(branch(h) + shortcut(h))``
+Each block of :mod:`semirobust.empirical.model.zoo` is ``activation(branch(h) + shortcut(h))``
 written freehand in ``forward``; this module states its parts once (THEORY.md's
 "residual add"), so IBP, CROWN-IBP, full CROWN and the Lipschitz product handle
 ResNet-18/50 and WRN-34-10. Imported by :mod:`semirobust.empirical.bounds`.
@@ -12,8 +12,8 @@ from __future__ import annotations
 from torch import nn
 
 from semirobust.empirical.bounds.residual import ResidualParts, register_residual_block
-from semirobust.empirical.zoo.resnet import BasicBlock, Bottleneck
-from semirobust.empirical.zoo.wide_resnet import PreActBlock
+from semirobust.empirical.model.zoo.resnet import BasicBlock, Bottleneck
+from semirobust.empirical.model.zoo.wide_resnet import PreActBlock
 
 
 def _basic(block: BasicBlock) -> ResidualParts:

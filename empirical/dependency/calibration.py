@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+
 from semirobust.empirical.dependency.estimator import (
     ESTIMATORS,
     DependenceEstimator,

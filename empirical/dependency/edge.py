@@ -28,6 +28,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+
 from semirobust.empirical.dependency.estimator import (
     DependenceEstimator,
     register_estimator,

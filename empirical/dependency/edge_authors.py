@@ -79,6 +79,7 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+
 from semirobust.empirical.dependency.edge import bucket_counts, bucket_ids
 from semirobust.empirical.dependency.estimator import (
     DependenceEstimator,

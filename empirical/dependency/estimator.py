@@ -27,7 +27,8 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import torch
-from semirobust.empirical.errors import BadInput
+
+from semirobust.errors import BadInput
 
 
 class DependenceEstimator(ABC):

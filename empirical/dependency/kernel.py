@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
 from semirobust.empirical.dependency.estimator import (
     DependenceEstimator,
     register_estimator,

@@ -27,6 +27,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+
 from semirobust.empirical.dependency import knn_kernels
 from semirobust.empirical.dependency.estimator import (
     DependenceEstimator,

@@ -10,7 +10,8 @@
 from __future__ import annotations
 
 import torch
-from semirobust.empirical.errors import BadInput
+
+from semirobust.errors import BadInput
 
 #: a feature whose standard deviation is below this times ``1 + |mean|`` is constant.
 CONSTANT_TOLERANCE = 1e-9

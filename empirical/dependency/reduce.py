@@ -18,8 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+
 from semirobust.empirical.dependency.preprocess import standardise
-from semirobust.empirical.errors import BadInput
+from semirobust.errors import BadInput
 
 
 @dataclass(frozen=True)

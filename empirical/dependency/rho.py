@@ -31,12 +31,13 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from semirobust.empirical.dependency.estimator import DependenceEstimator, make_estimator
 from semirobust.empirical.dependency.preprocess import standardise, validate_activations
 from semirobust.empirical.dependency.reduce import Reduction
 from semirobust.empirical.dependency.seeding import stream_generator
 from semirobust.empirical.dependency.units import DIMENSIONLESS, check_information_unit, from_nats
-from semirobust.empirical.errors import BadInput
+from semirobust.errors import BadInput
 from semirobust.theory.measurement import Kind, Measurement
 
 STANDARDISATION = "per feature within each class; features constant within a class dropped"

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
 from semirobust.empirical.dependency.estimator import register_estimator, require
 from semirobust.empirical.dependency.ksg import KSG, chebyshev_distances
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from semirobust.empirical.errors import BadInput
+from semirobust.errors import BadInput
 
 NATS_PER_UNIT: dict[str, float] = {"nats": 1.0, "bits": math.log(2.0)}
 DIMENSIONLESS = "dimensionless"

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from semirobust.empirical.attacks import Attack
-from semirobust.empirical.threat import ThreatModel
+from semirobust.empirical.attacks.threat import ThreatModel
 from semirobust.theory import Measurement, Status, Verdict, judge
 
 
@@ -53,7 +53,7 @@ def assert_certified_below_attacked(
     ``crown``); ``attacked`` is the margin at ``attack``'s point (default: PGD minimising
     the margin). Returns the :class:`GammaSandwich`.
     """
-    from semirobust.empirical.bounds import gamma_sandwich
+    from semirobust.empirical.measure.sandwich import gamma_sandwich
 
     sandwich = gamma_sandwich(model, x, y, threat, attack, methods=(method,))
     broken = torch.nonzero(sandwich.violations(tolerance)).flatten().tolist()
@@ -104,7 +104,8 @@ def assert_lipschitz_upper_at_least_local_lower(
 ) -> tuple[float, float]:
     """``prod_i ||W_i||_2 >= max ||J_F(p)^T u||_2`` at the points ``p`` of ``x`` and around
     them (THEORY.md 5 needs the upper bound). Returns ``(upper, local_lower)``."""
-    from semirobust.empirical.lipschitz import lipschitz_upper, local_lipschitz_lower
+    from semirobust.empirical.bounds.lipschitz import lipschitz_upper
+    from semirobust.empirical.measure.local_lipschitz import local_lipschitz_lower
 
     upper = lipschitz_upper(model, tuple(x.shape[1:])).product
     lower = local_lipschitz_lower(model, x).value
@@ -130,7 +131,7 @@ def assert_robust_accuracy_at_least(
     The measured value is an upper estimate of the true robust accuracy (kind ``attack``),
     so a pass says the model is not *known* to be less robust. Returns the Measurement.
     """
-    from semirobust.empirical.evaluation import evaluate_attack
+    from semirobust.empirical.attacks.evaluation import evaluate_attack
 
     accuracy = evaluate_attack(model, x, y, attack).robust_accuracy()
     if accuracy.value < minimum:

@@ -75,9 +75,9 @@ def semirobust_checkpoint(pytestconfig: pytest.Config) -> CheckpointUnderTest:
     if samples < 1:
         raise pytest.UsageError(f"--semirobust-samples {samples}: expected an integer >= 1")
 
-    from semirobust.empirical.checkpoint import load_checkpoint
     from semirobust.empirical.data import load_dataset
-    from semirobust.empirical.errors import BadInput
+    from semirobust.empirical.model.checkpoint import load_checkpoint
+    from semirobust.errors import BadInput
 
     try:
         model, config = load_checkpoint(path)

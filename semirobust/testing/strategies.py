@@ -6,7 +6,7 @@ Every strategy takes keyword-only arguments, and each argument is itself a strat
 narrows exactly what it needs. Passing a plain value instead of a strategy raises
 ``hypothesis.errors.InvalidArgument`` saying how to write the call.
 
-Networks follow the project's model convention (``semirobust.empirical.models``): an
+Networks follow the project's model convention (``semirobust.empirical.model.registry``): an
 ``nn.Sequential`` whose first stage is ``Normalize`` and whose other stages each hold one
 weight layer with its ReLU. Every weight layer is rescaled so that its l2 operator norm
 (bias excluded) is exactly ``lipschitz_scale``; with 1-Lipschitz ReLUs and a ``Normalize``
@@ -24,10 +24,10 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from torch import nn
 
+from semirobust.empirical.attacks.threat import ThreatModel
 from semirobust.empirical.dependency.ground_truth import gaussian_pair, gaussian_pair_mi
-from semirobust.empirical.models import Normalize
-from semirobust.empirical.network import weight_layers
-from semirobust.empirical.threat import ThreatModel
+from semirobust.empirical.model import Normalize
+from semirobust.empirical.model.stages import weight_layers
 
 NETWORK_KINDS = ("mlp", "cnn")
 DATASET_KINDS = ("separable", "overlapping")

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from semirobust.empirical.attacks import AttackConfig, attack_names, build_attack
-from semirobust.empirical.objectives import negative_margin
+from semirobust.empirical.attacks.objectives import negative_margin
 from semirobust.testing import (
     assert_attack_stays_in_threat_model,
     assert_certified_below_attacked,
@@ -50,7 +50,7 @@ def test_certified_margin_is_never_above_the_attacked_margin(method, network, th
 
 @given(network=networks(), data=st.data())
 def test_lipschitz_upper_bound_is_at_least_the_local_lower_bound(network, data):
-    lipschitz = pytest.importorskip("semirobust.empirical.lipschitz")
+    lipschitz = pytest.importorskip("semirobust.empirical.bounds.lipschitz")
     x, _ = data.draw(labelled_inputs(network, batch_size=st.just(2)))
     upper, _ = assert_lipschitz_upper_at_least_local_lower(network.model, x, model_name=repr(network))
     # every layer's norm is exact here, so the product is the strategy's own bound
@@ -63,9 +63,10 @@ def test_lip_verdict_is_never_violated_with_sound_measurements(network, threat, 
     """THEORY.md 5 is a sound result: judged on the gamma sandwich, the clean margin, the
     certified L_b and the certified Delta_a of any drawn network, it is never 'violated'."""
     pytest.importorskip("semirobust.empirical.bounds")
-    from semirobust.empirical.bounds import gamma_sandwich, lipschitz_transfer_bound
-    from semirobust.empirical.check import renamed
-    from semirobust.empirical.network import split_network, valid_splits
+    from semirobust.empirical.measure.sandwich import gamma_sandwich
+    from semirobust.empirical.measure.transfer import lipschitz_transfer_bound
+    from semirobust.empirical.model.stages import split_network, valid_splits
+    from semirobust.empirical.studies.check import renamed
 
     x, y = data.draw(labelled_inputs(network))
     a = data.draw(st.sampled_from(valid_splits(network.model)))

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 from semirobust.empirical.attacks import AttackConfig, build_attack
-from semirobust.empirical.network import layer_activations, split_network, valid_splits
-from semirobust.empirical.objectives import multiclass_margin, negative_margin
+from semirobust.empirical.attacks.objectives import multiclass_margin, negative_margin
+from semirobust.empirical.model.stages import layer_activations, split_network, valid_splits
 from semirobust.testing import assert_verdict_not_violated
 from semirobust.testing.strategies import labelled_inputs, networks, threat_models
 from semirobust.theory import Kind, Measurement, Status, judge

@@ -1,0 +1,305 @@
+"""The certified l2 Lipschitz upper bound: one factor per layer, multiplied (THEORY.md section 5).
+
+For ``F = g_m o ... o g_1`` with each ``g_i`` ``L_i``-Lipschitz in l2,
+``Lip(F) <= prod_i L_i`` (the product upper bound; section 5 needs it for ``f_b``).
+Per-layer bounds, one rule per layer type in a registry (the operator norms themselves
+are computed in :mod:`semirobust.empirical.bounds.operator_norms`):
+
+* Linear: ``||W||_2``, exact by SVD;
+* Conv2d, average pooling (linear maps): the largest singular value of the unrolled
+  operator for the layer's actual input shape (stride, padding, dilation, groups all
+  included), exactly when the input has at most ``exact_input_limit`` elements
+  (pooling: per channel). Larger zero-padded convs get the certified circular-FFT bound;
+  other padding modes power iteration on ``J^T J``, which converges from below: such a
+  factor is an estimate and the product is then not certified;
+* eval BatchNorm directly after a conv/linear layer is folded into it (output channel
+  ``c`` scaled by ``gamma_c / sqrt(var_c + eps)``), otherwise bounded by
+  ``max_c |gamma_c / sqrt(var_c + eps)|``; ``Normalize`` by ``max 1/std``;
+* ReLU, flatten, identity, eval dropout: 1;
+* MaxPool2d: ``sqrt(M)`` with ``M = prod_dims ceil(((k-1) d + 1) / s)`` the most windows
+  one input can fall in (1 for non-overlapping windows, ``stride >= kernel``), because
+  ``sum_w (max_w x - max_w x')^2 <= sum_w max_{i in w} (x_i - x'_i)^2 <= M ||x - x'||^2``;
+* residual blocks ``act(branch(h) + shortcut(h))``: ``Lip(shortcut) + prod Lip(branch)``
+  (see :func:`semirobust.empirical.bounds.register_residual_block`).
+
+The local lower bound that brackets it from below is
+:mod:`semirobust.empirical.measure.local_lipschitz`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from semirobust.empirical.bounds.layer_rules import (
+    BATCH_NORM_TYPES,
+    POOL_TYPES,
+    SHAPE_TYPES,
+    LayerRules,
+    batch_norm_scale,
+    float64_eval_copy,
+)
+from semirobust.empirical.bounds.operator_norms import (
+    CIRCULAR_METHOD,
+    OperatorNormSettings,
+    circular_conv_bound,
+    linear_map_norm,
+)
+from semirobust.empirical.model import Normalize
+from semirobust.empirical.model.stages import split_stage_index
+from semirobust.theory.measurement import Kind, Measurement
+
+LIPSCHITZ_UNIT = "l2->l2 Lipschitz constant"
+
+
+@dataclass(frozen=True)
+class LayerLipschitz:
+    """One factor of the product: the l2 Lipschitz bound of one layer (or folded group)."""
+
+    path: str
+    layer: str
+    bound: float
+    method: str
+    certified: bool
+
+    @property
+    def stage(self) -> int | None:
+        """Index of the top-level stage holding the layer (None for a non-sequential model)."""
+        head = self.path.split(".")[0]
+        return int(head) if head.isdigit() else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "layer": self.layer,
+            "bound": self.bound,
+            "method": self.method,
+            "certified": self.certified,
+        }
+
+
+@dataclass(frozen=True)
+class LipschitzBound:
+    """Per-layer factors and their product ``prod_i L_i >= Lip(F)`` (l2 -> l2)."""
+
+    layers: tuple[LayerLipschitz, ...]
+    settings: OperatorNormSettings = field(default_factory=OperatorNormSettings)
+
+    @property
+    def product(self) -> float:
+        return float(math.prod(layer.bound for layer in self.layers))
+
+    @property
+    def certified(self) -> bool:
+        """True when every factor is an exact norm or a proven bound (no power iteration)."""
+        return all(layer.certified for layer in self.layers)
+
+    def stages(self, first: int, stop: int | None = None) -> LipschitzBound:
+        """The factors of top-level stages ``first..stop-1``: a bound for that sub-network."""
+        end = math.inf if stop is None else stop
+        return LipschitzBound(
+            tuple(f for f in self.layers if first <= (f.stage or 0) < end), self.settings
+        )
+
+    def measurement(self, name: str, unit: str = LIPSCHITZ_UNIT, **settings: Any) -> Measurement:
+        """The product as a measurement (``unit`` names the spaces, e.g. THEORY's ``L_b``)."""
+        kind = Kind.CERTIFIED if self.certified else Kind.ESTIMATE
+        return Measurement(
+            name=name,
+            value=self.product,
+            interval=(self.product, self.product),
+            kind=kind,
+            estimator="product of per-layer l2 operator norms",
+            unit=unit,
+            settings={
+                "interval": "bound (no sampling)"
+                if self.certified
+                else "power-iteration factors approach each norm from below: not certified",
+                "factors": len(self.layers),
+                **settings,
+            },
+        )
+
+
+LayerItem = tuple[str, nn.Module, tuple[int, ...]]  # (path, module, input shape without batch)
+LipschitzRule = Callable[[Sequence[LayerItem], OperatorNormSettings], LayerLipschitz]
+_LIPSCHITZ_RULES: LayerRules[LipschitzRule] = LayerRules(
+    "the Lipschitz bound",
+    "Declare one with semirobust.empirical.bounds.lipschitz.register_lipschitz_rule(YourType) "
+    "or, for a residual block, semirobust.empirical.bounds.register_residual_block.",
+)
+#: Decorator: ``rule(items, settings) -> LayerLipschitz`` for a type and its subclasses;
+#: ``items`` is the layer (and a BatchNorm folded into it, if any) with its path and input
+#: shape, and the rule returns the group's l2 Lipschitz bound.
+register_lipschitz_rule = _LIPSCHITZ_RULES.register
+lipschitz_rule_for = _LIPSCHITZ_RULES.rule_for
+
+
+def lipschitz_upper(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    settings: OperatorNormSettings = OperatorNormSettings(),
+    *,
+    device: torch.device | str = "cpu",
+) -> LipschitzBound:
+    """Per-layer l2 Lipschitz bounds of ``model`` (eval mode) for inputs of shape
+    ``input_shape`` (without the batch dimension), and their product; computed in float64
+    on ``device``."""
+    model64 = float64_eval_copy(model, device)
+    with torch.no_grad():
+        items = layer_items(model64, tuple(int(s) for s in input_shape))
+        return LipschitzBound(tuple(layer_bounds(items, settings)), settings)
+
+
+def layer_bounds(
+    items: Sequence[LayerItem], settings: OperatorNormSettings
+) -> list[LayerLipschitz]:
+    """One factor per item, a BatchNorm directly after a conv/linear folded into it."""
+    factors, index = [], 0
+    while index < len(items):
+        group = items[index : index + 2] if _folds(items, index) else items[index : index + 1]
+        factors.append(lipschitz_rule_for(group[0][1])(group, settings))
+        index += len(group)
+    return factors
+
+
+def split_lipschitz(
+    model: nn.Module, bound: LipschitzBound, a: int
+) -> tuple[LipschitzBound, LipschitzBound]:
+    """The factors of ``f_a`` and ``f_b`` for the split with ``a`` weight layers in ``f_a``."""
+    index = split_stage_index(model, a)
+    return bound.stages(0, index), bound.stages(index)
+
+
+def _folds(items: Sequence[LayerItem], index: int) -> bool:
+    return (
+        index + 1 < len(items)
+        and isinstance(items[index][1], (nn.Conv2d, nn.Linear))
+        and isinstance(items[index + 1][1], BATCH_NORM_TYPES)
+    )
+
+
+def layer_items(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerItem]:
+    """The primitive layers of ``model`` with their paths and input shapes (one probe pass)."""
+    items: list[LayerItem] = []
+    probe = torch.zeros((1, *input_shape), dtype=torch.float64, device=_device_of(model))
+    for path, module in _primitive_named(model, ""):
+        items.append((path, module, tuple(probe.shape[1:])))
+        probe = module(probe)
+    return items
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    tensor = next(iter([*model.parameters(), *model.buffers()]), None)
+    return tensor.device if tensor is not None else torch.device("cpu")
+
+
+def _primitive_named(module: nn.Module, prefix: str) -> list[tuple[str, nn.Module]]:
+    if isinstance(module, nn.Sequential):
+        return [
+            leaf
+            for name, child in module.named_children()
+            for leaf in _primitive_named(child, f"{prefix}.{name}" if prefix else name)
+        ]
+    return [(prefix or "model", module)]
+
+
+def _describe(items: Sequence[LayerItem]) -> tuple[str, str]:
+    return "+".join(path for path, _, _ in items), "+".join(type(m).__name__ for _, m, _ in items)
+
+
+def _channel_scale(items: Sequence[LayerItem]) -> torch.Tensor | None:
+    """The folded BatchNorm's per-channel scale, if the group has one."""
+    return batch_norm_scale(items[1][1])[0] if len(items) > 1 else None
+
+
+# ---- rules -------------------------------------------------------------------------------
+
+
+@register_lipschitz_rule(nn.Linear)
+def _linear_rule(items: Sequence[LayerItem], settings: OperatorNormSettings) -> LayerLipschitz:
+    weight = items[0][1].weight.detach()
+    scale = _channel_scale(items)
+    if scale is not None:
+        weight = scale.view(-1, 1) * weight
+    path, layer = _describe(items)
+    folded = " (BatchNorm folded)" if scale is not None else ""
+    return LayerLipschitz(
+        path, layer, float(torch.linalg.matrix_norm(weight, ord=2)), "SVD" + folded, True
+    )
+
+
+@register_lipschitz_rule(nn.Conv2d)
+def _conv_rule(items: Sequence[LayerItem], settings: OperatorNormSettings) -> LayerLipschitz:
+    conv, input_shape = items[0][1], items[0][2]
+    weight = conv.weight.detach()
+    scale = _channel_scale(items)
+    if scale is not None:
+        weight = scale.view(-1, 1, 1, 1) * weight
+    if math.prod(input_shape) > settings.exact_input_limit and conv.padding_mode == "zeros":
+        norm, method, exact = circular_conv_bound(conv, weight, input_shape), CIRCULAR_METHOD, True
+    else:
+        norm, method, exact = linear_map_norm(
+            lambda v: conv._conv_forward(v, weight, None), input_shape, settings, weight.device
+        )
+    path, layer = _describe(items)
+    return LayerLipschitz(
+        path, layer, norm, method + (" (BatchNorm folded)" if scale is not None else ""), exact
+    )
+
+
+def _linear_pool_rule(items: Sequence[LayerItem], settings: OperatorNormSettings) -> LayerLipschitz:
+    """Average pooling acts on each channel alike: its norm is that of one channel's map."""
+    pool, input_shape = items[0][1], items[0][2]
+    one_channel = (1, *input_shape[1:]) if len(input_shape) == 3 else input_shape
+    norm, method, exact = linear_map_norm(pool, one_channel, settings, torch.device("cpu"))
+    return LayerLipschitz(*_describe(items), norm, method + " (one channel)", exact)
+
+
+def _batch_norm_rule(items: Sequence[LayerItem], settings: OperatorNormSettings) -> LayerLipschitz:
+    scale, _ = batch_norm_scale(items[0][1])
+    return LayerLipschitz(
+        *_describe(items), float(scale.abs().max()), "max |gamma / sqrt(var + eps)|", True
+    )
+
+
+@register_lipschitz_rule(Normalize)
+def _normalize_rule(items: Sequence[LayerItem], settings: OperatorNormSettings) -> LayerLipschitz:
+    std = items[0][1].std
+    return LayerLipschitz(*_describe(items), float((1.0 / std.abs()).max()), "max 1/std", True)
+
+
+def _one_lipschitz_rule(
+    items: Sequence[LayerItem], settings: OperatorNormSettings
+) -> LayerLipschitz:
+    return LayerLipschitz(*_describe(items), 1.0, "1-Lipschitz", True)
+
+
+@register_lipschitz_rule(nn.MaxPool2d)
+def _max_pool_rule(items: Sequence[LayerItem], settings: OperatorNormSettings) -> LayerLipschitz:
+    pool = items[0][1]
+    pair = nn.modules.utils._pair
+    kernel, dilation = pair(pool.kernel_size), pair(pool.dilation)
+    stride = pair(pool.stride if pool.stride is not None else pool.kernel_size)
+    multiplicity = math.prod(
+        math.ceil(((k - 1) * d + 1) / s) for k, d, s in zip(kernel, dilation, stride, strict=True)
+    )
+    method = (
+        "1 (non-overlapping windows)"
+        if multiplicity == 1
+        else f"sqrt({multiplicity}): overlapping windows"
+    )
+    return LayerLipschitz(*_describe(items), math.sqrt(multiplicity), method, True)
+
+
+for _type in POOL_TYPES:
+    register_lipschitz_rule(_type)(_linear_pool_rule)
+for _type in BATCH_NORM_TYPES:
+    register_lipschitz_rule(_type)(_batch_norm_rule)
+for _type in (nn.ReLU, *SHAPE_TYPES):
+    register_lipschitz_rule(_type)(_one_lipschitz_rule)

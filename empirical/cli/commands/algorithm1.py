@@ -1,0 +1,98 @@
+"""``semirobust algorithm1``: the paper's Algorithm 1 (THEORY.md section 6), resumable.
+
+Writes under ``--out``: ``normal/`` and ``robust/`` checkpoints, ``trials/trial_NNN.json``
+(one per finished trial), ``results.json``, the paper's columns as ``table.csv`` and
+``table.md``, ``report.md`` and ``plots/``. Trained models and finished trials found in
+``--out`` are reused with ``--resume``; an interrupted run (even ``kill -9``) loses at
+most the trial in progress.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sys
+import time
+from pathlib import Path
+
+from semirobust.empirical.attacks import attack_names
+from semirobust.empirical.attacks.threat import NORMS
+from semirobust.empirical.cli.options import (
+    add_adversarial_training_options,
+    add_common_options,
+    add_model_options,
+    architecture_kwargs,
+    non_negative_float,
+    positive_float,
+    positive_int,
+)
+from semirobust.empirical.data import Dataset, load_dataset
+from semirobust.empirical.model import ArchitectureSpec, build_model
+from semirobust.empirical.model.stages import count_weight_layers, split_network
+from semirobust.empirical.reports.algorithm1 import paper_row, write_algorithm1_report
+from semirobust.empirical.reports.tables import markdown_table
+from semirobust.empirical.reports.writers import write_text_atomic
+from semirobust.empirical.runtime.device import resolve_device, seed_everything
+from semirobust.empirical.studies.algorithm1 import INIT_CHOICES, Algorithm1Config, run_algorithm1
+from semirobust.empirical.studies.training import TrainRecipe
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("algorithm1", description=__doc__)
+    add_model_options(parser, arch_default="digits-cnn", dataset_default="digits")
+    split = parser.add_mutually_exclusive_group(required=True)
+    split.add_argument("--fb-layers", type=positive_int, metavar="N", help="weight layers in f_b (paper's convention)")
+    split.add_argument("--split", type=positive_int, metavar="A", help="weight layers in f_a")
+    parser.add_argument("--attack", default="pgd", help=f"attack for every accuracy ({', '.join(attack_names())})")
+    parser.add_argument("--norm", choices=sorted(NORMS), default="linf")
+    parser.add_argument("--eps", type=non_negative_float, default=8 / 255)
+    parser.add_argument("--steps", type=positive_int, default=10, help="attack steps (also PGD training steps)")
+    parser.add_argument("--trials", type=positive_int, default=10)
+    parser.add_argument("--epochs", type=positive_int, default=10, help="finetuning epochs per trial (E)")
+    parser.add_argument("--tolerance", type=non_negative_float, default=0.02, help="stop at Acc* - k (k, a fraction)")
+    parser.add_argument("--init", choices=INIT_CHOICES, default="shared",
+                        help="initial weights of the normal and robust models (default: shared)")
+    parser.add_argument("--estimator", default="ksg", help="dependency estimator for rho")
+    add_adversarial_training_options(parser)
+    parser.add_argument("--train-epochs", type=positive_int, default=TrainRecipe.epochs)
+    parser.add_argument("--batch-size", type=positive_int, default=TrainRecipe.batch_size)
+    parser.add_argument("--lr", type=positive_float, default=TrainRecipe.lr)
+    parser.add_argument("--out", required=True, help="run folder")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out")
+    add_common_options(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    seed_everything(args.seed)
+    device = resolve_device(args.device)
+    kwargs = architecture_kwargs(args.arch_kwargs)
+    dataset = load_dataset(args.dataset, seed=args.seed, root=args.data_root)
+    fb_layers = args.fb_layers if args.fb_layers is not None else _fb_from_split(args, kwargs, dataset)
+    config = Algorithm1Config(
+        architecture=args.arch, architecture_kwargs=kwargs, dataset=args.dataset, fb_layers=fb_layers,
+        attack=args.attack, norm=args.norm, eps=args.eps, attack_steps=args.steps, trials=args.trials,
+        finetune_epochs=args.epochs, tolerance=args.tolerance, init=args.init, estimator=args.estimator,
+        recipe=TrainRecipe(epochs=args.train_epochs, batch_size=args.batch_size, lr=args.lr,
+                           method=args.method, trades_beta=args.trades_beta),
+        seed=args.seed,
+    )
+    out = Path(args.out)
+    results = run_algorithm1(config, dataset, out, device=device, resume=args.resume,
+                             log=lambda line: print(line, file=sys.stderr))
+    header, row = paper_row(results)
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows([header, row])
+    write_text_atomic(out / "table.csv", buffer.getvalue())
+    write_text_atomic(out / "table.md", markdown_table(header, [row]) + "\n")
+    print(write_algorithm1_report(results, out, elapsed_seconds=time.perf_counter() - start, device=str(device)))
+    return 0
+
+
+def _fb_from_split(args: argparse.Namespace, kwargs: dict, dataset: Dataset) -> int:
+    """``--split A`` -> weight layers in f_b, checked against the built network."""
+    spec = ArchitectureSpec(args.arch, dataset.input_shape, dataset.num_classes, dataset.mean, dataset.std, kwargs)
+    model = build_model(spec)
+    return count_weight_layers(model) - split_network(model, args.split).a

@@ -1,0 +1,171 @@
+"""``semirobust attack``: robust accuracy of a checkpoint under one attack (docs/attacks.md).
+
+Loads the checkpoint and its dataset's test split, attacks the first ``--limit`` inputs
+and writes clean and robust accuracy and the expected adversarial margin (each a
+Measurement) plus per-input margins and reliability flags to ``--json``. ``--ladder``
+also runs the weaker attacks of FGSM -> I-FGSM -> PGD -> AutoAttack up to the chosen one
+and the chosen attack at ``eps/2``, and flags robust accuracy that is not non-increasing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from typing import Callable
+
+from semirobust.empirical.attacks import STRENGTH_LADDER, AttackConfig, attack_names, build_attack
+from semirobust.empirical.attacks.diagnostics import (
+    AttackReliabilityWarning,
+    ReliabilityFlag,
+    not_monotone,
+)
+from semirobust.empirical.attacks.evaluation import AttackEvaluation, evaluate_attack
+from semirobust.empirical.attacks.objectives import OBJECTIVES, objective_by_name
+from semirobust.empirical.attacks.threat import NORMS, ThreatModel
+from semirobust.empirical.cli.options import add_common_options, positive_int
+from semirobust.empirical.data import load_dataset
+from semirobust.empirical.model.checkpoint import load_checkpoint
+from semirobust.empirical.reports.writers import run_metadata, write_json_atomic
+from semirobust.empirical.runtime.device import resolve_device, seed_everything
+from semirobust.errors import BadInput
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("attack", description=__doc__)
+    parser.add_argument(
+        "--checkpoint", required=True, help="checkpoint directory (config.json + weights)"
+    )
+    parser.add_argument("--attack", required=True, help=f"attack ({', '.join(attack_names())})")
+    parser.add_argument(
+        "--eps", type=float, required=True, help="radius of the threat model (>= 0)"
+    )
+    parser.add_argument("--norm", choices=sorted(NORMS), default="linf")
+    parser.add_argument("--json", required=True, help="result file to write")
+    parser.add_argument(
+        "--steps", type=positive_int, default=None, help="iterations (default: the attack's own)"
+    )
+    parser.add_argument(
+        "--restarts", type=positive_int, default=1, help="random restarts (pgd, cw on linf)"
+    )
+    parser.add_argument(
+        "--objective",
+        choices=sorted(OBJECTIVES),
+        default="ce",
+        help="what gradient attacks maximise",
+    )
+    parser.add_argument(
+        "--limit", type=positive_int, default=None, help="attack only the first N test inputs"
+    )
+    parser.add_argument("--batch-size", type=positive_int, default=256)
+    parser.add_argument("--data-root", default=None, help="folder of an on-disk dataset")
+    parser.add_argument(
+        "--amp", action="store_true", help="mixed precision forward passes (CUDA only)"
+    )
+    parser.add_argument(
+        "--ladder",
+        action="store_true",
+        help="also run weaker attacks and eps/2; flag non-monotone results",
+    )
+    parser.add_argument(
+        "--per-sample", action="store_true", help="write per-input margins and success to the JSON"
+    )
+    add_common_options(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.attack not in attack_names():
+        raise BadInput(f"--attack {args.attack!r}: expected one of {', '.join(attack_names())}")
+    threat = ThreatModel(args.norm, args.eps)
+    seed_everything(args.seed)
+    device = resolve_device(args.device)
+    model, config = load_checkpoint(args.checkpoint, device)
+    dataset = load_dataset(config.dataset, seed=config.seed, root=args.data_root)
+    if tuple(dataset.input_shape) != tuple(config.architecture.input_shape):
+        raise BadInput(
+            f"dataset {config.dataset!r} has inputs of shape {dataset.input_shape}, but the checkpoint's "
+            f"model expects {tuple(config.architecture.input_shape)}"
+        )
+    x, y = dataset.x_test[: args.limit], dataset.y_test[: args.limit]
+
+    def evaluate(name: str, eps: float) -> AttackEvaluation:
+        attack = build_attack(
+            name,
+            AttackConfig(
+                threat=ThreatModel(args.norm, eps),
+                steps=args.steps,
+                restarts=args.restarts,
+                objective=objective_by_name(args.objective),
+                seed=args.seed,
+                amp=args.amp,
+            ),
+        )
+        return evaluate_attack(model, x, y, attack, batch_size=args.batch_size, device=device)
+
+    with warnings.catch_warnings():  # flags are printed once below, not as Python warnings too
+        warnings.simplefilter("ignore", AttackReliabilityWarning)
+        evaluation = evaluate(args.attack, threat.eps)
+        ladder: dict = {}
+        if args.ladder:
+            ladder, flags = _ladder(args, evaluation, evaluate)
+            evaluation = evaluation.with_flags(flags)
+    result = {
+        **run_metadata(args),
+        "attack": args.attack,
+        "eps": threat.eps,
+        "norm": threat.norm,
+        "n": evaluation.n,
+        "checkpoint": {
+            "path": str(args.checkpoint),
+            "architecture": config.architecture.name,
+            "dataset": config.dataset,
+        },
+        "clean_accuracy": evaluation.clean_accuracy().to_dict(),
+        "robust_accuracy": evaluation.robust_accuracy().to_dict(),
+        "expected_adversarial_margin": evaluation.expected_adversarial_margin().to_dict(),
+        "stage_robust_accuracy": [
+            {"stage": stage, "robust_accuracy": value}
+            for stage, value in evaluation.stage_robust_accuracy().items()
+        ],
+        "flags": [flag.to_dict() for flag in evaluation.flags],
+        **({"ladder": ladder} if ladder else {}),
+        **({"per_sample": evaluation.per_sample()} if args.per_sample else {}),
+    }
+    write_json_atomic(args.json, result)
+    print(evaluation.clean_accuracy().describe())
+    print(evaluation.robust_accuracy().describe())
+    print(evaluation.expected_adversarial_margin().describe())
+    for flag in evaluation.flags:
+        print(f"warning: {flag.code}: {flag.message}", file=sys.stderr)
+    print(f"wrote {args.json}")
+    return 0
+
+
+def _ladder(
+    args: argparse.Namespace,
+    evaluation: AttackEvaluation,
+    evaluate: Callable[[str, float], AttackEvaluation],
+) -> tuple[dict, list[ReliabilityFlag]]:
+    """Robust accuracy of the weaker attacks of the ladder and of the attack at ``eps/2``,
+    with a flag for every step where it rises."""
+    chain = (
+        list(STRENGTH_LADDER[: STRENGTH_LADDER.index(args.attack)])
+        if args.attack in STRENGTH_LADDER
+        else []
+    )
+    by_attack = [(name, evaluate(name, args.eps).robust_accuracy().value) for name in chain]
+    by_attack.append((args.attack, evaluation.robust_accuracy().value))
+    half = args.eps / 2
+    by_eps = [
+        (half, evaluate(args.attack, half).robust_accuracy().value),
+        (args.eps, evaluation.robust_accuracy().value),
+    ]
+    flags = not_monotone(by_attack, "the attack ladder") + not_monotone(
+        [(f"eps={eps:g}", value) for eps, value in by_eps], "eps"
+    )
+    ladder = {
+        "by_attack": [{"attack": name, "robust_accuracy": value} for name, value in by_attack],
+        "by_eps": [{"eps": eps, "robust_accuracy": value} for eps, value in by_eps],
+    }
+    return ladder, flags

@@ -1,0 +1,215 @@
+"""Standard and PGD adversarial training, with an optional frozen first part.
+
+Recipe (THEORY.md section 6): SGD, momentum 0.9, weight decay 5e-4, learning rate divided
+by 10 at 1/3 and 2/3 of the run (the paper's epochs 40 and 80 of 120, scaled to the run
+length). Adversarial training (Madry et al.) replaces each batch by PGD adversarial
+examples generated in eval mode, or (``method="trades"``, Zhang et al. 2019) minimises
+``CE(F(x), y) + beta * KL(softmax F(x) || softmax F(x'))`` with ``x'`` the PGD maximiser
+of that KL term in the threat model; the first ``frozen_stages`` stages can be frozen:
+their parameters get no gradient and stay in eval mode, so BatchNorm statistics do not
+move either (Algorithm 1, step 3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from semirobust.empirical.attacks.gradient import PGD
+from semirobust.empirical.attacks.objectives import Objective, cross_entropy
+from semirobust.empirical.attacks.threat import ThreatModel
+from semirobust.empirical.data import Dataset
+from semirobust.empirical.runtime.device import (
+    amp_context,
+    place_batch,
+    place_model,
+    wants_channels_last,
+)
+from semirobust.errors import BadInput
+
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class TrainRecipe:
+    """One training run's settings; stored in the checkpoint's config.json.
+
+    ``amp`` (bfloat16 autocast) and ``channels_last`` (NHWC convolutions) apply on CUDA
+    only; on the CPU both are off whatever their value.
+    """
+
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    milestones: tuple[float, ...] = (1 / 3, 2 / 3)
+    adversarial: bool = False
+    method: str = "pgd"
+    trades_beta: float = 6.0
+    norm: str = "linf"
+    eps: float = 8 / 255
+    steps: int = 10
+    step_size: float | None = None
+    amp: bool = True
+    channels_last: bool = True
+
+    def __post_init__(self) -> None:
+        if self.epochs < 0 or self.batch_size < 1:
+            raise BadInput(f"training needs epochs >= 0 and batch size >= 1 (got {self.epochs}, {self.batch_size})")
+        if self.lr <= 0:
+            raise BadInput(f"--lr must be > 0, got {self.lr}")
+        if self.method not in ADVERSARIAL_LOSSES:
+            raise BadInput(f"--method {self.method!r}: expected one of {', '.join(ADVERSARIAL_LOSSES)}")
+        if self.trades_beta < 0:
+            raise BadInput(f"--trades-beta must be >= 0, got {self.trades_beta}")
+        if self.adversarial:
+            self.threat()
+
+    def threat(self) -> ThreatModel:
+        return ThreatModel(self.norm, self.eps)
+
+    def attack(self, seed: int, objective: Objective = cross_entropy) -> PGD:
+        """The PGD used to make training batches (step size ``eps/4`` unless given)."""
+        step = self.step_size if self.step_size is not None else self.eps / 4
+        return PGD(self.threat(), objective=objective, steps=self.steps, step_size=step, seed=seed)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["milestones"] = list(self.milestones)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainRecipe":
+        data = dict(data)
+        data["milestones"] = tuple(data.get("milestones", (1 / 3, 2 / 3)))
+        return cls(**data)
+
+
+def freeze_stages(model: nn.Sequential, count: int) -> None:
+    """Stop gradients into the first ``count`` stages (their weights and BN statistics)."""
+    for stage in model[:count]:
+        for parameter in stage.parameters():
+            parameter.requires_grad_(False)
+
+
+def set_train_mode(model: nn.Sequential, frozen_stages: int) -> None:
+    """Train mode for the trainable stages, eval mode for the frozen prefix."""
+    model.train()
+    for stage in model[:frozen_stages]:
+        stage.eval()
+
+
+EpochCallback = Callable[[int, nn.Module], bool]
+BatchLoss = Callable[[nn.Sequential, torch.Tensor, torch.Tensor, "TrainRecipe", int, int],
+                     tuple[torch.Tensor, torch.Tensor]]
+
+
+def standard_loss(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, recipe: TrainRecipe,
+                  seed: int, frozen_stages: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``CE(F(x), y)`` on the clean batch; returns the loss and the logits."""
+    set_train_mode(model, frozen_stages)
+    logits = model(x)
+    return F.cross_entropy(logits.float(), y), logits
+
+
+def pgd_loss(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, recipe: TrainRecipe,
+             seed: int, frozen_stages: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Madry et al.: ``CE(F(x'), y)`` with ``x'`` the PGD maximiser of the cross-entropy."""
+    x_adv = recipe.attack(seed)(model, x, y)
+    return standard_loss(model, x_adv, y, recipe, seed, frozen_stages)
+
+
+def trades_loss(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, recipe: TrainRecipe,
+                seed: int, frozen_stages: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """TRADES: ``CE(F(x), y) + beta * KL(p(x) || p(x'))``, ``x'`` maximising the KL term by
+    PGD from a uniform random start (the original starts at ``x + 0.001 N(0, I)``)."""
+    with torch.no_grad():
+        model.eval()
+        clean_probabilities = F.softmax(model(x).float(), dim=1)
+    x_adv = recipe.attack(seed, objective=kl_from(clean_probabilities))(model, x, y)
+    set_train_mode(model, frozen_stages)
+    logits = model(x)
+    divergence = F.kl_div(F.log_softmax(model(x_adv).float(), dim=1), F.softmax(logits.float(), dim=1),
+                          reduction="batchmean")
+    return F.cross_entropy(logits.float(), y) + recipe.trades_beta * divergence, logits
+
+
+def kl_from(reference_probabilities: torch.Tensor) -> Objective:
+    """Per-sample ``KL(p_ref || softmax(z))``: TRADES' inner objective."""
+    def divergence(logits: torch.Tensor, _y: torch.Tensor) -> torch.Tensor:
+        log_q = F.log_softmax(logits.float(), dim=1)
+        return F.kl_div(log_q, reference_probabilities, reduction="none").sum(dim=1)
+
+    return divergence
+
+
+ADVERSARIAL_LOSSES: dict[str, BatchLoss] = {"pgd": pgd_loss, "trades": trades_loss}
+
+
+def train(
+    model: nn.Sequential,
+    dataset: Dataset,
+    recipe: TrainRecipe,
+    *,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    frozen_stages: int = 0,
+    augment: Augment | None = None,
+    after_epoch: EpochCallback | None = None,
+    progress: bool = True,
+    description: str = "train",
+) -> list[dict[str, float]]:
+    """Train ``model`` in place; return per-epoch history (loss, train accuracy).
+
+    ``after_epoch(epoch, model)`` runs after every epoch (1-based); returning ``True``
+    stops training early (used by Algorithm 1's finetuning, which stops once the target
+    robust accuracy is reached).
+    """
+    device = torch.device(device)
+    channels_last = recipe.channels_last and wants_channels_last(model, device)
+    place_model(model, device, channels_last=channels_last)
+    freeze_stages(model, frozen_stages)
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(
+        parameters, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
+    )
+    milestones = sorted({max(1, round(m * recipe.epochs)) for m in recipe.milestones})
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
+    generator = torch.Generator().manual_seed(seed)
+    use_amp = recipe.amp and device.type == "cuda"
+    history: list[dict[str, float]] = []
+    for epoch in tqdm(range(1, recipe.epochs + 1), desc=description, disable=not progress, leave=False):
+        order = torch.randperm(dataset.x_train.shape[0], generator=generator)
+        total_loss, correct, seen = 0.0, 0, 0
+        for start in range(0, order.numel(), recipe.batch_size):
+            index = order[start:start + recipe.batch_size]
+            x = dataset.x_train[index]
+            if augment is not None:
+                x = augment(x, generator)
+            x, y = place_batch(x, device, channels_last=channels_last), dataset.y_train[index].to(device)
+            if recipe.adversarial:
+                attack_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+                loss_of_batch = ADVERSARIAL_LOSSES[recipe.method]
+            else:
+                attack_seed, loss_of_batch = 0, standard_loss
+            with amp_context(device, use_amp):
+                loss, logits = loss_of_batch(model, x, y, recipe, attack_seed, frozen_stages)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total_loss += loss.item() * y.numel()
+            correct += int((logits.argmax(dim=1) == y).sum())
+            seen += y.numel()
+        scheduler.step()
+        history.append({"epoch": epoch, "loss": total_loss / seen, "train_accuracy": correct / seen})
+        model.eval()
+        if after_epoch is not None and after_epoch(epoch, model):
+            break
+    model.eval()
+    return history
