@@ -117,16 +117,26 @@ def tampered(checkpoint, tmp_path):
             lambda c, t: ["--checkpoint", str(tampered(c, t)), "--attack", "pgd", "--eps", "0.1"],
             "do not match the architecture",
         ),
-        (lambda c, t: ["--checkpoint", str(c), "--attack", "pgd", "--eps", "-0.1"], "--eps -0.1"),
+        (
+            lambda c, t: ["--checkpoint", str(c), "--attack", "pgd", "--eps", "-0.1"],
+            "argument --eps: must be >= 0, got -0.1",
+        ),
         (
             lambda c, t: ["--checkpoint", str(c), "--attack", "nope", "--eps", "0.1"],
-            "--attack 'nope'",
+            "argument --attack: 'nope'",
         ),
-        (lambda c, t: ["--checkpoint", str(c), "--attack", "cw", "--eps", "nan"], "--eps nan"),
+        (
+            lambda c, t: ["--checkpoint", str(c), "--attack", "cw", "--eps", "nan"],
+            "argument --eps: must be finite, got nan",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_one_line(checkpoint, tmp_path, capsys, case, message):
-    code = main(["attack", *case(checkpoint, tmp_path), "--json", str(tmp_path / "x.json")])
+    """Bad values are refused at parse time (SystemExit) or below it (main returns 2)."""
+    try:
+        code = main(["attack", *case(checkpoint, tmp_path), "--json", str(tmp_path / "x.json")])
+    except SystemExit as exited:
+        code = exited.code
     err = capsys.readouterr().err
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and message in err

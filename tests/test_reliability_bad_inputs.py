@@ -51,14 +51,14 @@ CLI_ROWS = [
                f"(expected config.json + model.safetensors)"),
     ("negative eps",
      lambda c, o: [*attack_args(c, o), "--eps", "-0.1"],
-     lambda c: "semirobust attack: error: --eps -0.1: the radius must be a finite number >= 0"),
+     lambda c: "semirobust attack: error: argument --eps: must be >= 0, got -0.1 (see --help)"),
     ("NaN eps",
      lambda c, o: ["rho", "--checkpoint", str(c), "--split", "1", "--eps", "nan", "--json", str(o)],
      lambda c: "semirobust rho: error: argument --eps: must be finite, got nan (see --help)"),
     ("unknown attack",
      lambda c, o: [*attack_args(c, o), "--attack", "nope"],
-     lambda c: "semirobust attack: error: --attack 'nope': expected one of apgd-ce, apgd-t, autoattack, "
-               "cw, fab-t, fgsm, ifgsm, pgd, square"),
+     lambda c: "semirobust attack: error: argument --attack: 'nope': expected one of apgd-ce, apgd-t, "
+               "autoattack, cw, fab-t, fgsm, ifgsm, pgd, square (see --help)"),
     ("split outside the network",
      lambda c, o: ["lipschitz", "--checkpoint", str(c), "--split", "5", "--json", str(o), "--device", "cpu"],
      lambda c: "semirobust lipschitz: error: split --split 5 is outside the network: f_a must hold 1..2 "

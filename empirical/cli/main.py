@@ -8,6 +8,8 @@ picks the subcommand from a parser of stubs built from that table (which is also
 ``semirobust --help`` lists), and only then is that one module imported and its full parser
 built. Bad input, from argparse or from a :class:`BadInput` raised anywhere below, ends as
 one line on stderr and exit 2; anything else is an internal failure (exit 1, traceback shown).
+torch's thread count (``--threads``, ``$SEMIROBUST_THREADS``, default 1) is set after
+parsing and before the subcommand runs.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from semirobust import __version__
+from semirobust.empirical.cli.options import apply_threads, resolve_threads
 from semirobust.errors import BadInput
 
 
@@ -89,6 +92,7 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_arguments(sys.argv[1:] if argv is None else list(argv))
     try:
+        apply_threads(resolve_threads(args))
         return int(args.run(args) or 0)
     except BadInput as error:
         print(f"semirobust {args.command}: error: {error}", file=sys.stderr)

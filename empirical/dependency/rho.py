@@ -238,15 +238,25 @@ def _prepare(method: DependenceEstimator, x: torch.Tensor, seed: int, label: int
     return method.prepare(z, stream_generator(seed, "prepare", label, layer)), z.shape[1]
 
 
+class TooFewSamples(BadInput):
+    """A class has fewer samples than the estimator needs; ``dimension_bound`` when it would
+    have enough at dimensions (1, 1), i.e. when reducing the dimension is the fix."""
+
+    def __init__(self, message: str, *, dimension_bound: bool) -> None:
+        super().__init__(message)
+        self.dimension_bound = dimension_bound
+
+
 def _check_class_size(method, label: int, count: int, interval: IntervalSettings, d_x: int, d_y: int) -> None:
-    """:class:`BadInput` unless the class has the estimator's minimum (twice it with an interval)."""
+    """:class:`TooFewSamples` unless the class has the estimator's minimum (twice it with an interval)."""
     needed = method.min_samples(d_x, d_y)
     factor = 2 if interval.replicates else 1
     if count < factor * needed:
         reason = " (twice the minimum, for the half-sampling interval)" if factor == 2 else ""
-        raise BadInput(
+        raise TooFewSamples(
             f"class {label} has {count} samples; estimator {method.name!r} needs at least "
-            f"{factor * needed}{reason} at dimensions ({d_x}, {d_y})"
+            f"{factor * needed}{reason} at dimensions ({d_x}, {d_y})",
+            dimension_bound=count >= factor * method.min_samples(1, 1),
         )
 
 

@@ -8,14 +8,17 @@ through ``torch.load(weights_only=True)``; anything else is refused with a
 would run code), an unreadable file, weights whose names or shapes differ from the
 architecture in ``config.json`` (the first difference named), weights of another kind of
 number than the architecture's (complex, integer or boolean for a float parameter: loading
-would cast them silently, dropping the imaginary part), and NaN or infinite weights (every
-quantity measured on such a model would be meaningless). Floating-point weights of another
+would cast them silently, dropping the imaginary part), NaN or infinite weights (every
+quantity measured on such a model would be meaningless), and a ``config.json`` that is not
+JSON (a truncated one is named as such) or describes no buildable model (an input shape
+with a size below 1, fewer than 2 classes, a normalisation std <= 0, a seed beyond 64 bits). Floating-point weights of another
 precision (float16, bfloat16, float64) are cast to the architecture's, as PyTorch does.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import pickle
 import re
@@ -182,11 +185,40 @@ def _read_config(path: Path) -> CheckpointConfig:
     if not config_path.is_file():
         raise BadInput(f"checkpoint {path}: missing {CONFIG_NAME}")
     try:
-        return CheckpointConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
+        text = config_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise BadInput(f"checkpoint {path}: {CONFIG_NAME} is unreadable ({type(error).__name__})") from None
+    try:
+        data = json.loads(text)
     except json.JSONDecodeError as error:
-        raise BadInput(f"checkpoint {path}: {CONFIG_NAME} is not valid JSON ({error.msg} at line {error.lineno})") from None
+        ends_early = error.pos >= len(text.rstrip())
+        hint = "; the file ends early (truncated?)" if ends_early else ""
+        raise BadInput(
+            f"checkpoint {path}: {CONFIG_NAME} is not valid JSON ({error.msg} at line {error.lineno}){hint}"
+        ) from None
+    try:
+        config = CheckpointConfig.from_dict(data)
     except (KeyError, TypeError, ValueError) as error:
         raise BadInput(f"checkpoint {path}: {CONFIG_NAME} is malformed ({type(error).__name__}: {error})") from None
+    problem = _config_problem(config)
+    if problem:
+        raise BadInput(f"checkpoint {path}: {CONFIG_NAME} is malformed: {problem}")
+    return config
+
+
+def _config_problem(config: CheckpointConfig) -> str:
+    """What in a parsed config no model or dataset could be built from, in words (checked
+    before anything is allocated); empty when nothing is wrong."""
+    spec = config.architecture
+    if not spec.input_shape or any(size < 1 for size in spec.input_shape):
+        return f"architecture.input_shape {list(spec.input_shape)} must be a list of integers >= 1"
+    if spec.num_classes < 2:
+        return f"architecture.num_classes {spec.num_classes} must be >= 2"
+    if not all(math.isfinite(v) for v in (*spec.mean, *spec.std)) or any(v <= 0 for v in spec.std):
+        return f"architecture.std {list(spec.std)} must be finite and > 0 (mean {list(spec.mean)} finite)"
+    if not -(2**63) <= config.seed < 2**63:
+        return f"seed {config.seed} does not fit a signed 64-bit integer"
+    return ""
 
 
 def _read_state_dict(path: Path) -> tuple[str, dict[str, torch.Tensor]]:

@@ -17,17 +17,22 @@ import time
 from pathlib import Path
 
 from semirobust.empirical.attacks import attack_names
-from semirobust.empirical.attacks.threat import NORMS
 from semirobust.empirical.cli.options import (
     add_adversarial_training_options,
+    add_attack_options,
     add_common_options,
     add_model_options,
+    add_out_folder,
+    add_split_options,
+    add_threat_options,
     architecture_kwargs,
     non_negative_float,
     positive_float,
     positive_int,
+    threat_model,
 )
 from semirobust.empirical.data import Dataset, load_dataset
+from semirobust.empirical.dependency import ESTIMATORS
 from semirobust.empirical.model import ArchitectureSpec, build_model
 from semirobust.empirical.model.stages import count_weight_layers, split_network
 from semirobust.empirical.reports.algorithm1 import paper_row, write_algorithm1_report
@@ -41,24 +46,22 @@ from semirobust.empirical.studies.training import TrainRecipe
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("algorithm1", description=__doc__)
     add_model_options(parser, arch_default="digits-cnn", dataset_default="digits")
-    split = parser.add_mutually_exclusive_group(required=True)
-    split.add_argument("--fb-layers", type=positive_int, metavar="N", help="weight layers in f_b (paper's convention)")
-    split.add_argument("--split", type=positive_int, metavar="A", help="weight layers in f_a")
-    parser.add_argument("--attack", default="pgd", help=f"attack for every accuracy ({', '.join(attack_names())})")
-    parser.add_argument("--norm", choices=sorted(NORMS), default="linf")
-    parser.add_argument("--eps", type=non_negative_float, default=8 / 255)
-    parser.add_argument("--steps", type=positive_int, default=10, help="attack steps (also PGD training steps)")
+    add_split_options(parser)
+    add_attack_options(parser, attack="pgd", attack_names=attack_names(), steps=10,
+                       steps_help="attack steps (also PGD training steps)")
+    add_threat_options(parser, from_checkpoint=False)
     parser.add_argument("--trials", type=positive_int, default=10)
     parser.add_argument("--epochs", type=positive_int, default=10, help="finetuning epochs per trial (E)")
     parser.add_argument("--tolerance", type=non_negative_float, default=0.02, help="stop at Acc* - k (k, a fraction)")
     parser.add_argument("--init", choices=INIT_CHOICES, default="shared",
                         help="initial weights of the normal and robust models (default: shared)")
-    parser.add_argument("--estimator", default="ksg", help="dependency estimator for rho")
+    parser.add_argument("--estimator", choices=sorted(ESTIMATORS), default="ksg",
+                        help="dependency estimator for rho (default: ksg)")
     add_adversarial_training_options(parser)
     parser.add_argument("--train-epochs", type=positive_int, default=TrainRecipe.epochs)
     parser.add_argument("--batch-size", type=positive_int, default=TrainRecipe.batch_size)
     parser.add_argument("--lr", type=positive_float, default=TrainRecipe.lr)
-    parser.add_argument("--out", required=True, help="run folder")
+    add_out_folder(parser, help="run folder")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
     add_common_options(parser)
     parser.set_defaults(run=run)
@@ -70,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     kwargs = architecture_kwargs(args.arch_kwargs)
     dataset = load_dataset(args.dataset, seed=args.seed, root=args.data_root)
+    threat_model(args, None, dataset.input_shape)  # --eps --norm resolved; warns when eps covers the box
     fb_layers = args.fb_layers if args.fb_layers is not None else _fb_from_split(args, kwargs, dataset)
     config = Algorithm1Config(
         architecture=args.arch, architecture_kwargs=kwargs, dataset=args.dataset, fb_layers=fb_layers,

@@ -1,6 +1,7 @@
 """``semirobust attack``: robust accuracy of a checkpoint under one attack (docs/attacks.md).
 
-Loads the checkpoint and its dataset's test split, attacks the first ``--limit`` inputs
+Loads the checkpoint and its dataset's test split, attacks the first ``--samples`` (or
+``--limit``) inputs in the threat model ``--eps --norm`` (default: the checkpoint's training one)
 and writes clean and robust accuracy and the expected adversarial margin (each a
 Measurement) plus per-input margins and reliability flags to ``--json``. ``--ladder``
 also runs the weaker attacks of FGSM -> I-FGSM -> PGD -> AutoAttack up to the chosen one
@@ -22,43 +23,36 @@ from semirobust.empirical.attacks.diagnostics import (
 )
 from semirobust.empirical.attacks.evaluation import AttackEvaluation, evaluate_attack
 from semirobust.empirical.attacks.objectives import OBJECTIVES, objective_by_name
-from semirobust.empirical.attacks.threat import NORMS, ThreatModel
-from semirobust.empirical.cli.options import add_common_options, positive_int
-from semirobust.empirical.data import load_dataset
-from semirobust.empirical.model.checkpoint import load_checkpoint
+from semirobust.empirical.attacks.threat import ThreatModel
+from semirobust.empirical.cli.checkpoint_input import open_checkpoint_and_data
+from semirobust.empirical.cli.options import (
+    add_attack_options,
+    add_checkpoint_options,
+    add_common_options,
+    add_json_output,
+    add_samples_option,
+    add_threat_options,
+    positive_int,
+    threat_model,
+)
 from semirobust.empirical.reports.writers import run_metadata, write_json_atomic
-from semirobust.empirical.runtime.device import resolve_device, seed_everything
-from semirobust.errors import BadInput
+from semirobust.empirical.runtime.device import seed_everything
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("attack", description=__doc__)
-    parser.add_argument(
-        "--checkpoint", required=True, help="checkpoint directory (config.json + weights)"
-    )
-    parser.add_argument("--attack", required=True, help=f"attack ({', '.join(attack_names())})")
-    parser.add_argument(
-        "--eps", type=float, required=True, help="radius of the threat model (>= 0)"
-    )
-    parser.add_argument("--norm", choices=sorted(NORMS), default="linf")
-    parser.add_argument("--json", required=True, help="result file to write")
-    parser.add_argument(
-        "--steps", type=positive_int, default=None, help="iterations (default: the attack's own)"
-    )
-    parser.add_argument(
-        "--restarts", type=positive_int, default=1, help="random restarts (pgd, cw on linf)"
-    )
+    add_checkpoint_options(parser)
+    add_attack_options(parser, attack_names=attack_names(), steps=None, restarts=1)
+    add_threat_options(parser, from_checkpoint=True)
+    add_json_output(parser)
     parser.add_argument(
         "--objective",
         choices=sorted(OBJECTIVES),
         default="ce",
         help="what gradient attacks maximise",
     )
-    parser.add_argument(
-        "--limit", type=positive_int, default=None, help="attack only the first N test inputs"
-    )
+    add_samples_option(parser, default=None, help="attack only the first N test inputs")
     parser.add_argument("--batch-size", type=positive_int, default=256)
-    parser.add_argument("--data-root", default=None, help="folder of an on-disk dataset")
     parser.add_argument(
         "--amp", action="store_true", help="mixed precision forward passes (CUDA only)"
     )
@@ -75,19 +69,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.attack not in attack_names():
-        raise BadInput(f"--attack {args.attack!r}: expected one of {', '.join(attack_names())}")
-    threat = ThreatModel(args.norm, args.eps)
     seed_everything(args.seed)
-    device = resolve_device(args.device)
-    model, config = load_checkpoint(args.checkpoint, device)
-    dataset = load_dataset(config.dataset, seed=config.seed, root=args.data_root)
-    if tuple(dataset.input_shape) != tuple(config.architecture.input_shape):
-        raise BadInput(
-            f"dataset {config.dataset!r} has inputs of shape {dataset.input_shape}, but the checkpoint's "
-            f"model expects {tuple(config.architecture.input_shape)}"
-        )
-    x, y = dataset.x_test[: args.limit], dataset.y_test[: args.limit]
+    opened = open_checkpoint_and_data(args)
+    model, device = opened.model, opened.device
+    threat = threat_model(args, opened.config.recipe, opened.input_shape)
+    x, y = opened.test_inputs(args.samples)
 
     def evaluate(name: str, eps: float) -> AttackEvaluation:
         attack = build_attack(
@@ -114,13 +100,10 @@ def run(args: argparse.Namespace) -> int:
         **run_metadata(args),
         "attack": args.attack,
         "eps": threat.eps,
+        "eps_source": args.eps_source,
         "norm": threat.norm,
         "n": evaluation.n,
-        "checkpoint": {
-            "path": str(args.checkpoint),
-            "architecture": config.architecture.name,
-            "dataset": config.dataset,
-        },
+        "checkpoint": opened.record(),
         "clean_accuracy": evaluation.clean_accuracy().to_dict(),
         "robust_accuracy": evaluation.robust_accuracy().to_dict(),
         "expected_adversarial_margin": evaluation.expected_adversarial_margin().to_dict(),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from semirobust.empirical.cli.options import add_common_options, positive_int
+from semirobust.empirical.cli.options import add_common_options, add_json_output, output_file, positive_int
 from semirobust.empirical.dependency import ESTIMATORS
 from semirobust.empirical.dependency.calibration import (
     markdown_table,
@@ -27,8 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="estimators to calibrate (default: all)")
     parser.add_argument("--n", type=positive_int, default=2000, help="samples per draw (default: 2000)")
     parser.add_argument("--repeats", type=positive_int, default=3, help="fresh draws per case (default: 3)")
-    parser.add_argument("--json", metavar="OUT", help="write the rows as JSON here")
-    parser.add_argument("--markdown", metavar="OUT", help="write the table as Markdown here")
+    add_json_output(parser, required=False)
+    parser.add_argument("--markdown", type=output_file, metavar="OUT", help="write the table as Markdown here")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     add_common_options(parser)
     parser.set_defaults(run=run)

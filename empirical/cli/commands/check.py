@@ -1,7 +1,8 @@
 """``semirobust check``: all quantities, all verdicts, report and plots for one checkpoint.
 
-Measures, on the first ``--samples`` test inputs: robust accuracy, the gamma sandwich
-(certified IBP/CROWN-IBP lower bounds and the PGD upper estimate), rho for every layer
+Measures, on the first ``--samples`` test inputs of the checkpoint's own dataset draw (its
+recorded seed; ``--seed`` drives the attacks and estimators only): robust accuracy, the
+gamma sandwich (certified IBP/CROWN-IBP lower bounds and the PGD upper estimate), rho for every layer
 pair with its independence baseline, Lipschitz bounds, the feature sensitivity and the
 Lipschitz-transfer bound at every split; then judges T1, L1, T2 and LIP (L2 and T3 are
 marked not applicable). Writes ``report.md``, ``report.json`` and ``plots/`` under ``--out``.
@@ -16,53 +17,49 @@ from typing import Any
 import torch
 from torch import nn
 
-from semirobust.empirical.attacks.threat import NORMS, ThreatModel
+from semirobust.empirical.cli.checkpoint_input import open_checkpoint_and_data
 from semirobust.empirical.cli.options import (
+    add_attack_options,
+    add_checkpoint_options,
     add_common_options,
+    add_out_folder,
+    add_samples_option,
     add_split_options,
-    non_negative_float,
-    positive_int,
+    add_threat_options,
+    threat_model,
 )
-from semirobust.empirical.data import Dataset, load_dataset
+from semirobust.empirical.data import Dataset
 from semirobust.empirical.dependency import ESTIMATORS
-from semirobust.empirical.model.checkpoint import load_checkpoint
 from semirobust.empirical.model.stages import fa_layers_from
 from semirobust.empirical.reports.check import write_check_report
 from semirobust.empirical.reports.writers import run_metadata
-from semirobust.empirical.runtime.device import resolve_device, seed_everything
+from semirobust.empirical.runtime.device import seed_everything
 from semirobust.empirical.studies.check import CheckSettings, run_check
-from semirobust.errors import BadInput
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("check", description=__doc__)
-    parser.add_argument("--checkpoint", required=True, help="checkpoint directory")
+    add_checkpoint_options(parser)
     add_split_options(parser)
-    parser.add_argument("--out", required=True, help="report folder")
-    parser.add_argument("--eps", type=non_negative_float, default=None,
-                        help="threat radius (default: the checkpoint's training eps, else 8/255)")
-    parser.add_argument("--norm", choices=sorted(NORMS), default="linf")
-    parser.add_argument("--samples", type=positive_int, default=200, help="test inputs to use (default 200)")
-    parser.add_argument("--estimator", default="ksg", help=f"dependency estimator ({', '.join(sorted(ESTIMATORS))})")
-    parser.add_argument("--steps", type=positive_int, default=20, help="PGD steps (default 20, 2 restarts)")
-    parser.add_argument("--data-root", default=None, help="folder of an on-disk dataset")
+    add_out_folder(parser, help="report folder")
+    add_threat_options(parser, from_checkpoint=True)
+    add_samples_option(parser, default=200, help="test inputs to use")
+    parser.add_argument("--estimator", choices=sorted(ESTIMATORS), default="ksg",
+                        help="dependency estimator (default: ksg)")
+    add_attack_options(parser, steps=20, steps_help="PGD steps of robust accuracy (2 restarts)")
     add_common_options(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     seed_everything(args.seed)
-    device = resolve_device(args.device)
-    if args.estimator not in ESTIMATORS:
-        raise BadInput(f"unknown estimator {args.estimator!r}; known: {', '.join(sorted(ESTIMATORS))}")
-    model, config = load_checkpoint(args.checkpoint, device)
-    a = fa_layers_from(model, split=args.split, fb_layers=args.fb_layers)
-    eps = args.eps if args.eps is not None else float(config.recipe.get("eps", 8 / 255))
-    dataset = load_dataset(config.dataset, seed=args.seed, root=args.data_root)
-    settings = CheckSettings(a=a, threat=ThreatModel(args.norm, eps), n=args.samples,
+    opened = open_checkpoint_and_data(args)
+    a = fa_layers_from(opened.model, split=args.split, fb_layers=args.fb_layers)
+    threat = threat_model(args, opened.config.recipe, opened.input_shape)
+    settings = CheckSettings(a=a, threat=threat, n=args.samples,
                              estimator=args.estimator, attack_steps=args.steps, seed=args.seed)
-    _, summary = check_and_report(model, dataset, settings, Path(args.checkpoint), Path(args.out),
-                                  device=device, args=args)
+    _, summary = check_and_report(opened.model, opened.dataset, settings, opened.path, Path(args.out),
+                                  device=opened.device, args=args)
     print(summary)
     return 0
 

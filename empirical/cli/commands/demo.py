@@ -22,7 +22,7 @@ from typing import Any, Mapping
 import torch
 
 from semirobust.empirical.cli.commands.check import check_and_report
-from semirobust.empirical.cli.options import add_common_options
+from semirobust.empirical.cli.options import add_common_options, add_out_folder
 from semirobust.empirical.data import Dataset, load_dataset
 from semirobust.empirical.model.checkpoint import load_checkpoint
 from semirobust.empirical.model.stages import count_weight_layers
@@ -53,7 +53,7 @@ def demo_config(seed: int) -> Algorithm1Config:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("demo", description=__doc__)
-    parser.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
+    add_out_folder(parser, help="output folder", default="runs/demo")
     parser.add_argument("--resume", action="store_true", help="continue (or reuse) the run in --out")
     add_common_options(parser)
     parser.set_defaults(run=run)

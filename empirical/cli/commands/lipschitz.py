@@ -4,7 +4,8 @@ Lipschitz bounds of a checkpoint (docs/bounds.md).
 Writes the per-layer factors, the product upper bound of the whole network and of
 ``f_a`` and ``f_b`` for the requested split (``--split A`` or ``--fb-layers N``) or, if
 none is given, for every valid split; and the local lower bound found on ``--samples``
-test inputs, which must not exceed the product (a check printed and stored).
+test inputs of the checkpoint's dataset (``--data-root`` for on-disk sets), which must not
+exceed the product (a check printed and stored).
 """
 
 from __future__ import annotations
@@ -17,14 +18,20 @@ from semirobust.empirical.bounds.lipschitz import (
     lipschitz_upper,
     split_lipschitz,
 )
-from semirobust.empirical.cli.options import add_common_options, positive_int
-from semirobust.empirical.data import load_dataset
+from semirobust.empirical.cli.checkpoint_input import open_checkpoint_and_data
+from semirobust.empirical.cli.options import (
+    add_checkpoint_options,
+    add_common_options,
+    add_json_output,
+    add_samples_option,
+    add_split_options,
+    non_negative_int,
+    positive_int,
+)
 from semirobust.empirical.measure.local_lipschitz import local_lipschitz_lower
-from semirobust.empirical.model.checkpoint import load_checkpoint
 from semirobust.empirical.model.stages import count_weight_layers, fa_layers_from, valid_splits
 from semirobust.empirical.reports.writers import run_metadata, write_json_atomic
-from semirobust.empirical.runtime.device import resolve_device, seed_everything
-from semirobust.errors import BadInput
+from semirobust.empirical.runtime.device import seed_everything
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,27 +40,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Per-layer and per-part l2 Lipschitz bounds of a checkpoint, with a local "
         "lower bound on test inputs (docs/bounds.md).",
     )
-    parser.add_argument("--checkpoint", required=True, help="checkpoint directory")
-    parser.add_argument(
-        "--json", required=True, metavar="OUT", help="where to write the JSON result"
-    )
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument(
-        "--split", type=int, metavar="A", help="weight layers in f_a (default: every valid split)"
-    )
-    group.add_argument(
-        "--fb-layers", type=int, metavar="N", help="weight layers in f_b (paper's convention)"
-    )
-    parser.add_argument(
-        "--samples",
-        type=int,
-        default=64,
-        metavar="N",
-        help="test inputs for the local lower bound; 0 skips it (default: 64)",
-    )
+    add_checkpoint_options(parser)
+    add_json_output(parser)
+    add_split_options(parser, required=False, missing=" (default: every valid split)")
+    add_samples_option(parser, default=64, allow_zero=True,
+                       help="test inputs for the local lower bound; 0 skips it")
     parser.add_argument(
         "--exact-input-limit",
-        type=int,
+        type=non_negative_int,
         default=OperatorNormSettings.exact_input_limit,
         metavar="D",
         help="largest layer input size whose operator norm is computed exactly "
@@ -71,20 +65,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.samples < 0:
-        raise BadInput(f"--samples {args.samples}: must be >= 0")
-    if args.exact_input_limit < 0:
-        raise BadInput(f"--exact-input-limit {args.exact_input_limit}: must be >= 0")
-    device = resolve_device(args.device)
     seed_everything(args.seed)
-    model, config = load_checkpoint(args.checkpoint, device)
+    opened = open_checkpoint_and_data(args)
+    model, config, device = opened.model, opened.config, opened.device
     settings = OperatorNormSettings(
         exact_input_limit=args.exact_input_limit,
         power_iterations=args.power_iterations,
         seed=args.seed,
     )
-    input_shape = config.architecture.input_shape
-    whole = lipschitz_upper(model, input_shape, settings, device=device)
+    whole = lipschitz_upper(model, opened.input_shape, settings, device=device)
     if args.split is None and args.fb_layers is None:
         splits = valid_splits(model)
     else:
@@ -104,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
     result: dict[str, Any] = {
         **run_metadata(args),
         "checkpoint": str(args.checkpoint),
+        "dataset": config.dataset,
+        "dataset_seed": config.seed,
         "architecture": config.architecture.to_dict(),
         "weight_layers": n,
         "layers": [layer.to_dict() for layer in whole.layers],
@@ -114,10 +105,8 @@ def run(args: argparse.Namespace) -> int:
     }
     print(whole.measurement("lipschitz_F").describe())
     if args.samples:
-        dataset = load_dataset(config.dataset, seed=config.seed)
-        local = local_lipschitz_lower(
-            model, dataset.x_test[: args.samples], seed=args.seed, device=device
-        )
+        x, _ = opened.test_inputs(args.samples)
+        local = local_lipschitz_lower(model, x, seed=args.seed, device=device)
         result["local_lower"] = local.measurement().to_dict()
         result["upper_at_least_local_lower"] = bool(local.value <= whole.product * (1 + 1e-9))
         print(local.measurement().describe())

@@ -13,19 +13,24 @@ from __future__ import annotations
 
 import argparse
 
-from semirobust.empirical.attacks.threat import NORMS, ThreatModel
+from semirobust.empirical.cli.checkpoint_input import open_checkpoint_and_data
 from semirobust.empirical.cli.options import (
+    add_attack_options,
+    add_checkpoint_options,
     add_common_options,
+    add_json_output,
+    add_samples_option,
     add_split_options,
+    add_threat_options,
     non_negative_float,
+    open_unit_float,
     positive_int,
+    threat_model,
 )
-from semirobust.empirical.data import load_dataset
 from semirobust.empirical.measure.linear_readout import LeastSquaresSettings
-from semirobust.empirical.model.checkpoint import load_checkpoint
 from semirobust.empirical.model.stages import fa_layers_from, split_stage_index
 from semirobust.empirical.reports.writers import run_metadata, write_json_atomic
-from semirobust.empirical.runtime.device import resolve_device, seed_everything
+from semirobust.empirical.runtime.device import seed_everything
 from semirobust.empirical.studies.s1 import S1Config, S1Study, run_s1
 from semirobust.errors import BadInput
 
@@ -35,23 +40,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "s1",
         description=__doc__.split("\n\n")[0],
     )
-    parser.add_argument("--checkpoint", required=True, help="checkpoint directory (a robust model)")
+    add_checkpoint_options(parser, help="checkpoint directory (a robust model)")
     add_split_options(parser)
-    parser.add_argument("--eps", type=non_negative_float, required=True, help="threat model radius")
-    parser.add_argument(
-        "--norm", choices=sorted(NORMS), default="linf", help="threat model norm (default: linf)"
-    )
-    parser.add_argument("--steps", type=positive_int, default=10, help="PGD steps (default: 10)")
-    parser.add_argument(
-        "--limit",
-        type=positive_int,
-        default=None,
-        metavar="N",
-        help="use the first N test inputs (default: all)",
-    )
+    add_threat_options(parser, from_checkpoint=True)
+    add_attack_options(parser, steps=10, steps_help="PGD steps")
+    add_samples_option(parser, default=None)
     parser.add_argument(
         "--fit-fraction",
-        type=float,
+        type=open_unit_float,
         default=0.5,
         help="share of the test inputs used to fit the readouts; the rest is held out "
         "for every reported number (default: 0.5)",
@@ -79,27 +75,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--batch-size", type=positive_int, default=256, help="attack batch size (default: 256)"
     )
-    parser.add_argument("--data-root", default=None, help="folder of an on-disk dataset")
-    parser.add_argument("--json", required=True, metavar="OUT", help="write the result JSON here")
+    add_json_output(parser)
     add_common_options(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    device = resolve_device(args.device)
     seed_everything(args.seed)
+    opened = open_checkpoint_and_data(args)
+    model, device = opened.model, opened.device
     config = S1Config(
-        threat=ThreatModel(args.norm, args.eps),
+        threat=threat_model(args, opened.config.recipe, opened.input_shape),
         steps=args.steps,
         seed=args.seed,
         batch_size=args.batch_size,
         least_squares=LeastSquaresSettings(args.fit_batch_size, args.rcond, args.ridge),
     )
-    model, checkpoint = load_checkpoint(args.checkpoint, device)
     a = fa_layers_from(model, split=args.split, fb_layers=args.fb_layers)
     split_stage_index(model, a)
-    dataset = load_dataset(checkpoint.dataset, seed=checkpoint.seed, root=args.data_root)
-    x, y = dataset.x_test[: args.limit], dataset.y_test[: args.limit]
+    x, y = opened.test_inputs(args.samples)
     fit_count = fit_inputs(y.numel(), args.fit_fraction)
     study = run_s1(model, a, x[:fit_count], x[fit_count:], y[fit_count:], config, device=device)
     write_json_atomic(
@@ -107,7 +101,9 @@ def run(args: argparse.Namespace) -> int:
         {
             **run_metadata(args),
             "checkpoint": str(args.checkpoint),
-            "dataset": checkpoint.dataset,
+            "dataset": opened.config.dataset,
+            "dataset_seed": opened.config.seed,
+            "eps_source": args.eps_source,
             "device": str(device),
             **study.to_dict(),
         },
@@ -118,13 +114,13 @@ def run(args: argparse.Namespace) -> int:
 
 def fit_inputs(total: int, fraction: float) -> int:
     """How many of ``total`` inputs fit the readouts; both parts must be non-empty."""
-    if not 0 < fraction < 1:
+    if not 0 < fraction < 1:  # --fit-fraction is validated at parse time; the API is not
         raise BadInput(f"--fit-fraction {fraction}: expected a number strictly between 0 and 1")
     count = round(total * fraction)
     if not 1 <= count <= total - 1:
         raise BadInput(
             f"--fit-fraction {fraction} of {total} inputs leaves no fit or no held-out "
-            f"input; use more inputs (--limit) or another fraction"
+            f"input; use more inputs (--samples) or another fraction"
         )
     return count
 

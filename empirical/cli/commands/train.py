@@ -12,15 +12,17 @@ import argparse
 import torch
 
 from semirobust.empirical.attacks.evaluation import predict_logits
-from semirobust.empirical.attacks.threat import NORMS
 from semirobust.empirical.cli.options import (
     add_adversarial_training_options,
+    add_attack_options,
     add_common_options,
     add_model_options,
+    add_out_folder,
+    add_threat_options,
     architecture_kwargs,
-    non_negative_float,
     positive_float,
     positive_int,
+    threat_model,
 )
 from semirobust.empirical.data import load_dataset
 from semirobust.empirical.data.augment import augmentation_for
@@ -34,15 +36,14 @@ from semirobust.empirical.studies.training import TrainRecipe, train
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("train", description=__doc__)
     add_model_options(parser)
-    parser.add_argument("--out", required=True, help="checkpoint directory to write")
+    add_out_folder(parser, help="checkpoint directory to write")
     parser.add_argument("--epochs", type=positive_int, default=TrainRecipe.epochs)
     parser.add_argument("--batch-size", type=positive_int, default=TrainRecipe.batch_size)
     parser.add_argument("--lr", type=positive_float, default=TrainRecipe.lr)
     parser.add_argument("--adversarial", action="store_true", help="adversarial training (see --method)")
     add_adversarial_training_options(parser)
-    parser.add_argument("--norm", choices=sorted(NORMS), default="linf")
-    parser.add_argument("--eps", type=non_negative_float, default=TrainRecipe.eps)
-    parser.add_argument("--steps", type=positive_int, default=TrainRecipe.steps, help="PGD steps per batch")
+    add_threat_options(parser, from_checkpoint=False)
+    add_attack_options(parser, steps=TrainRecipe.steps, steps_help="PGD steps per batch")
     add_common_options(parser)
     parser.set_defaults(run=run)
 
@@ -53,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     kwargs = architecture_kwargs(args.arch_kwargs)
     dataset = load_dataset(args.dataset, seed=args.seed, root=args.data_root)
     spec = ArchitectureSpec(args.arch, dataset.input_shape, dataset.num_classes, dataset.mean, dataset.std, kwargs)
+    threat_model(args, None, dataset.input_shape)  # --eps --norm resolved; warns when eps covers the box
     recipe = TrainRecipe(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, adversarial=args.adversarial,
         method=args.method, trades_beta=args.trades_beta, norm=args.norm, eps=args.eps, steps=args.steps,
