@@ -86,6 +86,47 @@ def test_malformed_config(checkpoint, text):
         load_checkpoint(path)
 
 
+@pytest.mark.parametrize("cut", [0.25, 0.5, 0.9])
+def test_truncated_config_is_named_as_such(checkpoint, cut):
+    path, _ = checkpoint
+    text = (path / "config.json").read_text()
+    (path / "config.json").write_text(text[: int(len(text) * cut)])
+    with pytest.raises(BadInput, match=r"config.json is not valid JSON \(.*\); the file ends early \(truncated\?\)$"):
+        load_checkpoint(path)
+
+
+def test_a_config_that_is_not_json_is_not_called_truncated(checkpoint):
+    path, _ = checkpoint
+    (path / "config.json").write_text('{"architecture": nope}')
+    with pytest.raises(BadInput) as raised:
+        load_checkpoint(path)
+    assert "not valid JSON" in str(raised.value) and "truncated" not in str(raised.value)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("input_shape", [1, -8, 8], r"architecture.input_shape \[1, -8, 8\] must be a list of integers >= 1"),
+    ("input_shape", [], r"architecture.input_shape \[\] must be a list of integers >= 1"),
+    ("num_classes", 1, r"architecture.num_classes 1 must be >= 2"),
+    ("std", [0.0], r"architecture.std \[0.0\] must be finite and > 0"),
+])
+def test_a_config_describing_no_buildable_model_is_refused_before_building(checkpoint, field, value, message):
+    path, _ = checkpoint
+    config = json.loads((path / "config.json").read_text())
+    config["architecture"][field] = value
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(BadInput, match=rf"config.json is malformed: {message}"):
+        load_checkpoint(path)
+
+
+def test_a_seed_beyond_64_bits_in_config_is_refused(checkpoint):
+    path, _ = checkpoint
+    config = json.loads((path / "config.json").read_text())
+    config["seed"] = 2**64
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(BadInput, match=rf"seed {2**64} does not fit a signed 64-bit integer"):
+        load_checkpoint(path)
+
+
 def test_truncated_safetensors(checkpoint):
     path, _ = checkpoint
     weights = path / "model.safetensors"

@@ -191,7 +191,9 @@ def _read_config(path: Path) -> CheckpointConfig:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
-        ends_early = error.pos >= len(text.rstrip())
+        # the text ran out: at the error, or inside a string (only the end of the text
+        # leaves a string unterminated)
+        ends_early = error.pos >= len(text.rstrip()) or error.msg.startswith("Unterminated string")
         hint = "; the file ends early (truncated?)" if ends_early else ""
         raise BadInput(
             f"checkpoint {path}: {CONFIG_NAME} is not valid JSON ({error.msg} at line {error.lineno}){hint}"
