@@ -147,6 +147,7 @@ def test_every_checkpoint_command_checks_the_datas_input_shape(command, extra, m
     out = tmp_path / "out"
     code, err = run_cli([command, "--checkpoint", str(misshapen_checkpoint), "--device", "cpu", *extra, str(out)],
                         capsys)
-    assert (code, err) == (2, [f"semirobust {command}: error: dataset 'digits' has inputs of shape (1, 8, 8), "
-                               f"but the checkpoint's model expects (1, 4, 4)"])
+    line = (f"semirobust {command}: error: dataset 'digits' has inputs of shape (1, 8, 8), "
+            f"but the checkpoint's model expects (1, 4, 4)")
+    assert (code, err) == (2, [line])
     assert not out.exists()

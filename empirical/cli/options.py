@@ -26,8 +26,9 @@ import json
 import math
 import os
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from semirobust.empirical.runtime.device_names import DEVICE_CHOICES
 from semirobust.errors import BadInput

@@ -74,7 +74,7 @@ class CheckpointConfig:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "CheckpointConfig":
+    def from_dict(cls, data: dict[str, Any]) -> CheckpointConfig:
         return cls(
             architecture=ArchitectureSpec.from_dict(data["architecture"]),
             dataset=str(data["dataset"]),

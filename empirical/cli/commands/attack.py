@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 from semirobust.empirical.attacks import STRENGTH_LADDER, AttackConfig, attack_names, build_attack
 from semirobust.empirical.attacks.diagnostics import (

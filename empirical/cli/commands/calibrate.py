@@ -10,7 +10,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from semirobust.empirical.cli.options import add_common_options, add_json_output, output_file, positive_int
+from semirobust.empirical.cli.options import (
+    add_common_options,
+    add_json_output,
+    output_file,
+    positive_int,
+)
 from semirobust.empirical.dependency import ESTIMATORS
 from semirobust.empirical.dependency.calibration import (
     markdown_table,

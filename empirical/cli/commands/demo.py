@@ -15,9 +15,10 @@ import argparse
 import shutil
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     out = Path(args.out)
     dataset = load_dataset("digits")
-    log = lambda line: print(line, file=sys.stderr)  # noqa: E731
+    log = lambda line: print(line, file=sys.stderr)
     config = demo_config(args.seed)
     results = run_algorithm1(config, dataset, out, device=device, resume=args.resume, log=log)
     independent_out = out / INDEPENDENT_FOLDER
