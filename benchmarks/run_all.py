@@ -3,7 +3,9 @@
 * ``attacks.py``: PGD-10 throughput, semirobust against torchattacks on the same model
   and inputs in one process;
 * ``dependency.py``: rho for the 12 layer pairs of an f_b at n = 10000 attacked inputs,
-  the batched estimators against plain per-class reference implementations.
+  the batched estimators against plain per-class reference implementations;
+* ``threads.py``: PGD over the digits test set at 1 and 2 torch threads, without and with
+  a second process keeping one core busy (the measurement behind ``--threads``' default).
 
 Results go to ``runs/bench/*.json``; ``BENCHMARKS.md`` records the measured ratios.
 """
@@ -21,6 +23,7 @@ def main() -> int:
     runs = [
         [str(HERE / "attacks.py"), "--json", str(OUT / "attacks.json")],
         [str(HERE / "dependency.py"), "--json", str(OUT / "dependency.json")],
+        [str(HERE / "threads.py"), "--json", str(OUT / "threads.json")],
     ]
     for arguments in runs:
         print(f"$ python {' '.join(arguments)}", flush=True)
