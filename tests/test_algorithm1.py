@@ -81,7 +81,7 @@ def test_a_stale_model_directory_with_another_architecture_is_refused(finished_r
     [
         (["--fb-layers", "4"], "outside the network"),
         (["--eps", "-0.1"], "--eps"),
-        (["--attack", "nope"], "unknown attack"),
+        (["--attack", "nope"], "argument --attack: 'nope': expected one of"),
         (["--init", "sometimes"], "--init"),
     ],
 )
