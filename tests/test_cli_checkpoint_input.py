@@ -17,7 +17,7 @@ from semirobust.empirical.cli.main import main
 from semirobust.empirical.data import load_dataset
 from semirobust.empirical.data.disk.cifar import CIFAR10
 from semirobust.empirical.data.disk.writers import write_cifar
-from semirobust.empirical.model import ArchitectureSpec, build_model, register_architecture
+from semirobust.empirical.model import ArchitectureSpec, build_model, register_architecture, registry
 from semirobust.empirical.model.checkpoint import CheckpointConfig, save_checkpoint
 from semirobust.empirical.model.normalize import Normalize
 
@@ -128,12 +128,15 @@ def pooled(spec: ArchitectureSpec) -> nn.Sequential:
 
 @pytest.fixture(scope="module")
 def misshapen_checkpoint(tmp_path_factory):
-    """A digits checkpoint whose config records 4x4 inputs (digits are 8x8)."""
-    register_architecture("test-pooled-linear", pooled)
-    spec = ArchitectureSpec("test-pooled-linear", (1, 4, 4), 10, (0.3,), (0.4,))
-    torch.manual_seed(0)
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "pooled", build_model(spec),
-                           CheckpointConfig(spec, "digits", seed=0))
+    """A digits checkpoint whose config records 4x4 inputs (digits are 8x8); its
+    architecture is registered for this module's tests only (other tests list the registry)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(registry, "_ARCHITECTURES", dict(registry._ARCHITECTURES))
+        register_architecture("test-pooled-linear", pooled)
+        spec = ArchitectureSpec("test-pooled-linear", (1, 4, 4), 10, (0.3,), (0.4,))
+        torch.manual_seed(0)
+        yield save_checkpoint(tmp_path_factory.mktemp("ckpt") / "pooled", build_model(spec),
+                              CheckpointConfig(spec, "digits", seed=0))
 
 
 @pytest.mark.parametrize("command, extra", [
