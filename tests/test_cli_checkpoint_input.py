@@ -17,7 +17,12 @@ from semirobust.empirical.cli.main import main
 from semirobust.empirical.data import load_dataset
 from semirobust.empirical.data.disk.cifar import CIFAR10
 from semirobust.empirical.data.disk.writers import write_cifar
-from semirobust.empirical.model import ArchitectureSpec, build_model, register_architecture, registry
+from semirobust.empirical.model import (
+    ArchitectureSpec,
+    build_model,
+    register_architecture,
+    registry,
+)
 from semirobust.empirical.model.checkpoint import CheckpointConfig, save_checkpoint
 from semirobust.empirical.model.normalize import Normalize
 
