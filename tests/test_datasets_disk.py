@@ -104,6 +104,40 @@ def test_a_pickle_that_would_run_code_is_refused(cifar10_dir: Path) -> None:
         load_dataset("cifar10", root=str(cifar10_dir))
 
 
+class HugeArray:
+    """Pickles as a request for a 9 TiB array, by either of numpy's constructors."""
+
+    def __init__(self, constructor: str) -> None:
+        self.constructor = constructor
+
+    def __reduce__(self):
+        shape = (9 * 2**40,)
+        if self.constructor == "ndarray":
+            return (np.ndarray, (shape, np.dtype(np.uint8)))
+        return (np.array(0).__reduce__()[0], (np.ndarray, shape, b"B"))
+
+
+@pytest.mark.parametrize("constructor", ["ndarray", "_reconstruct"])
+def test_a_pickle_asking_for_more_memory_than_its_file_holds_is_refused_before_allocation(
+    cifar10_dir: Path, constructor: str
+) -> None:
+    (cifar10_dir / "data_batch_2").write_bytes(
+        pickle.dumps({b"data": HugeArray(constructor), b"labels": [0]}, protocol=2)
+    )
+    with pytest.raises(BadInput, match=r"data_batch_2: an array of shape \(9895604649984,\) .* the file is corrupt"):
+        load_dataset("cifar10", root=str(cifar10_dir))
+
+
+def test_a_split_without_images_is_refused(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    directory = write_cifar(
+        tmp_path, CIFAR10, x_train=random_images(rng, 0), y_train=np.zeros(0, np.int64),
+        x_test=random_images(rng, 2), y_test=np.array([1, 2]),
+    )
+    with pytest.raises(BadInput, match="'cifar10': the train split holds no images"):
+        load_dataset("cifar10", root=str(directory))
+
+
 def test_limit_takes_the_first_images_across_batches(cifar10_dir: Path, cifar10_arrays) -> None:
     dataset = load_cifar(CIFAR10, cifar10_dir, limit=13)
     assert len(dataset.x_train) == 13 and len(dataset.x_test) == 10

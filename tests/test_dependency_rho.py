@@ -1,6 +1,7 @@
 """class_conditional_rho: ground truth, units, intervals, baseline and bad input."""
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -172,3 +173,16 @@ def test_bad_settings_name_the_argument():
         class_conditional_rho(x, y, labels, "nope")
     with pytest.raises(BadInput, match="unit 'furlongs'"):
         class_conditional_rho(x, y, labels, unit="furlongs")
+
+
+def test_high_dimension_warnings_of_a_whole_network_come_as_one_line():
+    generator = _generator(7)
+    labels = torch.arange(60) % 3
+    layers = [torch.randn(60, 5 + i, generator=generator, dtype=torch.float64) for i in range(4)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pairs = dependency_per_layer_pair(layers, labels, "ksg", replicates=0)
+    (warning,) = [w for w in caught if issubclass(w.category, HighDimensionWarning)]
+    recorded = {m for pair in pairs for m in pair.rho.settings["warnings"]}
+    assert len(recorded) > 1
+    assert f"and {len(recorded) - 1} more like it" in str(warning.message)

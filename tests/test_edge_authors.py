@@ -3,7 +3,7 @@
 Three oracles: golden values from the authors' own code on the same inputs (it reproduces
 numpy's draws, so they agree to rounding); a plain-loop implementation written here from
 the construction in the module docstring; numbers worked out by hand for the clipped
-dependence-graph sum. Plus FACTS.md's measured readings, independence and bad input.
+dependence-graph sum. Plus the authors' code's measured readings (docs/dependency.md), independence and bad input.
 """
 
 import math
@@ -34,7 +34,7 @@ def _bits(x, y, seed=0, **settings) -> float:
 
 
 def _facts_pair(d: int, seed: int = 0):
-    """FACTS.md's case: n = 1000, Y = 0.8 X + 0.6 Z in d dimensions (true MI -d/2 log2 0.36)."""
+    """The recorded case (docs/dependency.md): n = 1000, Y = 0.8 X + 0.6 Z in d dimensions (true MI -d/2 log2 0.36)."""
     return gaussian_pair(1000, d, 0.8, torch.Generator().manual_seed(seed))
 
 
@@ -70,16 +70,16 @@ def test_gives_the_authors_numbers_on_the_same_inputs(case, sample, settings, au
     assert _bits(*sample(), **settings) == pytest.approx(authors_bits, abs=GOLDEN_TOLERANCE_BITS)
 
 
-#: FACTS.md: the authors' code read 1.76, 3.3 and 6.0 bits at d = 8, 64, 512 (one draw each).
+#: docs/dependency.md: the authors' code read 1.76, 3.3 and 6.0 bits at d = 8, 64, 512 (one draw each).
 #: Over 20 draws of data and shifts their code spreads with sd 0.054, 0.085, 0.139 bits;
 #: the mean of 3 of our draws against one of theirs: 3 sd sqrt(1 + 1/3), rounded up.
-FACTS_READINGS = [(8, 1.76, 0.2), (64, 3.3, 0.3), (512, 6.0, 0.5)]
+RECORDED_READINGS = [(8, 1.76, 0.2), (64, 3.3, 0.3), (512, 6.0, 0.5)]
 
 
-@pytest.mark.parametrize("d, facts_bits, tolerance", FACTS_READINGS)
-def test_reads_what_facts_measured_for_the_authors_code(d, facts_bits, tolerance):
+@pytest.mark.parametrize("d, recorded_bits, tolerance", RECORDED_READINGS)
+def test_reads_what_facts_measured_for_the_authors_code(d, recorded_bits, tolerance):
     mean = np.mean([_bits(*_facts_pair(d, seed), seed=seed) for seed in range(3)])
-    assert mean == pytest.approx(facts_bits, abs=tolerance)
+    assert mean == pytest.approx(recorded_bits, abs=tolerance)
     assert mean < math.log2(1000)
 
 

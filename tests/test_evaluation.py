@@ -3,6 +3,7 @@ subnetwork margins and feature sensitivity, and bad input."""
 
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 import torch
 from attack_fixtures import random_network
@@ -192,3 +193,12 @@ def test_bad_input_is_refused_with_a_clear_message():
         evaluate_attack(model, x, y[:-1], PGD(THREAT))
     with pytest.raises(BadInput, match="no inputs"):
         evaluate_attack(model, x[:0], y[:0], PGD(THREAT))
+
+
+def test_one_value_gets_no_zero_width_mean_interval():
+    from semirobust.empirical.measure.statistics import mean_interval
+
+    with pytest.raises(BadInput, match="needs at least 2 values, got 1"):
+        mean_interval(np.array([-0.1227]))
+    low, high = mean_interval(np.array([1.0, 3.0]))
+    assert low < 2.0 < high

@@ -4,6 +4,8 @@ an interrupted or failing write leaves the previous file whole, and no module of
 
 import ast
 import math
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -63,3 +65,15 @@ def test_a_failing_write_leaves_the_previous_file_and_no_temporary(tmp_path):
         write_json_atomic(target, {"gamma": math.nan})  # NaN is refused, never written
     assert target.read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+
+def test_results_get_the_users_umask_and_stale_temporaries_are_removed(tmp_path):
+    stale = tmp_path / ".results.json.k1ll3d.tmp"
+    stale.write_text("{half")
+    previous = os.umask(0o027)
+    try:
+        target = write_json_atomic(tmp_path / "results.json", {"gamma": 1.0})
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]

@@ -29,6 +29,8 @@ class Dataset:
 
     def __post_init__(self) -> None:
         for label, x in (("train", self.x_train), ("test", self.x_test)):
+            if x.shape[0] == 0:
+                raise BadInput(f"dataset {self.name!r}: the {label} split holds no images")
             if not torch.isfinite(x).all():
                 raise BadInput(f"dataset {self.name!r}: {label} inputs contain NaN or inf")
             if x.min() < 0 or x.max() > 1:

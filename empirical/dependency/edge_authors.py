@@ -3,7 +3,7 @@
 ships as its MI estimator and calls once per class as ``EDGE(h_prev, h_next,
 normalize_epsilon=False, L_ensemble=1, stochastic=True)``. Written here from that
 construction, vectorised in torch; the defaults are the paper's call, and they give
-FACTS.md's numbers for the authors' code. :mod:`.edge` is this project's own EDGE.
+the readings of the authors' code recorded in docs/dependency.md. :mod:`.edge` is this project's own EDGE.
 
 One estimate of ``I(X; Y)``, ``X`` (N, d_x), ``Y`` (N, d_y), in bits:
 

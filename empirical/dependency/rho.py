@@ -194,6 +194,7 @@ def dependency_per_layer_pair(
                 full[j, c], halves[j, c], shuffled[j, c] = estimates
             previous = current
 
+    _warn_once(notes)
     return [
         _pair_result(
             method, names[j], unit, weights.numpy(), classes.tolist(), counts.tolist(),
@@ -202,6 +203,16 @@ def dependency_per_layer_pair(
         )
         for j in range(pairs)
     ]
+
+
+def _warn_once(notes: Sequence[_Notes]) -> None:
+    """One warning for the whole call: the first message and how many more (per class and
+    layer pair) there are; every pair's settings keep its own messages."""
+    messages = list(dict.fromkeys(m for note in notes for m in note.warnings))
+    if messages:
+        more = len(messages) - 1
+        suffix = f" (and {more} more like it for other classes or layer pairs; each rho's settings list them)" if more else ""
+        warnings.warn(messages[0] + suffix, HighDimensionWarning, stacklevel=3)
 
 
 @dataclass
@@ -214,7 +225,6 @@ class _Notes:
     def add_warning(self, message: str | None) -> None:
         if message is not None and message not in self.warnings:
             self.warnings.append(message)
-            warnings.warn(message, HighDimensionWarning, stacklevel=4)
 
 
 def _resolve_unit(method: DependenceEstimator, unit: str | None) -> str:

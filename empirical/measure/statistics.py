@@ -15,6 +15,8 @@ import math
 import numpy as np
 from scipy import special
 
+from semirobust.errors import BadInput
+
 DEFAULT_LEVEL = 0.95
 
 
@@ -35,11 +37,17 @@ def wilson_interval(successes: int, n: int, level: float = DEFAULT_LEVEL) -> tup
 
 
 def mean_interval(values: np.ndarray, level: float = DEFAULT_LEVEL) -> tuple[float, float]:
-    """Student-t interval ``mean -+ t_{n-1} * s / sqrt(n)`` for the mean of ``values``."""
+    """Student-t interval ``mean -+ t_{n-1} * s / sqrt(n)`` for the mean of ``values``.
+
+    One value bounds nothing about the population mean (``s`` is undefined), so fewer than
+    two are refused rather than given an interval of zero width."""
     values = np.asarray(values, dtype=np.float64)
     n = values.size
-    mean = float(values.mean())
     if n < 2:
-        return mean, mean
+        raise BadInput(
+            f"a Student-t interval of a mean needs at least 2 values, got {n}: "
+            "evaluate at least 2 inputs (--limit / --n >= 2)"
+        )
+    mean = float(values.mean())
     half = float(special.stdtrit(n - 1, 0.5 + level / 2) * values.std(ddof=1) / math.sqrt(n))
     return mean - half, mean + half

@@ -23,16 +23,34 @@ def run_metadata(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def current_umask() -> int:
+    """The process's file-creation mask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Delete the hidden temporary files an interrupted atomic write of ``path`` left
+    (``.NAME.*.tmp`` beside it): the next write of the same file replaces them anyway."""
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` to ``path`` via a temporary file in the same folder and a rename,
-    so a reader never sees a half-written file and an interrupted run leaves the old one."""
+    so a reader never sees a half-written file and an interrupted run leaves the old one.
+    The file gets the permissions of an ordinary new file under the user's umask (a
+    temporary file is created private), and temporaries left by a killed write are removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
+            os.fchmod(handle.fileno(), 0o666 & ~current_umask())
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:

@@ -27,7 +27,6 @@ ALLOWED_GLOBALS = {
     ("numpy._core.numeric", "_frombuffer"): _frombuffer,
     ("numpy.core.multiarray", "scalar"): _scalar,
     ("numpy._core.multiarray", "scalar"): _scalar,
-    ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
     ("_codecs", "encode"): codecs.encode,  # bytes in Python 3 pickles of protocol 2
 }
@@ -44,8 +43,34 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
     def __init__(self, file, path: Path) -> None:
         super().__init__(file, encoding="bytes")
         self._path = path
+        self._size = path.stat().st_size
+
+    def _check_allocation(self, shape, dtype) -> None:
+        """Refuse, before any allocation, an array holding more bytes than the whole file:
+        every element of a CIFAR batch comes from the file."""
+        if isinstance(dtype, bytes):
+            dtype = dtype.decode("latin-1")
+        count = int(np.prod(np.asarray(shape, dtype=object))) if np.ndim(shape) else int(shape)
+        size = count * np.dtype(dtype).itemsize
+        if count < 0 or size > self._size:
+            raise BadInput(
+                f"{self._path}: an array of shape {tuple(int(v) for v in np.atleast_1d(shape))} ({size} bytes) "
+                f"cannot come from a file of {self._size} bytes; the file is corrupt"
+            )
+
+    def _ndarray(self, shape, dtype=float, *args, **kwargs) -> np.ndarray:
+        self._check_allocation(shape, dtype)
+        return np.ndarray(shape, dtype, *args, **kwargs)
+
+    def _reconstruct(self, subtype, shape, dtype) -> np.ndarray:
+        self._check_allocation(shape, dtype)
+        return _reconstruct(np.ndarray if subtype == self._ndarray else subtype, shape, dtype)
 
     def find_class(self, module: str, name: str):
+        if (module, name) == ("numpy", "ndarray"):
+            return self._ndarray
+        if name == "_reconstruct" and (module, name) in ALLOWED_GLOBALS:
+            return self._reconstruct
         try:
             return ALLOWED_GLOBALS[(module, name)]
         except KeyError:
