@@ -68,7 +68,7 @@ def test_lip_verdict_is_never_violated_with_sound_measurements(network, threat, 
     from semirobust.empirical.model.stages import split_network, valid_splits
     from semirobust.empirical.studies.check import renamed
 
-    x, y = data.draw(labelled_inputs(network))
+    x, y = data.draw(labelled_inputs(network, batch_size=st.integers(2, 6)))  # a mean needs 2
     a = data.draw(st.sampled_from(valid_splits(network.model)))
     sandwich = {m.name: m for m in gamma_sandwich(network.model, x, y, threat).measurements()}
     transfer = {m.name: m for m in lipschitz_transfer_bound(split_network(network.model, a), x, y, threat,
