@@ -125,3 +125,25 @@ def test_trades_adversarial_training_runs_algorithm1(tmp_path):
     assert results["config"]["recipe"]["trades_beta"] == 3.0
     robust = json.loads((out / "robust" / "config.json").read_text())
     assert robust["recipe"]["method"] == "trades" and robust["recipe"]["adversarial"]
+
+
+def test_results_on_disk_read_back_into_the_typed_result(finished_run):
+    """Resume reads JSON back: results.json -> Algorithm1Result -> the same JSON, and each
+    trial file -> Trial -> the same file."""
+    from semirobust.empirical.studies.algorithm1 import Algorithm1Result, Trial
+    from semirobust.theory.verdict import Status
+
+    data = json.loads((finished_run / "results.json").read_text())
+    result = Algorithm1Result.from_dict(data)
+    assert json.loads(json.dumps(result.to_dict())) == {k: v for k, v in data.items() if k in result.to_dict()}
+    assert all(v.status in set(Status) for v in result.verdicts.values())
+    for path in sorted((finished_run / "trials").glob("trial_*.json")):
+        stored = json.loads(path.read_text())
+        assert json.loads(json.dumps(Trial.from_dict(stored).to_dict())) == stored
+
+
+def test_check_on_an_algorithm1_checkpoint_plots_its_finetuning(finished_run, tmp_path):
+    out = tmp_path / "check"
+    assert main(["check", "--checkpoint", str(finished_run / "robust"), "--fb-layers", "2", "--out", str(out),
+                 "--samples", "60", "--steps", "2", "--device", "cpu"]) == 0
+    assert (out / "plots" / "finetuning.png").stat().st_size > 1000

@@ -88,3 +88,28 @@ def test_a_model_bound_propagation_cannot_handle_gets_every_uncertified_measurem
     assert [r["pair"] for r in data["rho"]] == [[1, 2], [2, 3], [3, 4]]
     assert "Nothing here is certified" in (out / "report.md").read_text()
     assert sorted(p.name for p in (out / "plots").iterdir()) == ["bounds_across_splits.png", "rho_per_pair.png"]
+
+
+def test_run_check_returns_typed_measurements_and_verdicts():
+    """The study's result holds Measurements and Verdicts (dictionaries only at the JSON
+    boundary); L2 and T3 carry theory's not-applicable status with a reason, and T2's level
+    at every split is a measurement with its kind, estimator and interval."""
+    from semirobust.empirical.attacks.threat import ThreatModel
+    from semirobust.empirical.studies.check import CheckSettings, run_check
+    from semirobust.theory.measurement import Kind, Measurement
+    from semirobust.theory.verdict import Status, Verdict
+
+    data = load_dataset("gaussian-mixture")
+    spec = ArchitectureSpec("mlp", data.input_shape, data.num_classes, data.mean, data.std, {"depth": 2, "width": 8})
+    model = build_model(spec)
+    settings = CheckSettings(a=2, threat=ThreatModel("linf", 0.02), n=60, attack_steps=2, restarts=1)
+    result = run_check(model, data.x_test, data.y_test, settings, device=torch.device("cpu"))
+    assert all(isinstance(v, Verdict) for v in result.verdicts.values())
+    for name in ("L2", "T3"):
+        assert result.verdicts[name].status is Status.NOT_APPLICABLE and result.verdicts[name].reason
+    for entry in result.per_split:
+        level = entry.t2_level
+        assert isinstance(level, Measurement) and level.kind is Kind.ESTIMATE
+        assert level.interval[0] <= level.value <= level.interval[1] and level.estimator
+        assert level.unit == "logits + bits (C6)"
+    assert all(isinstance(m, Measurement) for ms in result.measurements.values() for m in ms)

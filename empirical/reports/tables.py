@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from typing import Any, Iterable, Mapping
+from typing import Iterable
 
 from semirobust.theory.measurement import Measurement
 
@@ -19,10 +19,10 @@ KIND_MEANING = {
 }
 
 
-def measurement_rows(measurements: Iterable[Mapping[str, Any] | Measurement]) -> list[list[str]]:
+def measurement_rows(measurements: Iterable[Measurement]) -> list[list[str]]:
+    """One row per measurement: name, value, interval, unit, kind, estimator."""
     rows = []
-    for item in measurements:
-        m = item if isinstance(item, Measurement) else Measurement.from_dict(item)
+    for m in measurements:
         low, high = m.interval
         rows.append([m.name, f"{m.value:.4g}", f"[{low:.4g}, {high:.4g}]", m.unit, m.kind.value, m.estimator])
     return rows
@@ -41,22 +41,6 @@ def plain_table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     return "\n".join(fmt.format(*row) for row in [header, ["-" * w for w in widths], *rows])
-
-
-def algorithm1_measurements(results: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """The run's headline measurements in reading order: Acc, Acc*, gamma_a, then per
-    trial Acc_sr, gAcc, gamma_b and every rho_j with its value at independence."""
-    items: list[Mapping[str, Any]] = [results["Acc_clean"], results["Acc"], results["Acc*_clean"],
-                                      results["Acc*"], results["gamma_a"]]
-    for trial in results["trials"]:
-        suffix = f" (trial {trial['trial']})"
-        for key in ("Acc_sr", "gAcc", "gamma_b"):
-            items.append({**trial[key], "name": trial[key]["name"] + suffix})
-        for rho in trial["rho"]:
-            items.append({**rho, "name": rho["name"] + suffix})
-            if rho.get("independent"):
-                items.append({**rho["independent"], "name": rho["independent"]["name"] + suffix})
-    return items
 
 
 _NUMBER_TUPLE = re.compile(r"\((\d+(?:, \d+)*)\)")

@@ -11,11 +11,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import nn
-
 from semirobust.empirical.attacks.threat import NORMS, ThreatModel
 from semirobust.empirical.cli.options import (
     add_common_options,
@@ -23,7 +18,7 @@ from semirobust.empirical.cli.options import (
     non_negative_float,
     positive_int,
 )
-from semirobust.empirical.data import Dataset, load_dataset
+from semirobust.empirical.data import load_dataset
 from semirobust.empirical.dependency import ESTIMATORS
 from semirobust.empirical.model.checkpoint import load_checkpoint
 from semirobust.empirical.model.stages import fa_layers_from
@@ -61,16 +56,6 @@ def run(args: argparse.Namespace) -> int:
     dataset = load_dataset(config.dataset, seed=args.seed, root=args.data_root)
     settings = CheckSettings(a=a, threat=ThreatModel(args.norm, eps), n=args.samples,
                              estimator=args.estimator, attack_steps=args.steps, seed=args.seed)
-    _, summary = check_and_report(model, dataset, settings, Path(args.checkpoint), Path(args.out),
-                                  device=device, args=args)
-    print(summary)
+    result = run_check(model, dataset.x_test, dataset.y_test, settings, device=device)
+    print(write_check_report(result, Path(args.out), Path(args.checkpoint), metadata=run_metadata(args)))
     return 0
-
-
-def check_and_report(model: nn.Sequential, dataset: Dataset, settings: CheckSettings, checkpoint: Path,
-                     out: Path, *, device: torch.device, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
-    """Run every check on the test set, write the report under ``out``; return the report
-    (with the command's metadata) and the printed summary."""
-    report = run_check(model, dataset.x_test, dataset.y_test, settings, device=device)
-    report = {**run_metadata(args), "checkpoint": str(checkpoint), **report}
-    return report, write_check_report(report, out, checkpoint)
