@@ -147,3 +147,16 @@ def test_check_on_an_algorithm1_checkpoint_plots_its_finetuning(finished_run, tm
     assert main(["check", "--checkpoint", str(finished_run / "robust"), "--fb-layers", "2", "--out", str(out),
                  "--samples", "60", "--steps", "2", "--device", "cpu"]) == 0
     assert (out / "plots" / "finetuning.png").stat().st_size > 1000
+
+
+def test_the_paper_table_is_also_latex_with_booktabs_rules(finished_run):
+    csv_rows = (finished_run / "table.csv").read_text().splitlines()
+    lines = (finished_run / "table.tex").read_text().splitlines()
+    body = [line for line in lines if not line.startswith("%")]
+    assert body[0] == "\\begin{tabular}{" + "r" * 8 + "}" and body[-1] == "\\end{tabular}"
+    assert [body[1], body[3], body[5]] == ["\\toprule", "\\midrule", "\\bottomrule"]
+    header, row = body[2], body[4]
+    assert header.split(" & ")[:6] == ["Acc", "Acc$^*$", "Acc$_{\\mathrm{sr}}$", "gAcc", "Diff", "epochs"]
+    assert header.split(" & ")[6:] == ["$\\rho_{4}$", "$\\rho_{3}$ \\\\"]
+    values = row.removesuffix(" \\\\").split(" & ")
+    assert [v.replace("$", "") for v in values] == csv_rows[1].split(",")

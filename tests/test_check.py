@@ -59,6 +59,17 @@ def test_report_and_plots_are_written(report):
         assert (report / "plots" / f"{name}.png").stat().st_size > 1000
 
 
+def test_every_figure_is_also_a_vector_pdf(report):
+    """Each PNG has a PDF beside it, drawn with vector paths (no embedded raster image)."""
+    pngs = sorted((report / "plots").glob("*.png"))
+    assert len(pngs) == 3
+    for png in pngs:
+        pdf = png.with_suffix(".pdf").read_bytes()
+        assert pdf.startswith(b"%PDF-") and b"/Subtype /Image" not in pdf, png.name
+        assert len(pdf) > 1000
+    assert not list((report / "plots").glob(".*")), "a temporary plot file was left behind"
+
+
 def test_split_outside_the_network_is_one_line_and_exit_2(report, capsys):
     checkpoint = report.parent / "ckpt"
     assert main(["check", "--checkpoint", str(checkpoint), "--split", "9", "--out", str(report.parent / "x")]) == 2
@@ -87,7 +98,8 @@ def test_a_model_bound_propagation_cannot_handle_gets_every_uncertified_measurem
         "holds", "violated", "premises unmet", "inconclusive"}
     assert [r["pair"] for r in data["rho"]] == [[1, 2], [2, 3], [3, 4]]
     assert "Nothing here is certified" in (out / "report.md").read_text()
-    assert sorted(p.name for p in (out / "plots").iterdir()) == ["bounds_across_splits.png", "rho_per_pair.png"]
+    assert sorted(p.name for p in (out / "plots").iterdir()) == [
+        "bounds_across_splits.pdf", "bounds_across_splits.png", "rho_per_pair.pdf", "rho_per_pair.png"]
 
 
 def test_run_check_returns_typed_measurements_and_verdicts():

@@ -33,13 +33,46 @@ def paper_row(result: Algorithm1Result) -> tuple[list[str], list[str]]:
     return header, row
 
 
+#: LaTeX for the paper's column names; rho columns are ``rho_J`` -> ``$\rho_{J}$``
+LATEX_COLUMNS = {"Acc": "Acc", "Acc*": "Acc$^*$", "Acc_sr": "Acc$_{\\mathrm{sr}}$", "gAcc": "gAcc",
+                 "Diff": "Diff", "epochs": "epochs"}
+
+
+def paper_latex(result: Algorithm1Result) -> str:
+    """The paper's table as a LaTeX ``tabular`` with booktabs rules (``\\toprule``,
+    ``\\midrule``, ``\\bottomrule``; needs ``\\usepackage{booktabs}``)."""
+    header, row = paper_row(result)
+    names = [LATEX_COLUMNS.get(name) or f"$\\rho_{{{name.split('_', 1)[1]}}}$" for name in header]
+    values = [value.replace("+", "$+$", 1) if value.startswith("+") else
+              value.replace("-", "$-$", 1) if value.startswith("-") else value for value in row]
+    config = result.config
+    return "\n".join([
+        f"% semirobust Algorithm 1: {config.architecture} on {config.dataset}, {config.attack} "
+        f"{config.norm} eps={config.eps:g}; rho in {_rho_unit(result)}",
+        "\\begin{tabular}{" + "r" * len(header) + "}",
+        "\\toprule",
+        " & ".join(names) + " \\\\",
+        "\\midrule",
+        " & ".join(values) + " \\\\",
+        "\\bottomrule",
+        "\\end{tabular}",
+        "",
+    ])
+
+
+def _rho_unit(result: Algorithm1Result) -> str:
+    units = sorted({rho.unit for rho in result.summary.lowest_rho.values()})
+    return ", ".join(units) or "no pair"
+
+
 def write_paper_table(result: Algorithm1Result, out: Path) -> list[Path]:
-    """The paper's columns as ``table.csv`` and ``table.md`` under ``out``."""
+    """The paper's columns as ``table.csv``, ``table.md`` and ``table.tex`` under ``out``."""
     header, row = paper_row(result)
     buffer = io.StringIO()
     csv.writer(buffer).writerows([header, row])
     return [write_text_atomic(Path(out) / "table.csv", buffer.getvalue()),
-            write_text_atomic(Path(out) / "table.md", markdown_table(header, [row]) + "\n")]
+            write_text_atomic(Path(out) / "table.md", markdown_table(header, [row]) + "\n"),
+            write_text_atomic(Path(out) / "table.tex", paper_latex(result))]
 
 
 def write_algorithm1_report(result: Algorithm1Result, out: Path, *, elapsed_seconds: float,

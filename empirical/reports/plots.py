@@ -1,10 +1,13 @@
 """Figures for reports (matplotlib, Agg backend: no display needed).
 
-Each plot is readable without the text: a title, axis labels with units, a legend.
+Each plot is readable without the text: a title, axis labels with units, a legend. Every
+figure is written twice: ``NAME.png`` (for the Markdown report) and ``NAME.pdf`` (vector,
+for papers); the functions return the PNG's path.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -12,6 +15,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 from semirobust.empirical.bounds.lipschitz import LayerLipschitz  # noqa: E402
 from semirobust.empirical.studies.layer_pairs import LayerPairRho  # noqa: E402
@@ -22,13 +26,21 @@ if TYPE_CHECKING:
     from semirobust.empirical.studies.check import SplitBounds
 
 
+FORMATS = ("png", "pdf")
+
+
 def _save(fig: plt.Figure, path: Path) -> Path:
+    """``path`` as PNG and beside it as PDF, each through a temporary file and a rename;
+    the bounding box takes in every label and a legend placed outside the axes."""
+    path = Path(path).with_suffix(".png")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     fig.tight_layout()
-    fig.savefig(tmp, dpi=120)
+    for suffix in FORMATS:
+        target = path.with_suffix(f".{suffix}")
+        tmp = target.with_name(f".{target.stem}.tmp.{suffix}")
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", format=suffix)
+        tmp.replace(target)
     plt.close(fig)
-    tmp.replace(path)
     return path
 
 
@@ -112,20 +124,28 @@ def plot_bounds_across_splits(per_split: Sequence["SplitBounds"], gamma: Sequenc
     ax.set_ylabel("expected worst-case margin [logits] (symlog)")
     ax.set_title("Bounds versus the measured margin across split points")
     ax.set_xticks(splits)
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
     return _save(fig, path)
 
 
 def plot_lipschitz_per_layer(layers: Sequence[LayerLipschitz], path: Path) -> Path:
-    """Per-layer l2 Lipschitz bounds (log scale), certified ones filled, estimates hatched."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    """Per-layer l2 Lipschitz bounds (log scale), certified ones filled, estimates hatched;
+    the product of the factors in the title."""
+    fig, ax = plt.subplots(figsize=(max(7.0, 0.45 * len(layers) + 2), 5))
     xs = range(len(layers))
     for x, layer in zip(xs, layers):
         ax.bar(x, layer.bound, color="tab:blue" if layer.certified else "white",
                edgecolor="tab:blue", hatch=None if layer.certified else "//")
     ax.set_xticks(list(xs))
-    ax.set_xticklabels([f"{layer.path}\n{layer.layer}" for layer in layers], fontsize=6, rotation=45)
+    ax.set_xticklabels([f"{layer.layer} [{layer.path}]" for layer in layers], fontsize=7,
+                       rotation=60, ha="right", rotation_mode="anchor")
     ax.set_yscale("log")
-    ax.set_ylabel("l2 -> l2 Lipschitz bound (filled: certified; hatched: estimate)")
-    ax.set_title("Lipschitz bound per layer (BatchNorm folded into its conv)")
+    ax.set_xlabel("layer in execution order: type [path in the model]")
+    ax.set_ylabel("l2 -> l2 Lipschitz bound (log scale)")
+    product = math.prod(layer.bound for layer in layers)
+    ax.set_title(f"Lipschitz bound per layer (BatchNorm folded into its conv); product {product:.3g}")
+    ax.legend(handles=[
+        Patch(facecolor="tab:blue", edgecolor="tab:blue", label="certified (exact norm or proven bound)"),
+        Patch(facecolor="white", edgecolor="tab:blue", hatch="//", label="estimate (power iteration)"),
+    ], fontsize=8, loc="upper right")
     return _save(fig, path)

@@ -1,7 +1,7 @@
 """``semirobust algorithm1``: the paper's Algorithm 1 (THEORY.md section 6), resumable.
 
 Writes under ``--out``: ``normal/`` and ``robust/`` checkpoints, ``trials/trial_NNN.json``
-(one per finished trial), ``results.json``, the paper's columns as ``table.csv`` and
+(one per finished trial), ``results.json``, the paper's columns as ``table.csv``, ``table.tex`` and
 ``table.md``, ``report.md`` and ``plots/``. Trained models and finished trials found in
 ``--out`` are reused with ``--resume``; an interrupted run (even ``kill -9``) loses at
 most the trial in progress.
