@@ -106,6 +106,7 @@ def test_run_check_returns_typed_measurements_and_verdicts():
     """The study's result holds Measurements and Verdicts (dictionaries only at the JSON
     boundary); L2 and T3 carry theory's not-applicable status with a reason, and T2's level
     at every split is a measurement with its kind, estimator and interval."""
+    from semirobust.empirical.attacks import AttackSettings
     from semirobust.empirical.attacks.threat import ThreatModel
     from semirobust.empirical.studies.check import CheckSettings, run_check
     from semirobust.theory.measurement import Kind, Measurement
@@ -114,7 +115,7 @@ def test_run_check_returns_typed_measurements_and_verdicts():
     data = load_dataset("gaussian-mixture")
     spec = ArchitectureSpec("mlp", data.input_shape, data.num_classes, data.mean, data.std, {"depth": 2, "width": 8})
     model = build_model(spec)
-    settings = CheckSettings(a=2, threat=ThreatModel("linf", 0.02), n=60, attack_steps=2, restarts=1)
+    settings = CheckSettings(a=2, threat=ThreatModel("linf", 0.02), n=60, attack=AttackSettings(steps=2, restarts=1))
     result = run_check(model, data.x_test, data.y_test, settings, device=torch.device("cpu"))
     assert all(isinstance(v, Verdict) for v in result.verdicts.values())
     for name in ("L2", "T3"):
@@ -125,3 +126,34 @@ def test_run_check_returns_typed_measurements_and_verdicts():
         assert level.interval[0] <= level.value <= level.interval[1] and level.estimator
         assert level.unit == "logits + bits (C6)"
     assert all(isinstance(m, Measurement) for ms in result.measurements.values() for m in ms)
+
+
+def test_steps_restarts_and_seed_reach_every_attacked_number(report, tmp_path):
+    """``check --steps 5 --restarts 1 --seed 3``: recorded once for the run, and in each
+    measurement an attack produced (robust accuracy, the sandwich's attacked margin and its
+    copies, the attacked Delta_a and the transfer estimate at every split, T2's level, rho
+    on the attacked inputs), with the attacks' own records agreeing."""
+    out = tmp_path / "out"
+    assert main(["check", "--checkpoint", str(report.parent / "ckpt"), "--split", "2", "--out", str(out),
+                 "--samples", "120", "--steps", "5", "--restarts", "1", "--seed", "3", "--device", "cpu"]) == 0
+    data = json.loads((out / "report.json").read_text())
+    wanted = {"steps": 5, "restarts": 1, "seed": 3}
+    assert data["attack_settings"] == wanted and data["settings"]["attack"] == wanted
+    attacked = [data["robust_accuracy"]]
+    attacked += [m for ms in data["measurements"].values() for m in ms
+                 if m["kind"] == "attack" or m["name"].startswith("rho_") or m["name"] == "gamma_transfer_estimate"]
+    for split in data["per_split"]:
+        attacked += [split["T2_bound"], split["Delta_a_attacked"], split["gamma_transfer_estimate"]]
+    attacked += [r for rho in data["rho"] for r in (rho, rho["independent"])]
+    assert len(attacked) > 20
+    for m in attacked:
+        assert m["settings"]["attack_settings"] == wanted, m["name"]
+    own = data["robust_accuracy"]["settings"]
+    assert (own["steps"], own["restarts"], own["seed"]) == (5, 1, 3)
+    sandwich = data["measurements"]["gamma_whole"][1]["settings"]["attack"]
+    assert (sandwich["steps"], sandwich["restarts"], sandwich["seed"], sandwich["objective"]) == (5, 1, 3, "negative_margin")
+    delta = data["per_split"][0]["Delta_a_attacked"]["settings"]
+    assert (delta["pgd_steps"], delta["pgd_restarts"], delta["seed"]) == (5, 1, 3)
+    assert data["rho"][0]["settings"]["attack"]["steps"] == 5
+    # nothing certified carries attack settings it does not depend on
+    assert "attack_settings" not in data["measurements"]["gamma_whole"][0]["settings"]

@@ -21,20 +21,20 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 from torch import nn
 
-from semirobust.empirical.attacks import PGD
+from semirobust.empirical.attacks import AttackSettings, build_attack
 from semirobust.empirical.attacks.evaluation import evaluate_attack
 from semirobust.empirical.attacks.threat import ThreatModel
 from semirobust.empirical.bounds import interval_bounds
 from semirobust.empirical.bounds.layer_rules import UnsupportedLayer
 from semirobust.empirical.bounds.lipschitz import LipschitzBound, lipschitz_upper, split_lipschitz
 from semirobust.empirical.dependency import dependency_per_layer_pair
-from semirobust.empirical.measure.sandwich import gamma_sandwich
+from semirobust.empirical.measure.sandwich import gamma_sandwich, margin_attack
 from semirobust.empirical.measure.transfer import lipschitz_transfer_bound
 from semirobust.empirical.model.stages import (
     count_weight_layers,
@@ -65,16 +65,25 @@ T2_LEVEL_UNIT = "logits + bits (C6)"
 
 @dataclass(frozen=True)
 class CheckSettings:
-    """What ``check`` measures with (stored in report.json)."""
+    """What ``check`` measures with (stored in report.json). ``attack`` is given to every
+    attack ``check`` builds (robust accuracy, whose points are also the inputs rho is
+    estimated on; the sandwich's margin attack; the attacked ``Delta_a``); its seed also
+    seeds the dependency estimator."""
 
     a: int
     threat: ThreatModel
     n: int = 200
     estimator: str = "ksg"
     bound_methods: tuple[str, ...] = ("ibp", "crown-ibp")
-    attack_steps: int = 20
-    restarts: int = 2
-    seed: int = 0
+    attack: AttackSettings = field(default_factory=AttackSettings)
+
+    @property
+    def seed(self) -> int:
+        return self.attack.seed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"a": self.a, "threat": self.threat.to_dict(), "samples": self.n, "estimator": self.estimator,
+                "bound_methods": list(self.bound_methods), "attack": self.attack.to_dict()}
 
 
 @dataclass(frozen=True)
@@ -126,6 +135,8 @@ class CheckResult:
             "split": {"a": a, "n": self.n_layers, "fb_layers": self.n_layers - a},
             "threat": self.settings.threat.to_dict(),
             "samples": self.samples,
+            "settings": self.settings.to_dict(),
+            "attack_settings": self.settings.attack.to_dict(),
             "robust_accuracy": self.robust_accuracy.to_dict(),
             "clean_accuracy": self.clean_accuracy.to_dict(),
             "measurements": {k: [m.to_dict() for m in v] for k, v in self.measurements.items()},
@@ -147,12 +158,12 @@ def run_check(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, settings: 
     n_layers = count_weight_layers(model)
     split_network(model, settings.a)  # validates the split before any work
     lipschitz, uncertifiable = _certification(model, x, settings.threat, device)
-    threat = settings.threat
-    pgd = PGD(threat, steps=settings.attack_steps, restarts=settings.restarts, seed=settings.seed)
+    threat, attack = settings.threat, settings.attack
+    pgd = build_attack("pgd", attack.config(threat))
     attacked = evaluate_attack(model, x, y, pgd, device=device, keep_adversarial=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        sandwich = gamma_sandwich(model, x, y, threat,
+        sandwich = gamma_sandwich(model, x, y, threat, margin_attack(threat, attack),
                                   methods=settings.bound_methods if lipschitz else (),
                                   readout="the trained rest of the network (logits)")
         with torch.no_grad():
@@ -161,18 +172,24 @@ def run_check(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, settings: 
             activations, y, settings.estimator,  # estimated where the activations live
             names=[f"rho_{j}" for j in range(2, n_layers + 1)], seed=settings.seed, permutations=5,
         ), first_j=2)
+    on_adversarial = {"inputs": "the robust-accuracy attack's points", "attack": pgd.settings()}
+    pairs = tuple(replace(p, rho=_attacked(renamed(p.rho, p.rho.name, **on_adversarial), attack),
+                          independent=None if p.independent is None else
+                          _attacked(renamed(p.independent, p.independent.name, **on_adversarial), attack))
+                  for p in pairs)
     transfer = {a: _transfer_at(model, x, y, threat, lipschitz, a, settings) if lipschitz else {}
                 for a in valid_splits(model)}
-    named = _named_measurements(sandwich.measurements(), pairs, transfer[settings.a], n_layers)
+    named = _named_measurements([_attacked(m, attack) if m.name == "gamma_attacked" else m
+                                 for m in sandwich.measurements()], pairs, transfer[settings.a], n_layers)
     rho = {pair.rho.name: pair.rho for pair in pairs}
-    per_split = tuple(SplitBounds(a, _t2_bound(named["gamma_whole"], rho, a, n_layers), bounds)
+    per_split = tuple(SplitBounds(a, _attacked(_t2_bound(named["gamma_whole"], rho, a, n_layers), attack), bounds)
                       for a, bounds in transfer.items())
     return CheckResult(
         settings=settings,
         n_layers=n_layers,
         samples=int(y.numel()),
         clean_accuracy=attacked.clean_accuracy(),
-        robust_accuracy=attacked.robust_accuracy(),
+        robust_accuracy=_attacked(attacked.robust_accuracy(), attack),
         measurements=named,
         rho=pairs,
         uncertifiable=uncertifiable,
@@ -196,13 +213,23 @@ def _certification(model: nn.Module, x: torch.Tensor, threat: ThreatModel,
         return None, f"no certified bounds: {error}"
 
 
+def _attacked(measurement: Measurement, attack: AttackSettings) -> Measurement:
+    """``measurement`` (whose value an attack produced) with the run's attack settings."""
+    return renamed(measurement, measurement.name, attack_settings=attack.to_dict())
+
+
+#: transfer measurements whose value comes from the attacked Delta_a
+ATTACKED_TRANSFER = ("Delta_a_attacked", "gamma_transfer_estimate")
+
+
 def _transfer_at(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
                  lipschitz: LipschitzBound, a: int, settings: CheckSettings) -> dict[str, Measurement]:
     """Lipschitz transfer (THEORY.md section 5) at split ``a``: certified and estimated."""
     _, lipschitz_b = split_lipschitz(model, lipschitz, a)
+    attack = settings.attack
     transfer = lipschitz_transfer_bound(split_network(model, a), x, y, threat, lipschitz_b=lipschitz_b,
-                                        steps=settings.attack_steps, seed=settings.seed)
-    return {m.name: m for m in transfer.measurements()}
+                                        steps=attack.steps, restarts=attack.restarts, seed=attack.seed)
+    return {m.name: _attacked(m, attack) if m.name in ATTACKED_TRANSFER else m for m in transfer.measurements()}
 
 
 def _named_measurements(sandwich: list[Measurement], pairs: tuple[LayerPairRho, ...],

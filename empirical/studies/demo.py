@@ -17,6 +17,7 @@ from typing import Callable
 
 import torch
 
+from semirobust.empirical.attacks import AttackSettings
 from semirobust.empirical.data import load_dataset
 from semirobust.empirical.model.checkpoint import load_checkpoint
 from semirobust.empirical.model.stages import count_weight_layers
@@ -70,6 +71,6 @@ def run_demo(out: Path, *, seed: int, device: torch.device, resume: bool = False
     )
     model, _ = load_checkpoint(out / ROBUST_FOLDER, device)
     settings = CheckSettings(a=count_weight_layers(model) - config.fb_layers, threat=config.threat(),
-                             n=CHECK_SAMPLES, estimator=config.estimator, seed=seed)
+                             n=CHECK_SAMPLES, estimator=config.estimator, attack=AttackSettings(seed=seed))
     check = run_check(model, dataset.x_test, dataset.y_test, settings, device=device)
     return DemoResult(shared, independent, check)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from semirobust.empirical.attacks import AttackSettings
 from semirobust.empirical.attacks.threat import NORMS, ThreatModel
 from semirobust.empirical.cli.options import (
     add_common_options,
@@ -39,7 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--norm", choices=sorted(NORMS), default="linf")
     parser.add_argument("--samples", type=positive_int, default=200, help="test inputs to use (default 200)")
     parser.add_argument("--estimator", default="ksg", help=f"dependency estimator ({', '.join(sorted(ESTIMATORS))})")
-    parser.add_argument("--steps", type=positive_int, default=20, help="PGD steps (default 20, 2 restarts)")
+    parser.add_argument("--steps", type=positive_int, default=20, help="steps of every attack (default 20)")
+    parser.add_argument("--restarts", type=positive_int, default=2, help="restarts of every attack (default 2)")
     parser.add_argument("--data-root", default=None, help="folder of an on-disk dataset")
     add_common_options(parser)
     parser.set_defaults(run=run)
@@ -54,8 +56,8 @@ def run(args: argparse.Namespace) -> int:
     a = fa_layers_from(model, split=args.split, fb_layers=args.fb_layers)
     eps = args.eps if args.eps is not None else float(config.recipe.get("eps", 8 / 255))
     dataset = load_dataset(config.dataset, seed=args.seed, root=args.data_root)
-    settings = CheckSettings(a=a, threat=ThreatModel(args.norm, eps), n=args.samples,
-                             estimator=args.estimator, attack_steps=args.steps, seed=args.seed)
+    settings = CheckSettings(a=a, threat=ThreatModel(args.norm, eps), n=args.samples, estimator=args.estimator,
+                             attack=AttackSettings(steps=args.steps, restarts=args.restarts, seed=args.seed))
     result = run_check(model, dataset.x_test, dataset.y_test, settings, device=device)
     print(write_check_report(result, Path(args.out), Path(args.checkpoint), metadata=run_metadata(args)))
     return 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 
+from semirobust.empirical.attacks import AttackSettings
 from semirobust.empirical.attacks.threat import NORMS, ThreatModel
 from semirobust.empirical.cli.options import (
     add_common_options,
@@ -91,8 +92,7 @@ def run(args: argparse.Namespace) -> int:
     seed_everything(args.seed)
     config = S1Config(
         threat=ThreatModel(args.norm, args.eps),
-        steps=args.steps,
-        seed=args.seed,
+        attack=AttackSettings(steps=args.steps, restarts=1, seed=args.seed),
         batch_size=args.batch_size,
         least_squares=LeastSquaresSettings(args.fit_batch_size, args.rcond, args.ridge),
     )
