@@ -35,7 +35,7 @@ from semirobust.empirical.attacks.threat import ThreatModel
 from semirobust.empirical.data import Dataset
 from semirobust.empirical.data.augment import augmentation_for
 from semirobust.empirical.dependency import ESTIMATORS, dependency_per_layer_pair
-from semirobust.empirical.model import ArchitectureSpec, build_model
+from semirobust.empirical.model import ArchitectureSpec, build_model, build_seeded_model
 from semirobust.empirical.model.checkpoint import CheckpointConfig, load_checkpoint, save_checkpoint
 from semirobust.empirical.model.stages import (
     count_weight_layers,
@@ -345,7 +345,8 @@ def run_algorithm1(
         config.architecture, dataset.input_shape, dataset.num_classes,
         dataset.mean, dataset.std, dict(config.architecture_kwargs),
     )
-    probe = build_model(spec)
+    with torch.device("meta"):  # only its structure is read: no weights drawn
+        probe = build_model(spec)
     n = count_weight_layers(probe)
     a = fa_layers_from(probe, split=None, fb_layers=config.fb_layers)
     boundary = split_stage_index(probe, a)
@@ -391,13 +392,12 @@ def _prepare_folder(run: Algorithm1Run, resume: bool) -> None:
 
 def _initial_weights(spec: ArchitectureSpec, config: Algorithm1Config) -> tuple[dict, dict]:
     """Initial weights of the normal and robust models: the same ones (``shared``, as the
-    authors' code allows) or two independent draws (``independent``)."""
-    torch.manual_seed(config.seed)
-    normal_init = copy.deepcopy(build_model(spec).state_dict())
+    authors' code allows) or two independent draws (``independent``), drawn from
+    generators seeded with ``seed`` and ``seed + 1``."""
+    normal_init = copy.deepcopy(build_seeded_model(spec, config.seed).state_dict())
     if config.init == "shared":
         return normal_init, normal_init
-    torch.manual_seed(config.seed + 1)
-    return normal_init, copy.deepcopy(build_model(spec).state_dict())
+    return normal_init, copy.deepcopy(build_seeded_model(spec, config.seed + 1).state_dict())
 
 
 def _trained_model(run: Algorithm1Run, role: str, spec: ArchitectureSpec, init: dict,

@@ -29,7 +29,7 @@ from semirobust.empirical.data import Dataset, load_dataset
 from semirobust.empirical.model import ArchitectureSpec, build_model
 from semirobust.empirical.model.stages import count_weight_layers, split_network
 from semirobust.empirical.reports.algorithm1 import write_algorithm1_report, write_paper_table
-from semirobust.empirical.runtime.device import resolve_device, seed_everything
+from semirobust.empirical.runtime.device import resolve_device
 from semirobust.empirical.studies.algorithm1 import INIT_CHOICES, Algorithm1Config, run_algorithm1
 from semirobust.empirical.studies.training import TrainRecipe
 
@@ -62,7 +62,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    seed_everything(args.seed)
     device = resolve_device(args.device)
     kwargs = architecture_kwargs(args.arch_kwargs)
     dataset = load_dataset(args.dataset, seed=args.seed, root=args.data_root)

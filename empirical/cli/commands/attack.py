@@ -27,7 +27,7 @@ from semirobust.empirical.cli.options import add_common_options, positive_int
 from semirobust.empirical.data import load_dataset
 from semirobust.empirical.model.checkpoint import load_checkpoint
 from semirobust.empirical.reports.writers import run_metadata, write_json_atomic
-from semirobust.empirical.runtime.device import resolve_device, seed_everything
+from semirobust.empirical.runtime.device import resolve_device
 from semirobust.errors import BadInput
 
 
@@ -78,7 +78,6 @@ def run(args: argparse.Namespace) -> int:
     if args.attack not in attack_names():
         raise BadInput(f"--attack {args.attack!r}: expected one of {', '.join(attack_names())}")
     threat = ThreatModel(args.norm, args.eps)
-    seed_everything(args.seed)
     device = resolve_device(args.device)
     model, config = load_checkpoint(args.checkpoint, device)
     dataset = load_dataset(config.dataset, seed=config.seed, root=args.data_root)

@@ -25,7 +25,7 @@ from semirobust.empirical.model.checkpoint import load_checkpoint
 from semirobust.empirical.model.stages import fa_layers_from
 from semirobust.empirical.reports.check import write_check_report
 from semirobust.empirical.reports.writers import run_metadata
-from semirobust.empirical.runtime.device import resolve_device, seed_everything
+from semirobust.empirical.runtime.device import resolve_device
 from semirobust.empirical.studies.check import CheckSettings, run_check
 from semirobust.errors import BadInput
 
@@ -48,7 +48,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    seed_everything(args.seed)
     device = resolve_device(args.device)
     if args.estimator not in ESTIMATORS:
         raise BadInput(f"unknown estimator {args.estimator!r}; known: {', '.join(sorted(ESTIMATORS))}")

@@ -19,7 +19,7 @@ from pathlib import Path
 from semirobust.empirical.cli.options import add_common_options
 from semirobust.empirical.reports.demo import write_demo_report
 from semirobust.empirical.reports.writers import run_metadata
-from semirobust.empirical.runtime.device import resolve_device, seed_everything
+from semirobust.empirical.runtime.device import resolve_device
 from semirobust.empirical.studies.demo import run_demo
 
 
@@ -33,7 +33,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    seed_everything(args.seed)
     device = resolve_device(args.device)
     out = Path(args.out)
     result = run_demo(out, seed=args.seed, device=device, resume=args.resume,

@@ -23,7 +23,7 @@ from semirobust.empirical.measure.local_lipschitz import local_lipschitz_lower
 from semirobust.empirical.model.checkpoint import load_checkpoint
 from semirobust.empirical.model.stages import count_weight_layers, fa_layers_from, valid_splits
 from semirobust.empirical.reports.writers import run_metadata, write_json_atomic
-from semirobust.empirical.runtime.device import resolve_device, seed_everything
+from semirobust.empirical.runtime.device import resolve_device
 from semirobust.errors import BadInput
 
 
@@ -76,7 +76,6 @@ def run(args: argparse.Namespace) -> int:
     if args.exact_input_limit < 0:
         raise BadInput(f"--exact-input-limit {args.exact_input_limit}: must be >= 0")
     device = resolve_device(args.device)
-    seed_everything(args.seed)
     model, config = load_checkpoint(args.checkpoint, device)
     settings = OperatorNormSettings(
         exact_input_limit=args.exact_input_limit,

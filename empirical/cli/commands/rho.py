@@ -33,7 +33,7 @@ from semirobust.empirical.model.stages import (
     split_stage_index,
 )
 from semirobust.empirical.reports.writers import run_metadata, write_json_atomic
-from semirobust.empirical.runtime.device import resolve_device, seed_everything
+from semirobust.empirical.runtime.device import resolve_device
 from semirobust.errors import BadInput
 
 NO_ATTACK = "none"
@@ -84,7 +84,6 @@ def parse_settings(pairs: list[str]) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
-    seed_everything(args.seed)
     settings = parse_settings(args.setting)
     model, config = load_checkpoint(args.checkpoint, device)
     a = fa_layers_from(model, split=args.split, fb_layers=args.fb_layers)

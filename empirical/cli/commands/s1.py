@@ -27,7 +27,7 @@ from semirobust.empirical.model.checkpoint import load_checkpoint
 from semirobust.empirical.model.stages import fa_layers_from, split_stage_index
 from semirobust.empirical.reports.s1 import s1_table, write_s1_json
 from semirobust.empirical.reports.writers import run_metadata
-from semirobust.empirical.runtime.device import resolve_device, seed_everything
+from semirobust.empirical.runtime.device import resolve_device
 from semirobust.empirical.studies.s1 import S1Config, run_s1
 from semirobust.errors import BadInput
 
@@ -89,7 +89,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
-    seed_everything(args.seed)
     config = S1Config(
         threat=ThreatModel(args.norm, args.eps),
         attack=AttackSettings(steps=args.steps, restarts=1, seed=args.seed),
