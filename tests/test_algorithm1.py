@@ -50,6 +50,11 @@ def test_writes_the_paper_columns_with_provenance(finished_run):
     assert header[6:] == ["rho_4", "rho_3"]
     assert (finished_run / "plots" / "finetuning.png").stat().st_size > 0
     assert "## The paper's columns" in (finished_run / "report.md").read_text()
+    import numpy
+    import torch
+
+    assert (results["torch_version"], results["numpy_version"]) == (torch.__version__, numpy.__version__)
+    assert results["torch_threads"] == torch.get_num_threads() and results["semirobust_version"]
 
 
 def test_existing_run_needs_resume(finished_run, capsys):

@@ -157,3 +157,13 @@ def test_steps_restarts_and_seed_reach_every_attacked_number(report, tmp_path):
     assert data["rho"][0]["settings"]["attack"]["steps"] == 5
     # nothing certified carries attack settings it does not depend on
     assert "attack_settings" not in data["measurements"]["gamma_whole"][0]["settings"]
+
+
+def test_report_json_records_the_environment(report):
+    """torch and numpy versions and torch's thread count, beside the version, arguments and seed."""
+    import numpy
+
+    data = json.loads((report / "report.json").read_text())
+    assert data["torch_version"] == torch.__version__ and data["numpy_version"] == numpy.__version__
+    assert data["torch_threads"] == torch.get_num_threads() and data["torch_threads"] >= 1
+    assert data["command"] == "check" and data["arguments"]["samples"] == 120
