@@ -43,10 +43,10 @@ from semirobust.empirical.model.stages import (
     layer_activations,
     split_stage_index,
 )
-from semirobust.empirical.reports.tables import summarize_warnings
 from semirobust.empirical.reports.writers import environment_metadata, write_json_atomic
 from semirobust.empirical.studies.canonical_readouts import canonical_a2_measurements, renamed
 from semirobust.empirical.studies.layer_pairs import LayerPairRho, layer_pair_rhos
+from semirobust.empirical.studies.warning_summary import summarize_warnings
 from semirobust.empirical.studies.training import TrainRecipe, train
 from semirobust.errors import BadInput
 from semirobust.theory import judge

@@ -42,13 +42,13 @@ from semirobust.empirical.model.stages import (
     split_network,
     valid_splits,
 )
-from semirobust.empirical.reports.tables import summarize_warnings
 from semirobust.empirical.studies.canonical_readouts import (
     CANONICAL_READOUT,
     canonical_a2_measurements,
     renamed,
 )
 from semirobust.empirical.studies.layer_pairs import LayerPairRho, layer_pair_rhos
+from semirobust.empirical.studies.warning_summary import summarize_warnings
 from semirobust.theory import RESULTS, judge
 from semirobust.theory.measurement import Kind, Measurement
 from semirobust.theory.verdict import Verdict
