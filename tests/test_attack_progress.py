@@ -2,8 +2,8 @@
 (AutoAttack's protocol) the stage running and the inputs it still attacks."""
 
 import torch
-
 from attack_fixtures import random_network
+
 from semirobust.empirical.attacks import FGSM, PGD, WorstCase
 from semirobust.empirical.attacks.evaluation import evaluate_attack
 from semirobust.empirical.attacks.threat import ThreatModel

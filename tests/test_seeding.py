@@ -55,7 +55,7 @@ def test_draws_without_a_generator_follow_the_seed_inside_the_context():
 
 def test_no_global_reseeding_in_the_package():
     """Every manual_seed call in the package is a Generator's (tests may reseed)."""
-    found = subprocess.run(["grep", "-rn", "manual_seed(", "empirical", "semirobust"], cwd=ROOT,
+    found = subprocess.run(["grep", "-rn", "manual_seed(", "empirical", "semirobust"], cwd=ROOT, check=True,
                            capture_output=True, text=True).stdout.splitlines()
     assert found, "grep found nothing: the package moved?"
     for line in found:

@@ -102,7 +102,7 @@ class Verdict:
     reason: str | None = None
 
     @classmethod
-    def not_applicable(cls, result: str, title: str, reason: str) -> "Verdict":
+    def not_applicable(cls, result: str, title: str, reason: str) -> Verdict:
         """The verdict for a result whose statement does not speak about the model at hand
         (THEORY.md section 7: ``not applicable``): nothing is compared, ``reason`` says why."""
         return cls(result, title, Status.NOT_APPLICABLE, (), (), (), {}, (), reason=reason)

@@ -133,7 +133,10 @@ class GammaSandwich:
         }
 
 
-def margin_attack(threat: ThreatModel, settings: AttackSettings = AttackSettings()) -> PGD:
+DEFAULT_ATTACK = AttackSettings()
+
+
+def margin_attack(threat: ThreatModel, settings: AttackSettings = DEFAULT_ATTACK) -> PGD:
     """PGD minimising the margin with ``settings`` (by default 20 steps, 2 restarts, seed 0)."""
     return PGD(threat, objective=negative_margin, steps=settings.steps, restarts=settings.restarts,
                seed=settings.seed)

@@ -11,7 +11,12 @@ from semirobust.empirical.reports.check import write_check_report
 from semirobust.empirical.reports.tables import markdown_table
 from semirobust.empirical.reports.writers import write_json_atomic
 from semirobust.empirical.studies.algorithm1 import Algorithm1Result
-from semirobust.empirical.studies.demo import CHECK_FOLDER, INDEPENDENT_FOLDER, ROBUST_FOLDER, DemoResult
+from semirobust.empirical.studies.demo import (
+    CHECK_FOLDER,
+    INDEPENDENT_FOLDER,
+    ROBUST_FOLDER,
+    DemoResult,
+)
 from semirobust.theory.measurement import Measurement
 
 

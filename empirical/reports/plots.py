@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Sequence
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.patches import Patch
 
-from semirobust.empirical.bounds.lipschitz import LayerLipschitz  # noqa: E402
-from semirobust.empirical.studies.layer_pairs import LayerPairRho  # noqa: E402
-from semirobust.theory.measurement import Measurement  # noqa: E402
+from semirobust.empirical.bounds.lipschitz import LayerLipschitz
+from semirobust.empirical.studies.layer_pairs import LayerPairRho
+from semirobust.theory.measurement import Measurement
 
 if TYPE_CHECKING:
     from semirobust.empirical.studies.algorithm1 import Algorithm1Result
@@ -44,7 +44,7 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
-def plot_finetuning_curves(result: "Algorithm1Result", path: Path) -> Path:
+def plot_finetuning_curves(result: Algorithm1Result, path: Path) -> Path:
     """Robust accuracy across finetuning epochs per trial, against Acc*, Acc*-k, Acc and
     each trial's Acc_sr (epoch 0), with 95% Wilson intervals as bands."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -95,7 +95,7 @@ def plot_rho_per_pair(series: Sequence[tuple[str, Sequence[LayerPairRho]]], path
     return _save(fig, path)
 
 
-def plot_bounds_across_splits(per_split: Sequence["SplitBounds"], gamma: Sequence[Measurement],
+def plot_bounds_across_splits(per_split: Sequence[SplitBounds], gamma: Sequence[Measurement],
                               path: Path) -> Path:
     """Bound versus measured margin at every split ``a``: the measured E[inf m] (attacked
     upper estimate and certified lower bound, flat in ``a``), T2's claimed level

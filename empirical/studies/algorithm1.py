@@ -46,8 +46,8 @@ from semirobust.empirical.model.stages import (
 from semirobust.empirical.reports.writers import environment_metadata, write_json_atomic
 from semirobust.empirical.studies.canonical_readouts import canonical_a2_measurements, renamed
 from semirobust.empirical.studies.layer_pairs import LayerPairRho, layer_pair_rhos
-from semirobust.empirical.studies.warning_summary import summarize_warnings
 from semirobust.empirical.studies.training import TrainRecipe, train
+from semirobust.empirical.studies.warning_summary import summarize_warnings
 from semirobust.errors import BadInput
 from semirobust.theory import judge
 from semirobust.theory.measurement import Measurement
@@ -108,7 +108,7 @@ class Algorithm1Config:
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Algorithm1Config":
+    def from_dict(cls, data: Mapping[str, Any]) -> Algorithm1Config:
         """The config ``to_dict`` wrote (recipe fields added later read as their defaults)."""
         return cls(**{**data, "recipe": TrainRecipe.from_dict(data["recipe"])})
 
@@ -124,7 +124,7 @@ class CurvePoint:
         return {"epoch": self.epoch, "robust_accuracy": self.robust_accuracy.to_dict()}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "CurvePoint":
+    def from_dict(cls, data: Mapping[str, Any]) -> CurvePoint:
         return cls(int(data["epoch"]), Measurement.from_dict(data["robust_accuracy"]))
 
 
@@ -165,7 +165,7 @@ class Trial:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Trial":
+    def from_dict(cls, data: Mapping[str, Any]) -> Trial:
         """A finished trial read back from its JSON (resume)."""
         return cls(
             trial=int(data["trial"]),
@@ -284,7 +284,7 @@ class Algorithm1Result:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Algorithm1Result":
+    def from_dict(cls, data: Mapping[str, Any]) -> Algorithm1Result:
         """A run read back from its ``results.json``: the verdicts are judged again from
         the measurements (the judge is deterministic)."""
         config = Algorithm1Config.from_dict(data["config"])

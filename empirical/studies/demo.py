@@ -21,7 +21,11 @@ from semirobust.empirical.attacks import AttackSettings
 from semirobust.empirical.data import load_dataset
 from semirobust.empirical.model.checkpoint import load_checkpoint
 from semirobust.empirical.model.stages import count_weight_layers
-from semirobust.empirical.studies.algorithm1 import Algorithm1Config, Algorithm1Result, run_algorithm1
+from semirobust.empirical.studies.algorithm1 import (
+    Algorithm1Config,
+    Algorithm1Result,
+    run_algorithm1,
+)
 from semirobust.empirical.studies.check import CheckResult, CheckSettings, run_check
 from semirobust.empirical.studies.training import TrainRecipe
 

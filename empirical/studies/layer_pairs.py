@@ -29,7 +29,7 @@ class LayerPairRho:
                 "independent": None if self.independent is None else self.independent.to_dict()}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "LayerPairRho":
+    def from_dict(cls, data: Mapping[str, Any]) -> LayerPairRho:
         independent = data.get("independent")
         return cls((int(data["pair"][0]), int(data["pair"][1])), Measurement.from_dict(data),
                    None if independent is None else Measurement.from_dict(independent))

@@ -54,7 +54,7 @@ class S1Config:
     and the margin PGD) and the least-squares settings of every fit."""
 
     threat: ThreatModel
-    attack: AttackSettings = AttackSettings(steps=10, restarts=1)
+    attack: AttackSettings = field(default_factory=lambda: AttackSettings(steps=10, restarts=1))
     batch_size: int = 256
     least_squares: LeastSquaresSettings = field(default_factory=LeastSquaresSettings)
 

@@ -86,7 +86,7 @@ class TrainRecipe:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainRecipe":
+    def from_dict(cls, data: dict[str, Any]) -> TrainRecipe:
         data = dict(data)
         data["milestones"] = tuple(data.get("milestones", (1 / 3, 2 / 3)))
         return cls(**data)

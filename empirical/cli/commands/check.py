@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
 from semirobust.empirical.attacks import AttackSettings
 from semirobust.empirical.attacks.threat import NORMS, ThreatModel
 from semirobust.empirical.cli.options import (
