@@ -55,6 +55,7 @@ def test_writes_the_paper_columns_with_provenance(finished_run):
 
     assert (results["torch_version"], results["numpy_version"]) == (torch.__version__, numpy.__version__)
     assert results["torch_threads"] == torch.get_num_threads() and results["semirobust_version"]
+    assert results["command"] == "algorithm1" and results["seed"] == 0 and results["arguments"]["trials"] == 2
 
 
 def test_existing_run_needs_resume(finished_run, capsys):

@@ -28,9 +28,9 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from semirobust.empirical.attacks import AttackConfig, attack_names, build_attack
+from semirobust.empirical.attacks import AttackSettings, attack_names, build_attack
 from semirobust.empirical.attacks.evaluation import AttackEvaluation, evaluate_attack
-from semirobust.empirical.attacks.objectives import negative_margin
+from semirobust.empirical.attacks.objectives import cross_entropy, negative_margin
 from semirobust.empirical.attacks.threat import ThreatModel
 from semirobust.empirical.data import Dataset
 from semirobust.empirical.data.augment import augmentation_for
@@ -318,11 +318,11 @@ class Algorithm1Run:
 
     def evaluate(self, model: nn.Module, seed: int, *, margin: bool = False,
                  keep_adversarial: bool = False) -> AttackEvaluation:
-        """The run's attack on the test set (cross-entropy objective, or the margin)."""
-        attack = build_attack(self.config.attack, AttackConfig(
-            threat=self.config.threat(), steps=self.config.attack_steps, seed=seed,
-            **({"objective": negative_margin} if margin else {}),
-        ))
+        """The run's attack on the test set (cross-entropy objective, or the margin): the
+        run's steps, one restart, and ``seed`` (each evaluation of the run has its own)."""
+        settings = AttackSettings(steps=self.config.attack_steps, restarts=1, seed=seed)
+        attack = build_attack(self.config.attack, settings.config(
+            self.config.threat(), negative_margin if margin else cross_entropy))
         return evaluate_attack(
             model, self.dataset.x_test, self.dataset.y_test, attack,
             device=self.device, keep_adversarial=keep_adversarial,
@@ -338,8 +338,10 @@ def run_algorithm1(
     resume: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    metadata: Mapping[str, Any] | None = None,
 ) -> Algorithm1Result:
-    """Run (or resume) Algorithm 1; return the result also written to ``results.json``."""
+    """Run (or resume) Algorithm 1; return the result also written to ``results.json``,
+    after ``metadata`` (the command's arguments and seed) or else the environment's."""
     run = Algorithm1Run(Path(out), config, dataset, device, progress, log)
     spec = ArchitectureSpec(
         config.architecture, dataset.input_shape, dataset.num_classes,
@@ -372,7 +374,8 @@ def run_algorithm1(
         summary=_summary(trials, acc_star.value, config.tolerance),
         verdicts=_t2_verdicts(gamma_a, trials),
     )
-    write_json_atomic(run.out / "results.json", {**environment_metadata(), **result.to_dict()})
+    write_json_atomic(run.out / "results.json",
+                      {**(environment_metadata() if metadata is None else metadata), **result.to_dict()})
     return result
 
 

@@ -29,6 +29,7 @@ from semirobust.empirical.data import Dataset, load_dataset
 from semirobust.empirical.model import ArchitectureSpec, build_model
 from semirobust.empirical.model.stages import count_weight_layers, split_network
 from semirobust.empirical.reports.algorithm1 import write_algorithm1_report, write_paper_table
+from semirobust.empirical.reports.writers import run_metadata
 from semirobust.empirical.runtime.device import resolve_device
 from semirobust.empirical.studies.algorithm1 import INIT_CHOICES, Algorithm1Config, run_algorithm1
 from semirobust.empirical.studies.training import TrainRecipe
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     )
     out = Path(args.out)
     result = run_algorithm1(config, dataset, out, device=device, resume=args.resume,
-                            log=lambda line: print(line, file=sys.stderr))
+                            log=lambda line: print(line, file=sys.stderr), metadata=run_metadata(args))
     write_paper_table(result, out)
     print(write_algorithm1_report(result, out, elapsed_seconds=time.perf_counter() - start, device=str(device)))
     return 0
