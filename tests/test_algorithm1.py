@@ -50,6 +50,12 @@ def test_writes_the_paper_columns_with_provenance(finished_run):
     assert header[6:] == ["rho_4", "rho_3"]
     assert (finished_run / "plots" / "finetuning.png").stat().st_size > 0
     assert "## The paper's columns" in (finished_run / "report.md").read_text()
+    import numpy
+    import torch
+
+    assert (results["torch_version"], results["numpy_version"]) == (torch.__version__, numpy.__version__)
+    assert results["torch_threads"] == torch.get_num_threads() and results["semirobust_version"]
+    assert results["command"] == "algorithm1" and results["seed"] == 0 and results["arguments"]["trials"] == 2
 
 
 def test_existing_run_needs_resume(finished_run, capsys):
@@ -125,3 +131,38 @@ def test_trades_adversarial_training_runs_algorithm1(tmp_path):
     assert results["config"]["recipe"]["trades_beta"] == 3.0
     robust = json.loads((out / "robust" / "config.json").read_text())
     assert robust["recipe"]["method"] == "trades" and robust["recipe"]["adversarial"]
+
+
+def test_results_on_disk_read_back_into_the_typed_result(finished_run):
+    """Resume reads JSON back: results.json -> Algorithm1Result -> the same JSON, and each
+    trial file -> Trial -> the same file."""
+    from semirobust.empirical.studies.algorithm1 import Algorithm1Result, Trial
+    from semirobust.theory.verdict import Status
+
+    data = json.loads((finished_run / "results.json").read_text())
+    result = Algorithm1Result.from_dict(data)
+    assert json.loads(json.dumps(result.to_dict())) == {k: v for k, v in data.items() if k in result.to_dict()}
+    assert all(v.status in set(Status) for v in result.verdicts.values())
+    for path in sorted((finished_run / "trials").glob("trial_*.json")):
+        stored = json.loads(path.read_text())
+        assert json.loads(json.dumps(Trial.from_dict(stored).to_dict())) == stored
+
+
+def test_check_on_an_algorithm1_checkpoint_plots_its_finetuning(finished_run, tmp_path):
+    out = tmp_path / "check"
+    assert main(["check", "--checkpoint", str(finished_run / "robust"), "--fb-layers", "2", "--out", str(out),
+                 "--samples", "60", "--steps", "2", "--device", "cpu"]) == 0
+    assert (out / "plots" / "finetuning.png").stat().st_size > 1000
+
+
+def test_the_paper_table_is_also_latex_with_booktabs_rules(finished_run):
+    csv_rows = (finished_run / "table.csv").read_text().splitlines()
+    lines = (finished_run / "table.tex").read_text().splitlines()
+    body = [line for line in lines if not line.startswith("%")]
+    assert body[0] == "\\begin{tabular}{" + "r" * 8 + "}" and body[-1] == "\\end{tabular}"
+    assert [body[1], body[3], body[5]] == ["\\toprule", "\\midrule", "\\bottomrule"]
+    header, row = body[2], body[4]
+    assert header.split(" & ")[:6] == ["Acc", "Acc$^*$", "Acc$_{\\mathrm{sr}}$", "gAcc", "Diff", "epochs"]
+    assert header.split(" & ")[6:] == ["$\\rho_{4}$", "$\\rho_{3}$ \\\\"]
+    values = row.removesuffix(" \\\\").split(" & ")
+    assert [v.replace("$", "") for v in values] == csv_rows[1].split(",")

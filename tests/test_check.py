@@ -59,6 +59,17 @@ def test_report_and_plots_are_written(report):
         assert (report / "plots" / f"{name}.png").stat().st_size > 1000
 
 
+def test_every_figure_is_also_a_vector_pdf(report):
+    """Each PNG has a PDF beside it, drawn with vector paths (no embedded raster image)."""
+    pngs = sorted((report / "plots").glob("*.png"))
+    assert len(pngs) == 3
+    for png in pngs:
+        pdf = png.with_suffix(".pdf").read_bytes()
+        assert pdf.startswith(b"%PDF-") and b"/Subtype /Image" not in pdf, png.name
+        assert len(pdf) > 1000
+    assert not list((report / "plots").glob(".*")), "a temporary plot file was left behind"
+
+
 def test_split_outside_the_network_is_one_line_and_exit_2(report, capsys):
     checkpoint = report.parent / "ckpt"
     assert main(["check", "--checkpoint", str(checkpoint), "--split", "9", "--out", str(report.parent / "x")]) == 2
@@ -87,4 +98,72 @@ def test_a_model_bound_propagation_cannot_handle_gets_every_uncertified_measurem
         "holds", "violated", "premises unmet", "inconclusive"}
     assert [r["pair"] for r in data["rho"]] == [[1, 2], [2, 3], [3, 4]]
     assert "Nothing here is certified" in (out / "report.md").read_text()
-    assert sorted(p.name for p in (out / "plots").iterdir()) == ["bounds_across_splits.png", "rho_per_pair.png"]
+    assert sorted(p.name for p in (out / "plots").iterdir()) == [
+        "bounds_across_splits.pdf", "bounds_across_splits.png", "rho_per_pair.pdf", "rho_per_pair.png"]
+
+
+def test_run_check_returns_typed_measurements_and_verdicts():
+    """The study's result holds Measurements and Verdicts (dictionaries only at the JSON
+    boundary); L2 and T3 carry theory's not-applicable status with a reason, and T2's level
+    at every split is a measurement with its kind, estimator and interval."""
+    from semirobust.empirical.attacks import AttackSettings
+    from semirobust.empirical.attacks.threat import ThreatModel
+    from semirobust.empirical.studies.check import CheckSettings, run_check
+    from semirobust.theory.measurement import Kind, Measurement
+    from semirobust.theory.verdict import Status, Verdict
+
+    data = load_dataset("gaussian-mixture")
+    spec = ArchitectureSpec("mlp", data.input_shape, data.num_classes, data.mean, data.std, {"depth": 2, "width": 8})
+    model = build_model(spec)
+    settings = CheckSettings(a=2, threat=ThreatModel("linf", 0.02), n=60, attack=AttackSettings(steps=2, restarts=1))
+    result = run_check(model, data.x_test, data.y_test, settings, device=torch.device("cpu"))
+    assert all(isinstance(v, Verdict) for v in result.verdicts.values())
+    for name in ("L2", "T3"):
+        assert result.verdicts[name].status is Status.NOT_APPLICABLE and result.verdicts[name].reason
+    for entry in result.per_split:
+        level = entry.t2_level
+        assert isinstance(level, Measurement) and level.kind is Kind.ESTIMATE
+        assert level.interval[0] <= level.value <= level.interval[1] and level.estimator
+        assert level.unit == "logits + bits (C6)"
+    assert all(isinstance(m, Measurement) for ms in result.measurements.values() for m in ms)
+
+
+def test_steps_restarts_and_seed_reach_every_attacked_number(report, tmp_path):
+    """``check --steps 5 --restarts 1 --seed 3``: recorded once for the run, and in each
+    measurement an attack produced (robust accuracy, the sandwich's attacked margin and its
+    copies, the attacked Delta_a and the transfer estimate at every split, T2's level, rho
+    on the attacked inputs), with the attacks' own records agreeing."""
+    out = tmp_path / "out"
+    assert main(["check", "--checkpoint", str(report.parent / "ckpt"), "--split", "2", "--out", str(out),
+                 "--samples", "120", "--steps", "5", "--restarts", "1", "--seed", "3", "--device", "cpu"]) == 0
+    data = json.loads((out / "report.json").read_text())
+    wanted = {"steps": 5, "restarts": 1, "seed": 3}
+    assert data["attack_settings"] == wanted and data["settings"]["attack"] == wanted
+    attacked = [data["robust_accuracy"]]
+    attacked += [m for ms in data["measurements"].values() for m in ms
+                 if m["kind"] == "attack" or m["name"].startswith("rho_") or m["name"] == "gamma_transfer_estimate"]
+    for split in data["per_split"]:
+        attacked += [split["T2_bound"], split["Delta_a_attacked"], split["gamma_transfer_estimate"]]
+    attacked += [r for rho in data["rho"] for r in (rho, rho["independent"])]
+    assert len(attacked) > 20
+    for m in attacked:
+        assert m["settings"]["attack_settings"] == wanted, m["name"]
+    own = data["robust_accuracy"]["settings"]
+    assert (own["steps"], own["restarts"], own["seed"]) == (5, 1, 3)
+    sandwich = data["measurements"]["gamma_whole"][1]["settings"]["attack"]
+    assert (sandwich["steps"], sandwich["restarts"], sandwich["seed"], sandwich["objective"]) == (5, 1, 3, "negative_margin")
+    delta = data["per_split"][0]["Delta_a_attacked"]["settings"]
+    assert (delta["pgd_steps"], delta["pgd_restarts"], delta["seed"]) == (5, 1, 3)
+    assert data["rho"][0]["settings"]["attack"]["steps"] == 5
+    # nothing certified carries attack settings it does not depend on
+    assert "attack_settings" not in data["measurements"]["gamma_whole"][0]["settings"]
+
+
+def test_report_json_records_the_environment(report):
+    """torch and numpy versions and torch's thread count, beside the version, arguments and seed."""
+    import numpy
+
+    data = json.loads((report / "report.json").read_text())
+    assert data["torch_version"] == torch.__version__ and data["numpy_version"] == numpy.__version__
+    assert data["torch_threads"] == torch.get_num_threads() and data["torch_threads"] >= 1
+    assert data["command"] == "check" and data["arguments"]["samples"] == 120

@@ -73,7 +73,7 @@ def test_check_with_seed_3_and_seed_0_evaluates_the_same_test_inputs(mixture_che
         pass
 
     def recording_run_check(model, x, y, settings, *, device):
-        seen[settings.seed] = (x.clone(), y.clone())
+        seen[settings.attack.seed] = (x.clone(), y.clone())
         raise Stop
 
     monkeypatch.setattr(check_command, "run_check", recording_run_check)

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-from semirobust.empirical.attacks import PGD
+from semirobust.empirical.attacks import PGD, AttackSettings
 from semirobust.empirical.attacks.evaluation import evaluate_attack, predict_logits
 from semirobust.empirical.attacks.objectives import multiclass_margin, negative_margin
 from semirobust.empirical.attacks.threat import ThreatModel
@@ -194,7 +194,7 @@ def test_study_judges_l2_with_blocks_and_per_layer_readouts():
     model = build_model(spec).eval()
     x = inputs(120)
     y = torch.randint(0, K, (120,), generator=torch.Generator().manual_seed(8))
-    study = run_s1(model, 2, x[:60], x[60:], y[60:], S1Config(ThreatModel("linf", 0.02), steps=3))
+    study = run_s1(model, 2, x[:60], x[60:], y[60:], S1Config(ThreatModel("linf", 0.02), AttackSettings(steps=3, restarts=1)))
     assert [r.readout["readout_layers"] for r in study.blocks] == [[1], [2]]
     for check in (study.l2_blocks, study.l2_per_layer):
         assert list(check.reads) == ["gamma_1", "gamma_2", "gamma_3"]

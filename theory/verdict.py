@@ -16,6 +16,7 @@ class Status(str, Enum):
     VIOLATED = "violated"
     PREMISES_UNMET = "premises unmet"
     INCONCLUSIVE = "inconclusive"
+    NOT_APPLICABLE = "not applicable"
 
 
 @dataclass(frozen=True)
@@ -98,10 +99,19 @@ class Verdict:
     layers: Mapping[str, int]
     readings: tuple[Reading, ...]
     notes: tuple[str, ...] = field(default_factory=tuple)
+    reason: str | None = None
+
+    @classmethod
+    def not_applicable(cls, result: str, title: str, reason: str) -> Verdict:
+        """The verdict for a result whose statement does not speak about the model at hand
+        (THEORY.md section 7: ``not applicable``): nothing is compared, ``reason`` says why."""
+        return cls(result, title, Status.NOT_APPLICABLE, (), (), (), {}, (), reason=reason)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready (infinite interval ends are ``null``)."""
+        """JSON-ready (infinite interval ends are ``null``); a not-applicable verdict adds
+        its ``reason``."""
         return {
+            **({"reason": self.reason} if self.reason is not None else {}),
             "result": self.result,
             "title": self.title,
             "status": self.status.value,
@@ -114,7 +124,10 @@ class Verdict:
         }
 
     def describe(self) -> str:
-        """Markdown: the status, a table of every premise and the conclusion, the notes."""
+        """Markdown: the status, a table of every premise and the conclusion, the notes
+        (for a not-applicable verdict: the status and the reason)."""
+        if self.status is Status.NOT_APPLICABLE:
+            return f"### {self.result}: {self.title} -- **{self.status.value}**\n\n{self.reason}\n"
         lines = [
             f"### {self.result}: {self.title} -- **{self.status.value}**",
             "",

@@ -16,6 +16,7 @@ from semirobust.empirical.attacks.gradient import FGSM, IFGSM, PGD
 from semirobust.empirical.attacks.registry import (
     STRENGTH_LADDER,
     AttackConfig,
+    AttackSettings,
     attack_names,
     build_attack,
     register_attack,
@@ -24,6 +25,7 @@ from semirobust.empirical.attacks.registry import (
 __all__ = [
     "Attack",
     "AttackConfig",
+    "AttackSettings",
     "AttackOutcome",
     "AttackReliabilityWarning",
     "AutoAttackStage",

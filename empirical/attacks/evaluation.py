@@ -18,6 +18,8 @@ settings of every :class:`Measurement` made from the evaluation.
 
 from __future__ import annotations
 
+import sys
+
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -156,10 +158,12 @@ def evaluate_attack(
     batch_size: int = 256,
     device: torch.device | str = "cpu",
     keep_adversarial: bool = False,
-    progress: bool = False,
+    progress: bool = True,
     diagnose: bool = True,
 ) -> AttackEvaluation:
     """Attack ``(x, y)`` batch by batch on ``device``; per-sample margins on the CPU.
+
+    ``progress`` shows a bar on stderr of the inputs attacked so far (tqdm, cleared when done).
 
     ``diagnose`` runs the reliability checks on the first batch (two extra forward passes
     and one backward) and, for AutoAttack-style ensembles, the Square check at the end.
@@ -178,9 +182,9 @@ def evaluate_attack(
         flags += diagnostics.gradient_flags(model, cross_entropy, first_x, first_y)
     clean, adversarial, kept, stages = [], [], [], {}
     with attack_mode(model):
-        for start in tqdm(
-            range(0, x.shape[0], batch_size), desc=attack.name, disable=not progress, leave=False
-        ):
+        bar = tqdm(total=x.shape[0], desc=f"{attack.name} (inputs attacked)", unit="input",
+                   disable=not progress, leave=False, file=sys.stderr)
+        for start in range(0, x.shape[0], batch_size):
             xb = x[start : start + batch_size].to(device)
             yb = y[start : start + batch_size].to(device)
             outcome = attack.run(model, xb, yb)
@@ -191,6 +195,8 @@ def evaluate_attack(
                 stages.setdefault(stage, []).append(margin.cpu())
             if keep_adversarial:
                 kept.append(outcome.x_adv.cpu())
+            bar.update(xb.shape[0])
+        bar.close()
     evaluation = AttackEvaluation(
         settings=attack.settings(),
         clean_margin=torch.cat(clean),

@@ -41,6 +41,33 @@ class AttackConfig:
     amp: bool = False
 
 
+@dataclass(frozen=True)
+class AttackSettings:
+    """The budget and seed a study gives every attack it builds: robust accuracy, the
+    gamma sandwich's margin attack, the attacked ``Delta_a`` of the transfer bound and the
+    adversarial inputs behind rho (``--steps``, ``--restarts``, ``--seed``). A study records
+    it once for the run and in the settings of each measurement an attack produced."""
+
+    steps: int = 20
+    restarts: int = 2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name, value in (("steps", self.steps), ("restarts", self.restarts)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise BadInput(f"--{name} {value!r}: expected a whole number >= 1")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise BadInput(f"--seed {self.seed!r}: expected a whole number")
+
+    def config(self, threat: ThreatModel, objective: Objective = cross_entropy) -> AttackConfig:
+        """The :class:`AttackConfig` of an attack with these settings, ``threat`` and ``objective``."""
+        return AttackConfig(threat=threat, steps=self.steps, restarts=self.restarts,
+                            objective=objective, seed=self.seed)
+
+    def to_dict(self) -> dict[str, int]:
+        return {"steps": self.steps, "restarts": self.restarts, "seed": self.seed}
+
+
 AttackFactory = Callable[[AttackConfig], Attack]
 _ATTACKS: dict[str, AttackFactory] = {}
 

@@ -16,6 +16,7 @@ a certified value above the attacked one is a bug and is reported as a violation
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,11 +24,13 @@ from typing import Any
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from semirobust.empirical.attacks.base import Attack, validate_batch
 from semirobust.empirical.attacks.evaluation import probe_model_inputs
 from semirobust.empirical.attacks.gradient import PGD
 from semirobust.empirical.attacks.objectives import negative_margin
+from semirobust.empirical.attacks.registry import AttackSettings
 from semirobust.empirical.attacks.threat import ThreatModel
 from semirobust.empirical.bounds.box import INPUT_BOX_DESCRIPTION, threat_point64
 from semirobust.empirical.bounds.lipschitz import LipschitzBound
@@ -130,9 +133,13 @@ class GammaSandwich:
         }
 
 
-def default_margin_attack(threat: ThreatModel, seed: int = 0) -> PGD:
-    """PGD minimising the margin: 20 steps, 2 restarts."""
-    return PGD(threat, objective=negative_margin, steps=20, restarts=2, seed=seed)
+DEFAULT_ATTACK = AttackSettings()
+
+
+def margin_attack(threat: ThreatModel, settings: AttackSettings = DEFAULT_ATTACK) -> PGD:
+    """PGD minimising the margin with ``settings`` (by default 20 steps, 2 restarts, seed 0)."""
+    return PGD(threat, objective=negative_margin, steps=settings.steps, restarts=settings.restarts,
+               seed=settings.seed)
 
 
 def gamma_sandwich(
@@ -146,13 +153,15 @@ def gamma_sandwich(
     lipschitz: LipschitzBound | None = None,
     readout: str = "the trained rest of the network",
     batch_size: int = 128,
+    progress: bool = True,
 ) -> GammaSandwich:
     """Per-sample certified lower bounds (each of ``methods``, plus the Lipschitz margin
     bound when ``lipschitz`` bounds ``model``) and the attacked upper estimate of
     ``inf_delta m(model(x + delta), y)``. ``readout`` names ``G`` in the settings. The
     model is put in eval mode; bounds are computed on a float64 CPU copy. With no
     ``methods`` and no ``lipschitz`` only the attacked and clean margins are measured
-    (for a model bound propagation cannot handle)."""
+    (for a model bound propagation cannot handle). ``progress`` shows a bar of the inputs
+    done on stderr."""
     validate_batch(x, y)
     if x.shape[0] == 0:
         raise BadInput("gamma_sandwich: no inputs (an empty batch)")
@@ -162,13 +171,15 @@ def gamma_sandwich(
         raise BadInput(
             f"methods={list(methods)!r}: expected names among {', '.join(MARGIN_METHODS)}"
         )
-    attack = attack if attack is not None else default_margin_attack(threat)
+    attack = attack if attack is not None else margin_attack(threat)
     if attack.threat != threat:
         raise BadInput(
             f"the attack's threat model {attack.threat} differs from the sandwich's {threat}"
         )
     model.eval()
     attacked, certified = [], {m: [] for m in methods}
+    bar = tqdm(total=x.shape[0], desc=f"gamma sandwich: {attack.name} and bounds", unit="input",
+               disable=not progress, leave=False, file=sys.stderr)
     for start in range(0, x.shape[0], batch_size):
         xb, yb = x[start : start + batch_size], y[start : start + batch_size]
         x_adv = threat_point64(attack(model, xb, yb), xb, threat)
@@ -177,6 +188,8 @@ def gamma_sandwich(
             certified[method].append(
                 certified_margin_lower(model, xb.cpu(), yb.cpu(), threat, method)
             )
+        bar.update(xb.shape[0])
+    bar.close()
     bounds = {m: torch.cat(v) for m, v in certified.items()}
     if lipschitz is not None:
         bounds[LIPSCHITZ_METHOD] = lipschitz_margin_lower(model, x, y, threat, lipschitz)

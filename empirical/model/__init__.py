@@ -12,6 +12,7 @@ from semirobust.empirical.model.registry import (
     ArchitectureSpec,
     architecture_names,
     build_model,
+    build_seeded_model,
     register_architecture,
 )
 from semirobust.empirical.model.zoo import ZOO_BUILDERS
@@ -26,5 +27,6 @@ __all__ = [
     "Normalize",
     "architecture_names",
     "build_model",
+    "build_seeded_model",
     "register_architecture",
 ]

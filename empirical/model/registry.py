@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from torch import nn
 
+from semirobust.empirical.runtime.device import seeded_torch_rng
 from semirobust.errors import BadInput
 
 
@@ -78,6 +79,14 @@ def build_model(spec: ArchitectureSpec) -> nn.Sequential:
             f"unknown architecture {spec.name!r}; known: {', '.join(architecture_names())}"
         )
     return _ARCHITECTURES[spec.name](spec)
+
+
+def build_seeded_model(spec: ArchitectureSpec, seed: int) -> nn.Sequential:
+    """:func:`build_model` with initial weights drawn from a generator seeded with ``seed``
+    (under a forked RNG state: the same weights as a global reseed with ``seed`` gives,
+    without touching the caller's random state)."""
+    with seeded_torch_rng(seed):
+        return build_model(spec)
 
 
 def builder_options(spec: ArchitectureSpec, accepted: dict[str, tuple[int | bool, int | None]]) -> dict[str, Any]:

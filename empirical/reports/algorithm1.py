@@ -2,58 +2,102 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Sequence
 
 from semirobust.empirical.reports.plots import plot_finetuning_curves, plot_rho_per_pair
 from semirobust.empirical.reports.tables import (
     KIND_MEANING,
     MEASUREMENT_HEADER,
-    algorithm1_measurements,
     markdown_table,
     measurement_rows,
     plain_table,
 )
 from semirobust.empirical.reports.writers import write_text_atomic
+from semirobust.empirical.studies.algorithm1 import Algorithm1Result
 
 
-def paper_row(results: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+def paper_row(result: Algorithm1Result) -> tuple[list[str], list[str]]:
     """The paper's table columns for this run (supplement, THEORY.md section 6)."""
-    summary = results["summary"]
+    summary = result.summary
     header = ["Acc", "Acc*", "Acc_sr", "gAcc", "Diff", "epochs"]
-    best = max(results["trials"], key=lambda t: t["gAcc"]["value"])
-    row = [f"{results['Acc']['value']:.3f}", f"{results['Acc*']['value']:.3f}",
-           f"{best['Acc_sr']['value']:.3f}", f"{best['gAcc']['value']:.3f}",
-           f"{summary['Diff']:+.3f}", str(best["epochs"])]
-    for name, rho in sorted(summary["lowest_rho"].items(), key=lambda kv: -int(kv[0].split("_")[1])):
+    best = result.best_trial()
+    row = [f"{result.acc.value:.3f}", f"{result.acc_star.value:.3f}",
+           f"{best.acc_sr.value:.3f}", f"{best.gacc.value:.3f}",
+           f"{summary.diff:+.3f}", str(best.epochs)]
+    for name, rho in sorted(summary.lowest_rho.items(), key=lambda kv: -int(kv[0].split("_")[1])):
         header.append(name)
-        row.append(f"{rho['value']:.2f}")
+        row.append(f"{rho.value:.2f}")
     return header, row
 
 
-def write_algorithm1_report(results: Mapping[str, Any], out: Path, *, elapsed_seconds: float,
+#: LaTeX for the paper's column names; rho columns are ``rho_J`` -> ``$\rho_{J}$``
+LATEX_COLUMNS = {"Acc": "Acc", "Acc*": "Acc$^*$", "Acc_sr": "Acc$_{\\mathrm{sr}}$", "gAcc": "gAcc",
+                 "Diff": "Diff", "epochs": "epochs"}
+
+
+def paper_latex(result: Algorithm1Result) -> str:
+    """The paper's table as a LaTeX ``tabular`` with booktabs rules (``\\toprule``,
+    ``\\midrule``, ``\\bottomrule``; needs ``\\usepackage{booktabs}``)."""
+    header, row = paper_row(result)
+    names = [LATEX_COLUMNS.get(name) or f"$\\rho_{{{name.split('_', 1)[1]}}}$" for name in header]
+    values = [value.replace("+", "$+$", 1) if value.startswith("+") else
+              value.replace("-", "$-$", 1) if value.startswith("-") else value for value in row]
+    config = result.config
+    return "\n".join([
+        f"% semirobust Algorithm 1: {config.architecture} on {config.dataset}, {config.attack} "
+        f"{config.norm} eps={config.eps:g}; rho in {_rho_unit(result)}",
+        "\\begin{tabular}{" + "r" * len(header) + "}",
+        "\\toprule",
+        " & ".join(names) + " \\\\",
+        "\\midrule",
+        " & ".join(values) + " \\\\",
+        "\\bottomrule",
+        "\\end{tabular}",
+        "",
+    ])
+
+
+def _rho_unit(result: Algorithm1Result) -> str:
+    units = sorted({rho.unit for rho in result.summary.lowest_rho.values()})
+    return ", ".join(units) or "no pair"
+
+
+def write_paper_table(result: Algorithm1Result, out: Path) -> list[Path]:
+    """The paper's columns as ``table.csv``, ``table.md`` and ``table.tex`` under ``out``."""
+    header, row = paper_row(result)
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows([header, row])
+    return [write_text_atomic(Path(out) / "table.csv", buffer.getvalue()),
+            write_text_atomic(Path(out) / "table.md", markdown_table(header, [row]) + "\n"),
+            write_text_atomic(Path(out) / "table.tex", paper_latex(result))]
+
+
+def write_algorithm1_report(result: Algorithm1Result, out: Path, *, elapsed_seconds: float,
                             device: str, extra_sections: Sequence[str] = ()) -> str:
     """Write ``report.md`` and ``plots/*.png`` under ``out``; return the stdout summary.
 
     ``extra_sections`` (Markdown) go after the verdicts."""
     out = Path(out)
     plots = [
-        plot_finetuning_curves(results, out / "plots" / "finetuning.png"),
-        plot_rho_per_pair([(f"trial {t['trial']}", t["rho"]) for t in results["trials"]],
+        plot_finetuning_curves(result, out / "plots" / "finetuning.png"),
+        plot_rho_per_pair([(f"trial {t.trial}", t.rho) for t in result.trials],
                           out / "plots" / "rho_per_pair.png"),
     ]
-    config, split = results["config"], results["split"]
-    header, row = paper_row(results)
-    rows = measurement_rows(algorithm1_measurements(results))
+    config, split = result.config, result.split
+    header, row = paper_row(result)
+    rows = measurement_rows(result.headline_measurements())
     lines = [
         "# Algorithm 1 report",
         "",
-        f"{config['architecture']} on {config['dataset']}; attack {config['attack']} "
-        f"({config['norm']}, eps = {config['eps']:g}, {config['attack_steps']} steps); "
-        f"split a = {split['a']} of n = {split['n']} weight layers ({split['fb_layers']} in f_b); "
-        f"initial weights of the normal and robust models: **{config['init']}**; "
-        f"{config['trials']} trials of at most {config['finetune_epochs']} finetuning epochs, "
-        f"stopping at Acc* - k with k = {config['tolerance']}. Seed {config['seed']}, device {device}, "
+        f"{config.architecture} on {config.dataset}; attack {config.attack} "
+        f"({config.norm}, eps = {config.eps:g}, {config.attack_steps} steps); "
+        f"split a = {split.a} of n = {split.n} weight layers ({split.fb_layers} in f_b); "
+        f"initial weights of the normal and robust models: **{config.init}**; "
+        f"{config.trials} trials of at most {config.finetune_epochs} finetuning epochs, "
+        f"stopping at Acc* - k with k = {config.tolerance}. Seed {config.seed}, device {device}, "
         f"{elapsed_seconds:.0f} s.",
         "",
         "## The paper's columns",
@@ -62,7 +106,7 @@ def write_algorithm1_report(results: Mapping[str, Any], out: Path, *, elapsed_se
         "",
         "Acc, Acc*, Acc_sr and gAcc are robust accuracies on the same test set under the same attack; "
         "Diff = gAcc - Acc*; rho columns are the lowest value among trials that reached the target "
-        f"({results['summary']['rho_from']}).",
+        f"({result.summary.rho_from}).",
         "",
         "## Every measurement",
         "",
@@ -77,11 +121,11 @@ def write_algorithm1_report(results: Mapping[str, Any], out: Path, *, elapsed_se
         "",
         "## Diagnostics",
         "",
-        *(_diagnostics(results) or ["No estimator or attack warnings."]),
+        *(_diagnostics(result) or ["No estimator or attack warnings."]),
         "",
         "## Verdicts",
         "",
-        *[verdict["markdown"] + "\n" for verdict in results["verdicts"].values()],
+        *[verdict.describe() + "\n" for verdict in result.verdicts.values()],
         *extra_sections,
         "## Plots",
         "",
@@ -89,7 +133,7 @@ def write_algorithm1_report(results: Mapping[str, Any], out: Path, *, elapsed_se
         "",
     ]
     write_text_atomic(out / "report.md", "\n".join(lines))
-    verdicts = [f"{name}: {verdict['status']}" for name, verdict in results["verdicts"].items()]
+    verdicts = [f"{name}: {verdict.status.value}" for name, verdict in result.verdicts.items()]
     return "\n".join([
         plain_table(header, [row]),
         "",
@@ -102,10 +146,10 @@ def write_algorithm1_report(results: Mapping[str, Any], out: Path, *, elapsed_se
     ])
 
 
-def _diagnostics(results: Mapping[str, Any]) -> list[str]:
+def _diagnostics(result: Algorithm1Result) -> list[str]:
     """One bullet per distinct warning, naming the trials it came from."""
     trials_by_message: dict[str, list[int]] = {}
-    for trial in results["trials"]:
-        for message in trial.get("dependency_warnings", []):
-            trials_by_message.setdefault(message, []).append(trial["trial"])
+    for trial in result.trials:
+        for message in trial.dependency_warnings:
+            trials_by_message.setdefault(message, []).append(trial.trial)
     return [f"- trials {', '.join(map(str, t))}: {m}" for m, t in trials_by_message.items()]

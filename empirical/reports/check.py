@@ -1,10 +1,11 @@
-"""``report.md``, ``report.json`` and plots of ``semirobust check``."""
+"""``report.md``, ``report.json`` and plots of ``semirobust check``, from its typed result."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from semirobust.empirical.reports.plots import (
     plot_bounds_across_splits,
@@ -20,48 +21,61 @@ from semirobust.empirical.reports.tables import (
     plain_table,
 )
 from semirobust.empirical.reports.writers import write_json_atomic, write_text_atomic
+from semirobust.empirical.studies.algorithm1 import Algorithm1Result
+from semirobust.empirical.studies.check import CheckResult, SplitBounds
+
+#: the measurements at the split shown in the table, in this order
+SHOWN = ("clean_margin", "gamma_whole", "gamma_transfer", "L_b", "Delta_a")
 
 
-def algorithm1_run_of(checkpoint: Path) -> Mapping[str, Any] | None:
-    """The Algorithm 1 results next to a checkpoint made by it (``RUN/robust``), if any."""
+def algorithm1_run_of(checkpoint: Path) -> Algorithm1Result | None:
+    """The Algorithm 1 run next to a checkpoint made by it (``RUN/robust``), if any."""
     results = Path(checkpoint).parent / "results.json"
     if results.is_file():
         data = json.loads(results.read_text())
         if "trials" in data and "Acc*" in data:
-            return data
+            return Algorithm1Result.from_dict(data)
     return None
 
 
-def write_check_report(report: dict[str, Any], out: Path, checkpoint: Path) -> str:
-    """Write everything under ``out``; return the stdout summary."""
+def check_json(result: CheckResult, metadata: Mapping[str, Any], checkpoint: Path) -> dict[str, Any]:
+    """``report.json``: the command's metadata, the checkpoint and the result; every
+    verdict with its Markdown description."""
+    data = result.to_dict()
+    data["verdicts"] = {label: {**verdict.to_dict(), "markdown": verdict.describe()}
+                        for label, verdict in result.verdicts.items()}
+    return {**metadata, "checkpoint": str(checkpoint), **data}
+
+
+def write_check_report(result: CheckResult, out: Path, checkpoint: Path,
+                       metadata: Mapping[str, Any]) -> str:
+    """Write ``report.json``, ``report.md`` and ``plots/`` under ``out``; return the stdout summary."""
     out = Path(out)
     plots = [
-        plot_bounds_across_splits(report["per_split"], report["measurements"]["gamma_whole"][::-1],
+        plot_bounds_across_splits(result.per_split, result.measurements["gamma_whole"][::-1],
                                   out / "plots" / "bounds_across_splits.png"),
-        plot_rho_per_pair([("this network", report["rho"])], out / "plots" / "rho_per_pair.png"),
+        plot_rho_per_pair([("this network", result.rho)], out / "plots" / "rho_per_pair.png"),
     ]
-    certified = bool(report["lipschitz_layers"])
-    if certified:
-        plots.append(plot_lipschitz_per_layer(report["lipschitz_layers"], out / "plots" / "lipschitz_per_layer.png"))
+    if result.lipschitz is not None:
+        plots.append(plot_lipschitz_per_layer(result.lipschitz.layers, out / "plots" / "lipschitz_per_layer.png"))
     run = algorithm1_run_of(checkpoint)
     if run is not None:
         plots.append(plot_finetuning_curves(run, out / "plots" / "finetuning.png"))
-    write_json_atomic(out / "report.json", report)
-    shown = ["clean_margin", "gamma_whole", "gamma_transfer", "L_b", "Delta_a"]
+    write_json_atomic(out / "report.json", check_json(result, metadata, checkpoint))
     rows = measurement_rows(
-        [report["clean_accuracy"], report["robust_accuracy"]]
-        + [m for name in shown for m in report["measurements"].get(name, [])]
-        + [entry for rho in report["rho"] for entry in (rho, rho["independent"]) if entry]
+        [result.clean_accuracy, result.robust_accuracy]
+        + [m for name in SHOWN for m in result.measurements.get(name, ())]
+        + [m for pair in result.rho for m in (pair.rho, pair.independent) if m is not None]
     )
-    split, threat = report["split"], report["threat"]
-    statuses = [[name, verdict["status"]] for name, verdict in report["verdicts"].items()]
+    settings = result.settings
+    statuses = [[name, verdict.status.value] for name, verdict in result.verdicts.items()]
     lines = [
         "# semirobust check",
         "",
-        f"Checkpoint `{checkpoint}`; split a = {split['a']} of n = {split['n']} weight layers "
-        f"({split['fb_layers']} in f_b); threat model {threat['norm']} eps = {threat['eps']:g}; "
-        f"first {report['samples']} test inputs. Readouts: the trained rest of the network "
-        "after each layer (canonical, caveat C1).",
+        f"Checkpoint `{checkpoint}`; split a = {settings.a} of n = {result.n_layers} weight layers "
+        f"({result.n_layers - settings.a} in f_b); threat model {settings.threat.norm} "
+        f"eps = {settings.threat.eps:g}; first {result.samples} test inputs. Readouts: the trained "
+        "rest of the network after each layer (canonical, caveat C1).",
         "",
         "## Verdicts",
         "",
@@ -73,20 +87,20 @@ def write_check_report(report: dict[str, Any], out: Path, checkpoint: Path) -> s
         "",
         "Kinds: " + "; ".join(f"**{k}** = {v}" for k, v in KIND_MEANING.items()) + ". "
         + (f"Certified per-sample margins never exceeded attacked ones: "
-           f"{report['sandwich_violations']} violations." if certified else
-           f"Nothing here is certified: {report['certification']}"),
+           f"{result.sandwich_violations} violations." if result.certified else
+           f"Nothing here is certified: {result.uncertifiable}"),
         "",
         "## Across split points",
         "",
-        _across_splits_table(report["per_split"], certified),
+        _across_splits_table(result.per_split, result.certified),
         "",
         "## Diagnostics",
         "",
-        *([f"- {w}" for w in report["warnings"]] or ["No warnings."]),
+        *([f"- {w}" for w in result.warnings] or ["No warnings."]),
         "",
         "## Evidence per result",
         "",
-        *[verdict["markdown"] + "\n" for verdict in report["verdicts"].values()],
+        *[verdict.describe() + "\n" for verdict in result.verdicts.values()],
         "## Plots",
         "",
         *[f"![{p.stem}](plots/{p.name})" for p in plots],
@@ -97,15 +111,14 @@ def write_check_report(report: dict[str, Any], out: Path, checkpoint: Path) -> s
                       f"report: {out / 'report.md'}  json: {out / 'report.json'}  plots: {out / 'plots'}"])
 
 
-def _across_splits_table(per_split: list[dict[str, Any]], certified: bool) -> str:
+def _across_splits_table(per_split: tuple[SplitBounds, ...], certified: bool) -> str:
     """T2's claimed level at every split, and the Lipschitz transfer when there is a bound."""
     if not certified:
         return markdown_table(["a", "T2 level gamma_a + sum rho"],
-                              [[str(s["a"]), f"{s['T2_bound']['value']:.3g}"] for s in per_split])
+                              [[str(s.a), f"{s.t2_level.value:.3g}"] for s in per_split])
+    columns = ("gamma_transfer_certified", "gamma_transfer_estimate", "L_b", "Delta_a_certified", "Delta_a_attacked")
     return markdown_table(
         ["a", "T2 level gamma_a + sum rho", "transfer certified", "transfer estimate", "L_b", "Delta_a certified", "Delta_a attacked"],
-        [[str(s["a"]), f"{s['T2_bound']['value']:.3g}", f"{s['gamma_transfer_certified']['value']:.3g}",
-          f"{s['gamma_transfer_estimate']['value']:.3g}", f"{s['L_b']['value']:.3g}",
-          f"{s['Delta_a_certified']['value']:.3g}", f"{s['Delta_a_attacked']['value']:.3g}"]
+        [[str(s.a), f"{s.t2_level.value:.3g}", *(f"{s.transfer[key].value:.3g}" for key in columns)]
          for s in per_split],
     )

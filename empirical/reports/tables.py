@@ -6,9 +6,7 @@ estimator and the unit, so no number is read without its provenance.
 
 from __future__ import annotations
 
-import re
-import warnings
-from typing import Any, Iterable, Mapping
+from typing import Iterable
 
 from semirobust.theory.measurement import Measurement
 
@@ -19,10 +17,10 @@ KIND_MEANING = {
 }
 
 
-def measurement_rows(measurements: Iterable[Mapping[str, Any] | Measurement]) -> list[list[str]]:
+def measurement_rows(measurements: Iterable[Measurement]) -> list[list[str]]:
+    """One row per measurement: name, value, interval, unit, kind, estimator."""
     rows = []
-    for item in measurements:
-        m = item if isinstance(item, Measurement) else Measurement.from_dict(item)
+    for m in measurements:
         low, high = m.interval
         rows.append([m.name, f"{m.value:.4g}", f"[{low:.4g}, {high:.4g}]", m.unit, m.kind.value, m.estimator])
     return rows
@@ -41,40 +39,3 @@ def plain_table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     return "\n".join(fmt.format(*row) for row in [header, ["-" * w for w in widths], *rows])
-
-
-def algorithm1_measurements(results: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """The run's headline measurements in reading order: Acc, Acc*, gamma_a, then per
-    trial Acc_sr, gAcc, gamma_b and every rho_j with its value at independence."""
-    items: list[Mapping[str, Any]] = [results["Acc_clean"], results["Acc"], results["Acc*_clean"],
-                                      results["Acc*"], results["gamma_a"]]
-    for trial in results["trials"]:
-        suffix = f" (trial {trial['trial']})"
-        for key in ("Acc_sr", "gAcc", "gamma_b"):
-            items.append({**trial[key], "name": trial[key]["name"] + suffix})
-        for rho in trial["rho"]:
-            items.append({**rho, "name": rho["name"] + suffix})
-            if rho.get("independent"):
-                items.append({**rho["independent"], "name": rho["independent"]["name"] + suffix})
-    return items
-
-
-_NUMBER_TUPLE = re.compile(r"\((\d+(?:, \d+)*)\)")
-
-
-def summarize_warnings(caught: Iterable[warnings.WarningMessage]) -> list[str]:
-    """Distinct warnings, one line each; messages that differ only in a tuple of numbers
-    (e.g. the dimensions of each class and layer pair) are merged, with their count and
-    the largest tuple seen."""
-    groups: dict[str, list[tuple[int, ...]]] = {}
-    for warning in caught:
-        text = f"{warning.category.__name__}: {warning.message}"
-        tuples = [tuple(int(v) for v in m.split(", ")) for m in _NUMBER_TUPLE.findall(text)]
-        groups.setdefault(_NUMBER_TUPLE.sub("(...)", text), []).extend(tuples)
-    lines = []
-    for template, tuples in sorted(groups.items()):
-        if tuples:
-            largest = max(tuples, key=sum)
-            template += f" [{len(tuples)} cases; largest ({', '.join(map(str, largest))})]"
-        lines.append(template)
-    return lines

@@ -9,14 +9,29 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy
+import torch
+
 from semirobust import __version__
 
 
-def run_metadata(args: argparse.Namespace) -> dict[str, Any]:
-    """``semirobust_version``, the command's arguments and its seed (DESIGN.md)."""
-    arguments = {k: v for k, v in vars(args).items() if k != "run" and not callable(v)}
+def environment_metadata() -> dict[str, Any]:
+    """What the numbers depend on besides the arguments: ``semirobust_version``, the torch
+    and numpy versions and torch's intra-op thread count (``torch.get_num_threads()``:
+    the order of floating-point sums, hence the last bits of trained weights, can follow it)."""
     return {
         "semirobust_version": __version__,
+        "torch_version": torch.__version__,
+        "numpy_version": numpy.__version__,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def run_metadata(args: argparse.Namespace) -> dict[str, Any]:
+    """:func:`environment_metadata`, the command's arguments and its seed (DESIGN.md)."""
+    arguments = {k: v for k, v in vars(args).items() if k != "run" and not callable(v)}
+    return {
+        **environment_metadata(),
         "command": arguments.get("command"),
         "arguments": json.loads(json.dumps(arguments, default=str)),
         "seed": arguments.get("seed"),

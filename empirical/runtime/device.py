@@ -8,14 +8,16 @@ the weight gradient of a 1x1 stride-2 NHWC convolution with few input channels c
 the heap on one thread (oneDNN issue #6035; tests/test_device.py). The layout changes
 where numbers sit in memory, not what they are: outputs agree up to floating-point
 summation order (tests/test_device.py).
-Seeding uses explicit generators where possible and never a time-based seed.
+Seeding uses explicit generators (``torch.Generator().manual_seed(seed)``) passed down;
+code that draws from torch's default generators runs under :func:`seeded_torch_rng`. Nothing
+reseeds the global generators, and no seed is time-based.
 """
 
 from __future__ import annotations
 
-import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -55,12 +57,19 @@ def place_batch(x: torch.Tensor, device: torch.device, *, channels_last: bool = 
     return x.to(device)
 
 
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and torch from ``seed``; return a CPU generator for sampling."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)
+@contextmanager
+def seeded_torch_rng(seed: int, device: torch.device | str = "cpu") -> Iterator[None]:
+    """Inside: torch's default generators (the CPU's, and ``device``'s when it is CUDA)
+    start from the state of ``torch.Generator().manual_seed(seed)``, for code that draws
+    from them without taking a generator (``nn.Module`` initialisation, dropout). The
+    caller's random state is forked before and restored after: no global reseeding."""
+    device = torch.device(device)
+    cuda = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.set_rng_state(torch.Generator().manual_seed(seed).get_state())
+        for each in cuda:
+            torch.cuda.set_rng_state(torch.Generator(device=each).manual_seed(seed).get_state(), each)
+        yield
 
 
 def amp_context(device: torch.device, enabled: bool = True):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import json
 import warnings
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -27,15 +28,14 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from semirobust import __version__
-from semirobust.empirical.attacks import AttackConfig, attack_names, build_attack
+from semirobust.empirical.attacks import AttackSettings, attack_names, build_attack
 from semirobust.empirical.attacks.evaluation import AttackEvaluation, evaluate_attack
-from semirobust.empirical.attacks.objectives import negative_margin
+from semirobust.empirical.attacks.objectives import cross_entropy, negative_margin
 from semirobust.empirical.attacks.threat import ThreatModel
 from semirobust.empirical.data import Dataset
 from semirobust.empirical.data.augment import augmentation_for
 from semirobust.empirical.dependency import ESTIMATORS, dependency_per_layer_pair
-from semirobust.empirical.model import ArchitectureSpec, build_model
+from semirobust.empirical.model import ArchitectureSpec, build_model, build_seeded_model
 from semirobust.empirical.model.checkpoint import CheckpointConfig, load_checkpoint, save_checkpoint
 from semirobust.empirical.model.stages import (
     count_weight_layers,
@@ -43,11 +43,15 @@ from semirobust.empirical.model.stages import (
     layer_activations,
     split_stage_index,
 )
-from semirobust.empirical.reports.tables import summarize_warnings
-from semirobust.empirical.reports.writers import write_json_atomic
-from semirobust.empirical.studies.algorithm1_verdicts import t2_verdict
+from semirobust.empirical.reports.writers import environment_metadata, write_json_atomic
+from semirobust.empirical.studies.canonical_readouts import canonical_a2_measurements, renamed
+from semirobust.empirical.studies.layer_pairs import LayerPairRho, layer_pair_rhos
 from semirobust.empirical.studies.training import TrainRecipe, train
+from semirobust.empirical.studies.warning_summary import summarize_warnings
 from semirobust.errors import BadInput
+from semirobust.theory import judge
+from semirobust.theory.measurement import Measurement
+from semirobust.theory.verdict import Verdict
 
 INIT_CHOICES = ("shared", "independent")
 DEPENDENCY_PERMUTATIONS = 5
@@ -103,6 +107,203 @@ class Algorithm1Config:
         data["recipe"] = self.recipe.to_dict()
         return data
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Algorithm1Config:
+        """The config ``to_dict`` wrote (recipe fields added later read as their defaults)."""
+        return cls(**{**data, "recipe": TrainRecipe.from_dict(data["recipe"])})
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """Robust accuracy after one finetuning epoch."""
+
+    epoch: int
+    robust_accuracy: Measurement
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "robust_accuracy": self.robust_accuracy.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CurvePoint:
+        return cls(int(data["epoch"]), Measurement.from_dict(data["robust_accuracy"]))
+
+
+@dataclass(frozen=True)
+class Trial:
+    """Steps 3 and 4 of one trial: ``Acc_sr``, the finetuning curve and its best point
+    ``gAcc`` (reached at ``gacc_epoch``), ``gamma_b`` and rho per layer pair of f_b."""
+
+    trial: int
+    seed: int
+    acc_sr: Measurement
+    gacc: Measurement
+    gacc_epoch: int
+    epochs: int
+    reached_target: bool
+    target: float
+    curve: tuple[CurvePoint, ...]
+    final_robust_accuracy: Measurement
+    gamma_b: Measurement
+    rho: tuple[LayerPairRho, ...]
+    dependency_warnings: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The form of ``trials/trial_NNN.json``."""
+        return {
+            "trial": self.trial,
+            "seed": self.seed,
+            "Acc_sr": self.acc_sr.to_dict(),
+            "gAcc": {**self.gacc.to_dict(), "epoch": self.gacc_epoch},
+            "epochs": self.epochs,
+            "reached_target": self.reached_target,
+            "target": self.target,
+            "curve": [point.to_dict() for point in self.curve],
+            "final_robust_accuracy": self.final_robust_accuracy.to_dict(),
+            "gamma_b": self.gamma_b.to_dict(),
+            "rho": [pair.to_dict() for pair in self.rho],
+            "dependency_warnings": list(self.dependency_warnings),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Trial:
+        """A finished trial read back from its JSON (resume)."""
+        return cls(
+            trial=int(data["trial"]),
+            seed=int(data["seed"]),
+            acc_sr=Measurement.from_dict(data["Acc_sr"]),
+            gacc=Measurement.from_dict(data["gAcc"]),
+            gacc_epoch=int(data["gAcc"]["epoch"]),
+            epochs=int(data["epochs"]),
+            reached_target=bool(data["reached_target"]),
+            target=float(data["target"]),
+            curve=tuple(CurvePoint.from_dict(point) for point in data["curve"]),
+            final_robust_accuracy=Measurement.from_dict(data["final_robust_accuracy"]),
+            gamma_b=Measurement.from_dict(data["gamma_b"]),
+            rho=tuple(LayerPairRho.from_dict(rho) for rho in data["rho"]),
+            dependency_warnings=tuple(data.get("dependency_warnings", ())),
+        )
+
+
+@dataclass(frozen=True)
+class LowestRho:
+    """The lowest ``rho_j`` among the trials the summary reads, and which trial gave it."""
+
+    value: float
+    interval: tuple[float, float]
+    trial: int
+    unit: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "interval": list(self.interval), "trial": self.trial, "unit": self.unit}
+
+
+@dataclass(frozen=True)
+class Algorithm1Summary:
+    """The paper's row: ``Diff = gAcc - Acc*`` of the best trial, and the lowest rho per
+    pair among the trials that reached the target (all trials when none did, said so)."""
+
+    trials_reaching_target: int
+    rho_from: str
+    best_gacc: float
+    diff: float
+    lowest_rho: Mapping[str, LowestRho]
+    tolerance: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "trials_reaching_target": self.trials_reaching_target,
+            "rho_from": self.rho_from,
+            "best_gAcc": self.best_gacc,
+            "Diff": self.diff,
+            "lowest_rho": {name: rho.to_dict() for name, rho in self.lowest_rho.items()},
+            "tolerance": self.tolerance,
+        }
+
+
+@dataclass(frozen=True)
+class Algorithm1Split:
+    """Where the run splits: ``a`` weight layers in f_a of ``n``; ``first_fb_stage`` is the
+    index of f_b's first stage in the sequential model."""
+
+    a: int
+    n: int
+    fb_layers: int
+    first_fb_stage: int
+
+    def to_dict(self) -> dict[str, int]:
+        return {"a": self.a, "n": self.n, "fb_layers": self.fb_layers, "first_fb_stage": self.first_fb_stage}
+
+
+@dataclass(frozen=True)
+class Algorithm1Result:
+    """One finished run: the normal model's ``Acc``, the robust model's ``Acc*`` and
+    ``gamma_a``, every trial, the paper's summary and T2 judged per trial."""
+
+    config: Algorithm1Config
+    split: Algorithm1Split
+    acc: Measurement
+    acc_clean: Measurement
+    acc_star: Measurement
+    acc_star_clean: Measurement
+    gamma_a: Measurement
+    trials: tuple[Trial, ...]
+    summary: Algorithm1Summary
+    verdicts: Mapping[str, Verdict]
+
+    def best_trial(self) -> Trial:
+        """The trial with the highest ``gAcc`` (the first of equals)."""
+        return max(self.trials, key=lambda t: t.gacc.value)
+
+    def headline_measurements(self) -> list[Measurement]:
+        """The run's measurements in reading order: Acc, Acc*, gamma_a, then per trial
+        Acc_sr, gAcc, gamma_b and every rho_j with its value at independence, each trial's
+        named with its number."""
+        items = [self.acc_clean, self.acc, self.acc_star_clean, self.acc_star, self.gamma_a]
+        for trial in self.trials:
+            suffix = f" (trial {trial.trial})"
+            items += [replace(m, name=m.name + suffix) for m in (trial.acc_sr, trial.gacc, trial.gamma_b)]
+            for pair in trial.rho:
+                items.append(replace(pair.rho, name=pair.rho.name + suffix))
+                if pair.independent is not None:
+                    items.append(replace(pair.independent, name=pair.independent.name + suffix))
+        return items
+
+    def to_dict(self) -> dict[str, Any]:
+        """The form of ``results.json`` (without the environment metadata)."""
+        return {
+            "config": self.config.to_dict(),
+            "split": self.split.to_dict(),
+            "Acc": self.acc.to_dict(),
+            "Acc_clean": self.acc_clean.to_dict(),
+            "Acc*": self.acc_star.to_dict(),
+            "Acc*_clean": self.acc_star_clean.to_dict(),
+            "gamma_a": self.gamma_a.to_dict(),
+            "trials": [trial.to_dict() for trial in self.trials],
+            "summary": self.summary.to_dict(),
+            "verdicts": {label: {**v.to_dict(), "markdown": v.describe()} for label, v in self.verdicts.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Algorithm1Result:
+        """A run read back from its ``results.json``: the verdicts are judged again from
+        the measurements (the judge is deterministic)."""
+        config = Algorithm1Config.from_dict(data["config"])
+        gamma_a = Measurement.from_dict(data["gamma_a"])
+        acc_star = Measurement.from_dict(data["Acc*"])
+        trials = tuple(Trial.from_dict(trial) for trial in data["trials"])
+        return cls(
+            config=config,
+            split=Algorithm1Split(**data["split"]),
+            acc=Measurement.from_dict(data["Acc"]),
+            acc_clean=Measurement.from_dict(data["Acc_clean"]),
+            acc_star=acc_star,
+            acc_star_clean=Measurement.from_dict(data["Acc*_clean"]),
+            gamma_a=gamma_a,
+            trials=trials,
+            summary=_summary(trials, acc_star.value, config.tolerance),
+            verdicts=_t2_verdicts(gamma_a, trials),
+        )
+
 
 @dataclass
 class Algorithm1Run:
@@ -117,11 +318,11 @@ class Algorithm1Run:
 
     def evaluate(self, model: nn.Module, seed: int, *, margin: bool = False,
                  keep_adversarial: bool = False) -> AttackEvaluation:
-        """The run's attack on the test set (cross-entropy objective, or the margin)."""
-        attack = build_attack(self.config.attack, AttackConfig(
-            threat=self.config.threat(), steps=self.config.attack_steps, seed=seed,
-            **({"objective": negative_margin} if margin else {}),
-        ))
+        """The run's attack on the test set (cross-entropy objective, or the margin): the
+        run's steps, one restart, and ``seed`` (each evaluation of the run has its own)."""
+        settings = AttackSettings(steps=self.config.attack_steps, restarts=1, seed=seed)
+        attack = build_attack(self.config.attack, settings.config(
+            self.config.threat(), negative_margin if margin else cross_entropy))
         return evaluate_attack(
             model, self.dataset.x_test, self.dataset.y_test, attack,
             device=self.device, keep_adversarial=keep_adversarial,
@@ -137,14 +338,17 @@ def run_algorithm1(
     resume: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
-) -> dict[str, Any]:
-    """Run (or resume) Algorithm 1; return the results dict also written to ``results.json``."""
+    metadata: Mapping[str, Any] | None = None,
+) -> Algorithm1Result:
+    """Run (or resume) Algorithm 1; return the result also written to ``results.json``,
+    after ``metadata`` (the command's arguments and seed) or else the environment's."""
     run = Algorithm1Run(Path(out), config, dataset, device, progress, log)
     spec = ArchitectureSpec(
         config.architecture, dataset.input_shape, dataset.num_classes,
         dataset.mean, dataset.std, dict(config.architecture_kwargs),
     )
-    probe = build_model(spec)
+    with torch.device("meta"):  # only its structure is read: no weights drawn
+        probe = build_model(spec)
     n = count_weight_layers(probe)
     a = fa_layers_from(probe, split=None, fb_layers=config.fb_layers)
     boundary = split_stage_index(probe, a)
@@ -154,25 +358,25 @@ def run_algorithm1(
     robust, robust_eval = _trained_model(run, "robust", spec, robust_init, config.adversarial_recipe())
     acc_star = robust_eval.robust_accuracy("Acc*")
     gamma_a = run.evaluate(robust, config.seed + 17, margin=True).expected_adversarial_margin("gamma_a")
-    trials = [
+    trials = tuple(
         _trial(run, t, normal, robust, boundary, a, acc_star.value)
         for t in range(1, config.trials + 1)
-    ]
-    results = {
-        "semirobust_version": __version__,
-        "config": config.to_dict(),
-        "split": {"a": a, "n": n, "fb_layers": config.fb_layers, "first_fb_stage": boundary},
-        "Acc": normal_eval.robust_accuracy("Acc").to_dict(),
-        "Acc_clean": normal_eval.clean_accuracy("Acc_clean").to_dict(),
-        "Acc*": acc_star.to_dict(),
-        "Acc*_clean": robust_eval.clean_accuracy("Acc*_clean").to_dict(),
-        "gamma_a": gamma_a.to_dict(),
-        "trials": trials,
-        "summary": _summary(trials, acc_star.value, config.tolerance),
-    }
-    results["verdicts"] = {f"T2 (trial {t['trial']})": t2_verdict(results, t) for t in trials}
-    write_json_atomic(run.out / "results.json", results)
-    return results
+    )
+    result = Algorithm1Result(
+        config=config,
+        split=Algorithm1Split(a, n, config.fb_layers, boundary),
+        acc=normal_eval.robust_accuracy("Acc"),
+        acc_clean=normal_eval.clean_accuracy("Acc_clean"),
+        acc_star=acc_star,
+        acc_star_clean=robust_eval.clean_accuracy("Acc*_clean"),
+        gamma_a=gamma_a,
+        trials=trials,
+        summary=_summary(trials, acc_star.value, config.tolerance),
+        verdicts=_t2_verdicts(gamma_a, trials),
+    )
+    write_json_atomic(run.out / "results.json",
+                      {**(environment_metadata() if metadata is None else metadata), **result.to_dict()})
+    return result
 
 
 def _prepare_folder(run: Algorithm1Run, resume: bool) -> None:
@@ -191,13 +395,12 @@ def _prepare_folder(run: Algorithm1Run, resume: bool) -> None:
 
 def _initial_weights(spec: ArchitectureSpec, config: Algorithm1Config) -> tuple[dict, dict]:
     """Initial weights of the normal and robust models: the same ones (``shared``, as the
-    authors' code allows) or two independent draws (``independent``)."""
-    torch.manual_seed(config.seed)
-    normal_init = copy.deepcopy(build_model(spec).state_dict())
+    authors' code allows) or two independent draws (``independent``), drawn from
+    generators seeded with ``seed`` and ``seed + 1``."""
+    normal_init = copy.deepcopy(build_seeded_model(spec, config.seed).state_dict())
     if config.init == "shared":
         return normal_init, normal_init
-    torch.manual_seed(config.seed + 1)
-    return normal_init, copy.deepcopy(build_model(spec).state_dict())
+    return normal_init, copy.deepcopy(build_seeded_model(spec, config.seed + 1).state_dict())
 
 
 def _trained_model(run: Algorithm1Run, role: str, spec: ArchitectureSpec, init: dict,
@@ -250,52 +453,53 @@ def _require_same_training(path: Path, stored: CheckpointConfig, wanted: Checkpo
 
 
 def _trial(run: Algorithm1Run, t: int, normal: nn.Sequential, robust: nn.Sequential,
-           boundary: int, a: int, acc_star: float) -> dict[str, Any]:
+           boundary: int, a: int, acc_star: float) -> Trial:
     """Steps 3 and 4 for trial ``t`` (read back from disk when already finished)."""
     path = run.out / "trials" / f"trial_{t:03d}.json"
     if path.exists():
         run.log(f"[algorithm1] trial {t}: reusing finished result {path}")
-        return json.loads(path.read_text())
+        return Trial.from_dict(json.loads(path.read_text()))
     config = run.config
     seed = config.seed + 1000 * t
     model = nn.Sequential(*copy.deepcopy(robust[:boundary]), *copy.deepcopy(normal[boundary:]))
     start = run.evaluate(model, seed)
     target = acc_star - config.tolerance
-    curve: list[dict[str, Any]] = []
+    curve: list[CurvePoint] = []
 
     def after_epoch(epoch: int, trained: nn.Module) -> bool:
         accuracy = run.evaluate(trained, seed + epoch).robust_accuracy("robust_accuracy")
-        curve.append({"epoch": epoch, "robust_accuracy": accuracy.to_dict()})
+        curve.append(CurvePoint(epoch, accuracy))
         return accuracy.value >= target
 
     train(model, run.dataset, config.finetuning_recipe(), seed=seed,
           device=run.device, frozen_stages=boundary, after_epoch=after_epoch,
           augment=augmentation_for(run.dataset.name),
           progress=run.progress, description=f"finetune f_b, trial {t}")
-    best = max(curve, key=lambda point: point["robust_accuracy"]["value"])
+    best = max(curve, key=lambda point: point.robust_accuracy.value)
     final = run.evaluate(model, seed + 500, keep_adversarial=True)
     gamma_b = run.evaluate(model, seed + 501, margin=True).expected_adversarial_margin("gamma_b")
     rhos, dependency_warnings = _dependencies(run, model, final, a, seed)
-    result = {
-        "trial": t,
-        "seed": seed,
-        "Acc_sr": start.robust_accuracy("Acc_sr").to_dict(),
-        "gAcc": {**best["robust_accuracy"], "name": "gAcc", "epoch": best["epoch"]},
-        "epochs": len(curve),
-        "reached_target": best["robust_accuracy"]["value"] >= target,
-        "target": target,
-        "curve": curve,
-        "final_robust_accuracy": final.robust_accuracy("final_robust_accuracy").to_dict(),
-        "gamma_b": gamma_b.to_dict(),
-        "rho": rhos,
-        "dependency_warnings": dependency_warnings,
-    }
-    write_json_atomic(path, result)
-    return result
+    trial = Trial(
+        trial=t,
+        seed=seed,
+        acc_sr=start.robust_accuracy("Acc_sr"),
+        gacc=replace(best.robust_accuracy, name="gAcc"),
+        gacc_epoch=best.epoch,
+        epochs=len(curve),
+        reached_target=best.robust_accuracy.value >= target,
+        target=target,
+        curve=tuple(curve),
+        final_robust_accuracy=final.robust_accuracy("final_robust_accuracy"),
+        gamma_b=gamma_b,
+        rho=rhos,
+        dependency_warnings=tuple(dependency_warnings),
+    )
+    write_json_atomic(path, trial.to_dict())
+    return trial
 
 
 def _dependencies(run: Algorithm1Run, model: nn.Module, attacked: AttackEvaluation,
-                  a: int, seed: int) -> tuple[list[dict[str, Any]], list[str]]:
+                  a: int, seed: int) -> tuple[tuple[LayerPairRho, ...], list[str]]:
     """Step 4: ``rho_j`` for ``j = a+1..n`` on the attacked test inputs (THEORY.md section 2),
     each with the estimator's value on class-wise shuffled pairs (its bias at independence).
     Returns the pairs and the estimator's warnings (e.g. dimension too high for the
@@ -310,30 +514,46 @@ def _dependencies(run: Algorithm1Run, model: nn.Module, attacked: AttackEvaluati
             layers, run.dataset.y_test, run.config.estimator, names=names, seed=seed,
             permutations=DEPENDENCY_PERMUTATIONS,
         )
-    rhos = [
-        {"pair": [j - 1, j], **pair.rho.to_dict(),
-         "independent": pair.independent.to_dict() if pair.independent else None}
-        for j, pair in zip(range(a + 1, len(activations) + 1), pairs)
-    ]
-    return rhos, summarize_warnings(caught)
+    return layer_pair_rhos(pairs, first_j=a + 1), summarize_warnings(caught)
 
 
-def _summary(trials: list[dict[str, Any]], acc_star: float, tolerance: float) -> dict[str, Any]:
+def _summary(trials: tuple[Trial, ...], acc_star: float, tolerance: float) -> Algorithm1Summary:
     """The paper's row: ``Diff = gAcc - Acc*``, and the lowest rho per pair among the
     trials that reached the target (all trials when none did, said so)."""
-    reached = [t for t in trials if t["reached_target"]] or trials
-    lowest = {}
+    reached = [t for t in trials if t.reached_target] or list(trials)
+    lowest: dict[str, LowestRho] = {}
     for trial in reached:
-        for rho in trial["rho"]:
-            key = rho["name"]
-            if key not in lowest or rho["value"] < lowest[key]["value"]:
-                lowest[key] = {"value": rho["value"], "interval": rho["interval"], "trial": trial["trial"], "unit": rho["unit"]}
-    best = max(trials, key=lambda t: t["gAcc"]["value"])
-    return {
-        "trials_reaching_target": sum(t["reached_target"] for t in trials),
-        "rho_from": "trials that reached the target" if any(t["reached_target"] for t in trials) else "all trials (none reached the target)",
-        "best_gAcc": best["gAcc"]["value"],
-        "Diff": best["gAcc"]["value"] - acc_star,
-        "lowest_rho": lowest,
-        "tolerance": tolerance,
+        for pair in trial.rho:
+            rho = pair.rho
+            if rho.name not in lowest or rho.value < lowest[rho.name].value:
+                lowest[rho.name] = LowestRho(rho.value, rho.interval, trial.trial, rho.unit)
+    best = max(trials, key=lambda t: t.gacc.value)
+    return Algorithm1Summary(
+        trials_reaching_target=sum(t.reached_target for t in trials),
+        rho_from="trials that reached the target" if any(t.reached_target for t in trials)
+        else "all trials (none reached the target)",
+        best_gacc=best.gacc.value,
+        diff=best.gacc.value - acc_star,
+        lowest_rho=lowest,
+        tolerance=tolerance,
+    )
+
+
+def t2_measurements(gamma_a: Measurement, trial: Trial) -> dict[str, Measurement]:
+    """The named measurements T2 reads for one trial, readouts named (caveat C1):
+    ``gamma_a`` reads the robust first part ``f*_a`` with its own trained rest ``f*_b``;
+    ``gamma_b`` reads the finetuned network ``(f*_a, f_b')`` with its logits; A2's sides
+    are the canonical ones (:mod:`semirobust.empirical.studies.canonical_readouts`)."""
+    measurements = {
+        "gamma_a": renamed(gamma_a, "gamma_a", readout="f*_b (the robust model's own trained rest), logits"),
+        "gamma_b": renamed(trial.gamma_b, "gamma_b", readout="the finetuned network's logits"),
     }
+    for pair in trial.rho:
+        measurements[f"rho_{pair.j}"] = pair.rho
+        measurements.update(canonical_a2_measurements(
+            pair.j, "canonical: the trained rest of the network after each layer"))
+    return measurements
+
+
+def _t2_verdicts(gamma_a: Measurement, trials: tuple[Trial, ...]) -> dict[str, Verdict]:
+    return {f"T2 (trial {t.trial})": judge("T2", t2_measurements(gamma_a, t)) for t in trials}

@@ -20,20 +20,21 @@ inputs:
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 from torch import nn
 
-from semirobust.empirical.attacks import PGD
+from semirobust.empirical.attacks import AttackSettings, build_attack
 from semirobust.empirical.attacks.evaluation import evaluate_attack
 from semirobust.empirical.attacks.threat import ThreatModel
 from semirobust.empirical.bounds import interval_bounds
 from semirobust.empirical.bounds.layer_rules import UnsupportedLayer
 from semirobust.empirical.bounds.lipschitz import LipschitzBound, lipschitz_upper, split_lipschitz
 from semirobust.empirical.dependency import dependency_per_layer_pair
-from semirobust.empirical.measure.sandwich import gamma_sandwich
+from semirobust.empirical.measure.sandwich import gamma_sandwich, margin_attack
 from semirobust.empirical.measure.transfer import lipschitz_transfer_bound
 from semirobust.empirical.model.stages import (
     count_weight_layers,
@@ -41,80 +42,163 @@ from semirobust.empirical.model.stages import (
     split_network,
     valid_splits,
 )
-from semirobust.empirical.reports.tables import summarize_warnings
-from semirobust.empirical.studies.algorithm1_verdicts import canonical_a2_measurements, renamed
-from semirobust.theory import judge
-from semirobust.theory.measurement import Measurement
+from semirobust.empirical.studies.canonical_readouts import (
+    CANONICAL_READOUT,
+    canonical_a2_measurements,
+    renamed,
+)
+from semirobust.empirical.studies.layer_pairs import LayerPairRho, layer_pair_rhos
+from semirobust.empirical.studies.warning_summary import summarize_warnings
+from semirobust.theory import RESULTS, judge
+from semirobust.theory.measurement import Kind, Measurement
+from semirobust.theory.verdict import Verdict
 
-CANONICAL_READOUT = "canonical: the trained rest of the network after the layer (logits)"
 NOT_APPLICABLE = {
     "L2": "does not apply: L2 reads linear readouts lambda_i^T f^(i) of earlier layers; "
           "fit them with `semirobust s1`",
     "T3": "does not apply: T3 assumes every layer of f_b is a linear combination of earlier "
           "layers, which a ReLU network's layers are not",
 }
+LIP_LABELS = ("LIP (certified Delta_a)", "LIP (attacked Delta_a)")
+T2_LEVEL_UNIT = "logits + bits (C6)"
 
 
 @dataclass(frozen=True)
 class CheckSettings:
-    """What ``check`` measures with (stored in report.json)."""
+    """What ``check`` measures with (stored in report.json). ``attack`` is given to every
+    attack ``check`` builds (robust accuracy, whose points are also the inputs rho is
+    estimated on; the sandwich's margin attack; the attacked ``Delta_a``); its seed also
+    seeds the dependency estimator."""
 
     a: int
     threat: ThreatModel
     n: int = 200
     estimator: str = "ksg"
     bound_methods: tuple[str, ...] = ("ibp", "crown-ibp")
-    attack_steps: int = 20
-    restarts: int = 2
-    seed: int = 0
+    attack: AttackSettings = field(default_factory=AttackSettings)
+
+    @property
+    def seed(self) -> int:
+        return self.attack.seed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"a": self.a, "threat": self.threat.to_dict(), "samples": self.n, "estimator": self.estimator,
+                "bound_methods": list(self.bound_methods), "attack": self.attack.to_dict()}
+
+
+@dataclass(frozen=True)
+class SplitBounds:
+    """At one split ``a``: T2's claimed level and, when the model has a Lipschitz bound,
+    the Lipschitz transfer (THEORY.md section 5) by name: ``gamma_transfer_certified``,
+    ``gamma_transfer_estimate``, ``clean_margin``, ``Delta_a_certified``,
+    ``Delta_a_attacked``, ``L_b``."""
+
+    a: int
+    t2_level: Measurement
+    transfer: Mapping[str, Measurement]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"a": self.a, "T2_bound": self.t2_level.to_dict(),
+                **{name: m.to_dict() for name, m in self.transfer.items()}}
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """Everything ``check`` measured on one network split at ``settings.a``, and the verdicts.
+
+    ``measurements`` maps the judge's names to what was measured (a certified lower bound
+    and an attack's value of the same quantity share a name); ``uncertifiable`` says why
+    no certified bound exists (``None`` when they were computed)."""
+
+    settings: CheckSettings
+    n_layers: int
+    samples: int
+    clean_accuracy: Measurement
+    robust_accuracy: Measurement
+    measurements: Mapping[str, tuple[Measurement, ...]]
+    rho: tuple[LayerPairRho, ...]
+    uncertifiable: str | None
+    lipschitz: LipschitzBound | None
+    per_split: tuple[SplitBounds, ...]
+    sandwich_violations: int
+    warnings: tuple[str, ...]
+    verdicts: Mapping[str, Verdict]
+
+    @property
+    def certified(self) -> bool:
+        return self.uncertifiable is None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (``report.json`` without the command's metadata)."""
+        a = self.settings.a
+        return {
+            "split": {"a": a, "n": self.n_layers, "fb_layers": self.n_layers - a},
+            "threat": self.settings.threat.to_dict(),
+            "samples": self.samples,
+            "settings": self.settings.to_dict(),
+            "attack_settings": self.settings.attack.to_dict(),
+            "robust_accuracy": self.robust_accuracy.to_dict(),
+            "clean_accuracy": self.clean_accuracy.to_dict(),
+            "measurements": {k: [m.to_dict() for m in v] for k, v in self.measurements.items()},
+            "rho": [pair.to_dict() for pair in self.rho],
+            "certification": self.uncertifiable or "certified bounds and Lipschitz bounds computed",
+            "lipschitz_layers": [layer.to_dict() for layer in self.lipschitz.layers] if self.lipschitz else [],
+            "per_split": [entry.to_dict() for entry in self.per_split],
+            "sandwich_violations": self.sandwich_violations,
+            "warnings": list(self.warnings),
+            "verdicts": {label: verdict.to_dict() for label, verdict in self.verdicts.items()},
+        }
 
 
 def run_check(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, settings: CheckSettings,
-              *, device: torch.device) -> dict[str, Any]:
+              *, device: torch.device) -> CheckResult:
     """All measurements, per-split bounds and verdicts for ``model`` split at ``settings.a``."""
     model = model.to(device).eval()
     x, y = x[:settings.n], y[:settings.n]
     n_layers = count_weight_layers(model)
     split_network(model, settings.a)  # validates the split before any work
     lipschitz, uncertifiable = _certification(model, x, settings.threat, device)
-    threat = settings.threat
-    pgd = PGD(threat, steps=settings.attack_steps, restarts=settings.restarts, seed=settings.seed)
+    threat, attack = settings.threat, settings.attack
+    pgd = build_attack("pgd", attack.config(threat))
     attacked = evaluate_attack(model, x, y, pgd, device=device, keep_adversarial=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        sandwich = gamma_sandwich(model, x, y, threat,
+        sandwich = gamma_sandwich(model, x, y, threat, margin_attack(threat, attack),
                                   methods=settings.bound_methods if lipschitz else (),
                                   readout="the trained rest of the network (logits)")
         with torch.no_grad():
             activations, _ = layer_activations(model, attacked.x_adv.to(device))
-        pairs = dependency_per_layer_pair(
+        pairs = layer_pair_rhos(dependency_per_layer_pair(
             activations, y, settings.estimator,  # estimated where the activations live
             names=[f"rho_{j}" for j in range(2, n_layers + 1)], seed=settings.seed, permutations=5,
-        )
-    per_split = [_split_bounds(model, x, y, threat, lipschitz, a, settings) if lipschitz else {"a": a, "measurements": {}}
-                 for a in valid_splits(model)]
-    at_a = next(s for s in per_split if s["a"] == settings.a)
-    named = _named_measurements(sandwich.measurements(), pairs, at_a["measurements"], n_layers)
-    rho = {f"rho_{j}": pair.rho for j, pair in zip(range(2, n_layers + 1), pairs)}
-    for entry in per_split:
-        entry["T2_bound"] = _t2_bound(named["gamma_whole"], rho, entry["a"], n_layers)
-    return {
-        "split": {"a": settings.a, "n": n_layers, "fb_layers": n_layers - settings.a},
-        "threat": threat.to_dict(),
-        "samples": int(y.numel()),
-        "robust_accuracy": attacked.robust_accuracy().to_dict(),
-        "clean_accuracy": attacked.clean_accuracy().to_dict(),
-        "measurements": {k: [m.to_dict() for m in v] for k, v in named.items()},
-        "rho": [{"pair": [j - 1, j], **p.rho.to_dict(),
-                 "independent": p.independent.to_dict() if p.independent else None}
-                for j, p in zip(range(2, n_layers + 1), pairs)],
-        "certification": uncertifiable or "certified bounds and Lipschitz bounds computed",
-        "lipschitz_layers": [vars(layer) for layer in lipschitz.layers] if lipschitz else [],
-        "per_split": [{k: v for k, v in s.items() if k != "measurements"} for s in per_split],
-        "sandwich_violations": int(sandwich.violations().sum()),
-        "warnings": summarize_warnings(caught),
-        "verdicts": _verdicts(named, settings.a, n_layers, uncertifiable),
-    }
+        ), first_j=2)
+    on_adversarial = {"inputs": "the robust-accuracy attack's points", "attack": pgd.settings()}
+    pairs = tuple(replace(p, rho=_attacked(renamed(p.rho, p.rho.name, **on_adversarial), attack),
+                          independent=None if p.independent is None else
+                          _attacked(renamed(p.independent, p.independent.name, **on_adversarial), attack))
+                  for p in pairs)
+    transfer = {a: _transfer_at(model, x, y, threat, lipschitz, a, settings) if lipschitz else {}
+                for a in valid_splits(model)}
+    named = _named_measurements([_attacked(m, attack) if m.name == "gamma_attacked" else m
+                                 for m in sandwich.measurements()], pairs, transfer[settings.a], n_layers)
+    rho = {pair.rho.name: pair.rho for pair in pairs}
+    per_split = tuple(SplitBounds(a, _attacked(_t2_bound(named["gamma_whole"], rho, a, n_layers), attack), bounds)
+                      for a, bounds in transfer.items())
+    return CheckResult(
+        settings=settings,
+        n_layers=n_layers,
+        samples=int(y.numel()),
+        clean_accuracy=attacked.clean_accuracy(),
+        robust_accuracy=_attacked(attacked.robust_accuracy(), attack),
+        measurements=named,
+        rho=pairs,
+        uncertifiable=uncertifiable,
+        lipschitz=lipschitz,
+        per_split=per_split,
+        sandwich_violations=int(sandwich.violations().sum()),
+        warnings=tuple(summarize_warnings(caught)),
+        verdicts=_verdicts(named, settings.a, n_layers, uncertifiable),
+    )
 
 
 def _certification(model: nn.Module, x: torch.Tensor, threat: ThreatModel,
@@ -129,82 +213,96 @@ def _certification(model: nn.Module, x: torch.Tensor, threat: ThreatModel,
         return None, f"no certified bounds: {error}"
 
 
-def _split_bounds(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
-                  lipschitz, a: int, settings: CheckSettings) -> dict[str, Any]:
+def _attacked(measurement: Measurement, attack: AttackSettings) -> Measurement:
+    """``measurement`` (whose value an attack produced) with the run's attack settings."""
+    return renamed(measurement, measurement.name, attack_settings=attack.to_dict())
+
+
+#: transfer measurements whose value comes from the attacked Delta_a
+ATTACKED_TRANSFER = ("Delta_a_attacked", "gamma_transfer_estimate")
+
+
+def _transfer_at(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
+                 lipschitz: LipschitzBound, a: int, settings: CheckSettings) -> dict[str, Measurement]:
     """Lipschitz transfer (THEORY.md section 5) at split ``a``: certified and estimated."""
     _, lipschitz_b = split_lipschitz(model, lipschitz, a)
+    attack = settings.attack
     transfer = lipschitz_transfer_bound(split_network(model, a), x, y, threat, lipschitz_b=lipschitz_b,
-                                        steps=settings.attack_steps, seed=settings.seed)
-    measurements = {m.name: m for m in transfer.measurements()}
-    return {
-        "a": a,
-        "measurements": measurements,
-        **{name: m.to_dict() for name, m in measurements.items()},
-    }
+                                        steps=attack.steps, restarts=attack.restarts, seed=attack.seed)
+    return {m.name: _attacked(m, attack) if m.name in ATTACKED_TRANSFER else m for m in transfer.measurements()}
 
 
-def _named_measurements(sandwich: list[Measurement], pairs, transfer: dict[str, Measurement],
-                        n_layers: int) -> dict[str, list[Measurement]]:
-    """The judge's names (docs/theory.md) for what was measured; a list under one name is
+def _named_measurements(sandwich: list[Measurement], pairs: tuple[LayerPairRho, ...],
+                        transfer: Mapping[str, Measurement], n_layers: int) -> dict[str, tuple[Measurement, ...]]:
+    """The judge's names (docs/theory.md) for what was measured; a tuple under one name is
     a certified lower bound and an attack's value of the same quantity."""
     by_name = {m.name: m for m in sandwich}
-    gamma = [renamed(by_name[name], "gamma_whole", readout=CANONICAL_READOUT)
-             for name in ("gamma_certified", "gamma_attacked") if name in by_name]
-    named: dict[str, list[Measurement]] = {
+    gamma = tuple(renamed(by_name[name], "gamma_whole", readout=CANONICAL_READOUT)
+                  for name in ("gamma_certified", "gamma_attacked") if name in by_name)
+    named: dict[str, tuple[Measurement, ...]] = {
         "gamma_whole": gamma,
-        "clean_margin": [renamed(by_name["margin_clean"], "clean_margin")],
+        "clean_margin": (renamed(by_name["margin_clean"], "clean_margin"),),
     }
     if transfer:  # certified bounds exist for this model
         named.update({
-            "L_b": [transfer["L_b"]],
-            "Delta_a": [renamed(transfer["Delta_a_certified"], "Delta_a"),
-                        renamed(transfer["Delta_a_attacked"], "Delta_a")],
-            "gamma_transfer": [transfer["gamma_transfer_certified"], transfer["gamma_transfer_estimate"]],
+            "L_b": (transfer["L_b"],),
+            "Delta_a": (renamed(transfer["Delta_a_certified"], "Delta_a"),
+                        renamed(transfer["Delta_a_attacked"], "Delta_a")),
+            "gamma_transfer": (transfer["gamma_transfer_certified"], transfer["gamma_transfer_estimate"]),
         })
     for name in ("gamma_a", "gamma_b"):
-        named[name] = [renamed(m, name) for m in gamma]
+        named[name] = tuple(renamed(m, name) for m in gamma)
     for j in range(1, n_layers + 1):
-        named[f"gamma_{j}"] = [renamed(m, f"gamma_{j}") for m in gamma]
-    for j, pair in zip(range(2, n_layers + 1), pairs):
-        named[f"rho_{j}"] = [pair.rho]
-        named.update({k: [m] for k, m in canonical_a2_measurements(j, CANONICAL_READOUT).items()})
+        named[f"gamma_{j}"] = tuple(renamed(m, f"gamma_{j}") for m in gamma)
+    for pair in pairs:
+        named[f"rho_{pair.j}"] = (pair.rho,)
+        named.update({k: (m,) for k, m in canonical_a2_measurements(pair.j, CANONICAL_READOUT).items()})
     return named
 
 
-def _t2_bound(gamma_whole: list[Measurement], rho: dict[str, Measurement], a: int, n: int) -> dict[str, float]:
+def _t2_bound(gamma_whole: tuple[Measurement, ...], rho: Mapping[str, Measurement], a: int, n: int) -> Measurement:
     """T2's claimed level ``gamma_a + sum_{j>a} rho_j`` (bits added to logits as the paper
-    does, C6) with gamma_a read canonically: its attacked value and interval."""
+    does, C6) with gamma_a read canonically, as a measurement: the attacked ``gamma_a``
+    (an upper estimate) plus the rho estimates, their intervals added end to end. Neither
+    end is sound, so its kind is ``estimate``."""
     attacked = gamma_whole[-1]  # the attack's value (after the certified bound, when there is one)
-    total = sum(rho[f"rho_{j}"].value for j in range(a + 1, n + 1))
-    low = attacked.interval[0] + sum(rho[f"rho_{j}"].interval[0] for j in range(a + 1, n + 1))
-    high = attacked.interval[1] + sum(rho[f"rho_{j}"].interval[1] for j in range(a + 1, n + 1))
-    return {"value": attacked.value + total, "interval": [low, high], "unit": "logits + bits (C6)"}
+    summed = [rho[f"rho_{j}"] for j in range(a + 1, n + 1)]
+    total = sum(m.value for m in summed)
+    low = attacked.interval[0] + sum(m.interval[0] for m in summed)
+    high = attacked.interval[1] + sum(m.interval[1] for m in summed)
+    return Measurement(
+        name=f"T2_level_a{a}",
+        value=attacked.value + total,
+        interval=(low, high),
+        kind=Kind.ESTIMATE,
+        estimator=f"gamma_a ({attacked.kind.value}: {attacked.estimator}) + sum_(j>{a}) rho_j "
+                  f"({summed[0].estimator if summed else 'no pair'})",
+        unit=T2_LEVEL_UNIT,
+        settings={"a": a, "gamma_a": attacked.name, "gamma_a_settings": dict(attacked.settings),
+                  "rho": [m.name for m in summed],
+                  "interval": "the ends of the summed intervals added (no joint coverage claimed)"},
+    )
 
 
-def _verdicts(named: dict[str, list[Measurement]], a: int, n: int,
-              uncertifiable: str | None = None) -> dict[str, Any]:
-    """T1, L1, T2 and LIP judged; L2 and T3 marked not applicable with the reason. LIP is
+def _verdicts(named: Mapping[str, tuple[Measurement, ...]], a: int, n: int,
+              uncertifiable: str | None = None) -> dict[str, Verdict]:
+    """T1, L1, T2 and LIP judged; L2 and T3 not applicable with the reason. LIP is
     judged twice: with the certified ``Delta_a`` (a sound bound: a violation is a bug) and
     with the attacked one (an estimate of the bound); both are not applicable without a
     Lipschitz bound (``uncertifiable`` says why)."""
-    judged = {
-        "T1": ("T1", named, {"j": a}),
-        "L1": ("L1", named, {"n": n}),
-        "T2": ("T2", named, {"a": a, "n": n}),
+    verdicts = {
+        "T1": judge("T1", named, layers={"j": a}),
+        "L1": judge("L1", named, layers={"n": n}),
+        "T2": judge("T2", named, layers={"a": a, "n": n}),
     }
-    not_applicable = dict(NOT_APPLICABLE)
     if uncertifiable is None:
         certified_delta, attacked_delta = named["Delta_a"]
-        judged["LIP (certified Delta_a)"] = ("LIP", {**named, "Delta_a": [certified_delta]}, None)
-        judged["LIP (attacked Delta_a)"] = ("LIP", {**named, "Delta_a": [attacked_delta]}, None)
+        for label, delta in zip(LIP_LABELS, (certified_delta, attacked_delta)):
+            verdicts[label] = judge("LIP", {**named, "Delta_a": [delta]})
     else:
-        for label in ("LIP (certified Delta_a)", "LIP (attacked Delta_a)"):
-            not_applicable[label] = f"needs the Lipschitz bound L_b of f_b: {uncertifiable}"
-    verdicts: dict[str, Any] = {}
-    for label, (result, measurements, numbers) in judged.items():
-        verdict = judge(result, measurements, layers=numbers)
-        verdicts[label] = {**verdict.to_dict(), "markdown": verdict.describe()}
-    for result, reason in not_applicable.items():
-        verdicts[result] = {"result": result, "status": "not applicable", "reason": reason,
-                            "markdown": f"### {result} -- **not applicable**\n\n{reason}\n"}
+        for label in LIP_LABELS:
+            verdicts[label] = Verdict.not_applicable(
+                "LIP", RESULTS["LIP"].title, f"needs the Lipschitz bound L_b of f_b: {uncertifiable}")
+    for result, reason in NOT_APPLICABLE.items():
+        verdicts[result] = Verdict.not_applicable(result, RESULTS[result].title, reason)
     return verdicts

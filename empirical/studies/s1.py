@@ -28,7 +28,7 @@ from functools import partial
 import torch
 from torch import nn
 
-from semirobust.empirical.attacks import AttackConfig, build_attack
+from semirobust.empirical.attacks import AttackSettings, build_attack
 from semirobust.empirical.attacks.evaluation import evaluate_attack
 from semirobust.empirical.attacks.objectives import negative_margin
 from semirobust.empirical.attacks.threat import ThreatModel
@@ -50,19 +50,19 @@ ROBUST_NETWORK = "F* (the checkpoint's network)"
 
 @dataclass(frozen=True)
 class S1Config:
-    """The attack on every readout and the least-squares settings of every fit."""
+    """The attack on every readout (``attack``: the same settings for the cross-entropy
+    and the margin PGD) and the least-squares settings of every fit."""
 
     threat: ThreatModel
-    steps: int = 10
-    seed: int = 0
+    attack: AttackSettings = field(default_factory=lambda: AttackSettings(steps=10, restarts=1))
     batch_size: int = 256
     least_squares: LeastSquaresSettings = field(default_factory=LeastSquaresSettings)
 
     def to_dict(self) -> dict:
         return {
             **self.threat.to_dict(),
-            "steps": self.steps,
-            "seed": self.seed,
+            **self.attack.to_dict(),
+            "attack_settings": self.attack.to_dict(),
             "attack_batch_size": self.batch_size,
             **self.least_squares.to_dict(),
         }
@@ -213,15 +213,8 @@ def evaluate_readout(
 ) -> ReadoutReport:
     """Clean accuracy, robust accuracy (PGD, cross-entropy), gamma (PGD, negative margin)
     and, given ``target`` (``F*``), the fit quality of ``readout`` on ``(x, y)``."""
-    ce_attack = build_attack(
-        "pgd", AttackConfig(threat=config.threat, steps=config.steps, seed=config.seed)
-    )
-    margin_attack = build_attack(
-        "pgd",
-        AttackConfig(
-            threat=config.threat, steps=config.steps, seed=config.seed, objective=negative_margin
-        ),
-    )
+    ce_attack = build_attack("pgd", config.attack.config(config.threat))
+    margin_attack = build_attack("pgd", config.attack.config(config.threat, negative_margin))
     accuracy = evaluate_attack(
         readout, x, y, ce_attack, batch_size=config.batch_size, device=device
     )
@@ -236,7 +229,7 @@ def evaluate_readout(
         gamma=replace(gamma, settings={**gamma.settings, **description}),
         fit=None
         if target is None
-        else fit_quality(readout, target, x, name=name, seed=config.seed, device=device),
+        else fit_quality(readout, target, x, name=name, seed=config.attack.seed, device=device),
     )
 
 

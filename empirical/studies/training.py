@@ -28,6 +28,7 @@ from semirobust.empirical.runtime.device import (
     amp_context,
     place_batch,
     place_model,
+    seeded_torch_rng,
     wants_channels_last,
 )
 from semirobust.errors import BadInput
@@ -85,7 +86,7 @@ class TrainRecipe:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainRecipe":
+    def from_dict(cls, data: dict[str, Any]) -> TrainRecipe:
         data = dict(data)
         data["milestones"] = tuple(data.get("milestones", (1 / 3, 2 / 3)))
         return cls(**data)
@@ -184,32 +185,33 @@ def train(
     generator = torch.Generator().manual_seed(seed)
     use_amp = recipe.amp and device.type == "cuda"
     history: list[dict[str, float]] = []
-    for epoch in tqdm(range(1, recipe.epochs + 1), desc=description, disable=not progress, leave=False):
-        order = torch.randperm(dataset.x_train.shape[0], generator=generator)
-        total_loss, correct, seen = 0.0, 0, 0
-        for start in range(0, order.numel(), recipe.batch_size):
-            index = order[start:start + recipe.batch_size]
-            x = dataset.x_train[index]
-            if augment is not None:
-                x = augment(x, generator)
-            x, y = place_batch(x, device, channels_last=channels_last), dataset.y_train[index].to(device)
-            if recipe.adversarial:
-                attack_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-                loss_of_batch = ADVERSARIAL_LOSSES[recipe.method]
-            else:
-                attack_seed, loss_of_batch = 0, standard_loss
-            with amp_context(device, use_amp):
-                loss, logits = loss_of_batch(model, x, y, recipe, attack_seed, frozen_stages)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total_loss += loss.item() * y.numel()
-            correct += int((logits.argmax(dim=1) == y).sum())
-            seen += y.numel()
-        scheduler.step()
-        history.append({"epoch": epoch, "loss": total_loss / seen, "train_accuracy": correct / seen})
-        model.eval()
-        if after_epoch is not None and after_epoch(epoch, model):
-            break
+    with seeded_torch_rng(seed, device):  # draws without a generator (dropout) follow the seed
+        for epoch in tqdm(range(1, recipe.epochs + 1), desc=description, disable=not progress, leave=False):
+            order = torch.randperm(dataset.x_train.shape[0], generator=generator)
+            total_loss, correct, seen = 0.0, 0, 0
+            for start in range(0, order.numel(), recipe.batch_size):
+                index = order[start:start + recipe.batch_size]
+                x = dataset.x_train[index]
+                if augment is not None:
+                    x = augment(x, generator)
+                x, y = place_batch(x, device, channels_last=channels_last), dataset.y_train[index].to(device)
+                if recipe.adversarial:
+                    attack_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+                    loss_of_batch = ADVERSARIAL_LOSSES[recipe.method]
+                else:
+                    attack_seed, loss_of_batch = 0, standard_loss
+                with amp_context(device, use_amp):
+                    loss, logits = loss_of_batch(model, x, y, recipe, attack_seed, frozen_stages)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total_loss += loss.item() * y.numel()
+                correct += int((logits.argmax(dim=1) == y).sum())
+                seen += y.numel()
+            scheduler.step()
+            history.append({"epoch": epoch, "loss": total_loss / seen, "train_accuracy": correct / seen})
+            model.eval()
+            if after_epoch is not None and after_epoch(epoch, model):
+                break
     model.eval()
     return history

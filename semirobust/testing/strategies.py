@@ -28,6 +28,7 @@ from semirobust.empirical.attacks.threat import ThreatModel
 from semirobust.empirical.dependency.ground_truth import gaussian_pair, gaussian_pair_mi
 from semirobust.empirical.model import Normalize
 from semirobust.empirical.model.stages import weight_layers
+from semirobust.empirical.runtime.device import seeded_torch_rng
 
 NETWORK_KINDS = ("mlp", "cnn")
 DATASET_KINDS = ("separable", "overlapping")
@@ -144,7 +145,13 @@ def _build_network(
     kind: str, input_shape: tuple[int, ...], num_classes: int, depth: int, width: int,
     scale: float, seed: int,
 ) -> nn.Sequential:
-    torch.manual_seed(seed)
+    with seeded_torch_rng(seed):  # initial weights from ``seed``, the caller's RNG untouched
+        return _network_of(kind, input_shape, num_classes, depth, width, scale)
+
+
+def _network_of(
+    kind: str, input_shape: tuple[int, ...], num_classes: int, depth: int, width: int, scale: float,
+) -> nn.Sequential:
     channels = input_shape[0]
     stages: list[nn.Module] = [Normalize((0.5,) * channels, (1.0,) * channels)]
     shapes: list[tuple[int, ...]] = []

@@ -1,7 +1,7 @@
 """``semirobust algorithm1``: the paper's Algorithm 1 (THEORY.md section 6), resumable.
 
 Writes under ``--out``: ``normal/`` and ``robust/`` checkpoints, ``trials/trial_NNN.json``
-(one per finished trial), ``results.json``, the paper's columns as ``table.csv`` and
+(one per finished trial), ``results.json``, the paper's columns as ``table.csv``, ``table.tex`` and
 ``table.md``, ``report.md`` and ``plots/``. Trained models and finished trials found in
 ``--out`` are reused with ``--resume``; an interrupted run (even ``kill -9``) loses at
 most the trial in progress.
@@ -10,8 +10,6 @@ most the trial in progress.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import sys
 import time
 from pathlib import Path
@@ -35,10 +33,9 @@ from semirobust.empirical.data import Dataset, load_dataset
 from semirobust.empirical.dependency import ESTIMATORS
 from semirobust.empirical.model import ArchitectureSpec, build_model
 from semirobust.empirical.model.stages import count_weight_layers, split_network
-from semirobust.empirical.reports.algorithm1 import paper_row, write_algorithm1_report
-from semirobust.empirical.reports.tables import markdown_table
-from semirobust.empirical.reports.writers import write_text_atomic
-from semirobust.empirical.runtime.device import resolve_device, seed_everything
+from semirobust.empirical.reports.algorithm1 import write_algorithm1_report, write_paper_table
+from semirobust.empirical.reports.writers import run_metadata
+from semirobust.empirical.runtime.device import resolve_device
 from semirobust.empirical.studies.algorithm1 import INIT_CHOICES, Algorithm1Config, run_algorithm1
 from semirobust.empirical.studies.training import TrainRecipe
 
@@ -69,7 +66,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    seed_everything(args.seed)
     device = resolve_device(args.device)
     kwargs = architecture_kwargs(args.arch_kwargs)
     dataset = load_dataset(args.dataset, seed=args.seed, root=args.data_root)
@@ -84,14 +80,10 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     out = Path(args.out)
-    results = run_algorithm1(config, dataset, out, device=device, resume=args.resume,
-                             log=lambda line: print(line, file=sys.stderr))
-    header, row = paper_row(results)
-    buffer = io.StringIO()
-    csv.writer(buffer).writerows([header, row])
-    write_text_atomic(out / "table.csv", buffer.getvalue())
-    write_text_atomic(out / "table.md", markdown_table(header, [row]) + "\n")
-    print(write_algorithm1_report(results, out, elapsed_seconds=time.perf_counter() - start, device=str(device)))
+    result = run_algorithm1(config, dataset, out, device=device, resume=args.resume,
+                            log=lambda line: print(line, file=sys.stderr), metadata=run_metadata(args))
+    write_paper_table(result, out)
+    print(write_algorithm1_report(result, out, elapsed_seconds=time.perf_counter() - start, device=str(device)))
     return 0
 
 

@@ -36,7 +36,6 @@ from semirobust.empirical.cli.options import (
     threat_model,
 )
 from semirobust.empirical.reports.writers import run_metadata, write_json_atomic
-from semirobust.empirical.runtime.device import seed_everything
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -69,7 +68,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    seed_everything(args.seed)
     opened = open_checkpoint_and_data(args)
     model, device = opened.model, opened.device
     threat = threat_model(args, opened.config.recipe, opened.input_shape)

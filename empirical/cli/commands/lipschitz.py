@@ -31,7 +31,6 @@ from semirobust.empirical.cli.options import (
 from semirobust.empirical.measure.local_lipschitz import local_lipschitz_lower
 from semirobust.empirical.model.stages import count_weight_layers, fa_layers_from, valid_splits
 from semirobust.empirical.reports.writers import run_metadata, write_json_atomic
-from semirobust.empirical.runtime.device import seed_everything
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -65,7 +64,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    seed_everything(args.seed)
     opened = open_checkpoint_and_data(args)
     model, config, device = opened.model, opened.config, opened.device
     settings = OperatorNormSettings(

@@ -39,7 +39,6 @@ from semirobust.empirical.model.stages import (
     split_stage_index,
 )
 from semirobust.empirical.reports.writers import run_metadata, write_json_atomic
-from semirobust.empirical.runtime.device import seed_everything
 from semirobust.errors import BadInput
 
 NO_ATTACK = "none"
@@ -87,7 +86,6 @@ def parse_settings(pairs: list[str]) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    seed_everything(args.seed)
     settings = parse_settings(args.setting)
     opened = open_checkpoint_and_data(args)
     model, device = opened.model, opened.device

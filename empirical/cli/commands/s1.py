@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 
+from semirobust.empirical.attacks import AttackSettings
 from semirobust.empirical.cli.checkpoint_input import open_checkpoint_and_data
 from semirobust.empirical.cli.options import (
     add_attack_options,
@@ -29,9 +30,9 @@ from semirobust.empirical.cli.options import (
 )
 from semirobust.empirical.measure.linear_readout import LeastSquaresSettings
 from semirobust.empirical.model.stages import fa_layers_from, split_stage_index
-from semirobust.empirical.reports.writers import run_metadata, write_json_atomic
-from semirobust.empirical.runtime.device import seed_everything
-from semirobust.empirical.studies.s1 import S1Config, S1Study, run_s1
+from semirobust.empirical.reports.s1 import s1_table, write_s1_json
+from semirobust.empirical.reports.writers import run_metadata
+from semirobust.empirical.studies.s1 import S1Config, run_s1
 from semirobust.errors import BadInput
 
 
@@ -81,13 +82,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    seed_everything(args.seed)
     opened = open_checkpoint_and_data(args)
     model, device = opened.model, opened.device
     config = S1Config(
         threat=threat_model(args, opened.config.recipe, opened.input_shape),
-        steps=args.steps,
-        seed=args.seed,
+        attack=AttackSettings(steps=args.steps, restarts=1, seed=args.seed),
         batch_size=args.batch_size,
         least_squares=LeastSquaresSettings(args.fit_batch_size, args.rcond, args.ridge),
     )
@@ -96,19 +95,11 @@ def run(args: argparse.Namespace) -> int:
     x, y = opened.test_inputs(args.samples)
     fit_count = fit_inputs(y.numel(), args.fit_fraction)
     study = run_s1(model, a, x[:fit_count], x[fit_count:], y[fit_count:], config, device=device)
-    write_json_atomic(
-        args.json,
-        {
-            **run_metadata(args),
-            "checkpoint": str(args.checkpoint),
-            "dataset": opened.config.dataset,
-            "dataset_seed": opened.config.seed,
-            "eps_source": args.eps_source,
-            "device": str(device),
-            **study.to_dict(),
-        },
-    )
-    print(table(study))
+    write_s1_json(study, args.json, {
+        **run_metadata(args), "checkpoint": str(args.checkpoint), "dataset": opened.config.dataset,
+        "dataset_seed": opened.config.seed, "eps_source": args.eps_source, "device": str(device),
+    })
+    print(s1_table(study))
     return 0
 
 
@@ -123,38 +114,3 @@ def fit_inputs(total: int, fraction: float) -> int:
             f"input; use more inputs (--samples) or another fraction"
         )
     return count
-
-
-def table(study: S1Study) -> str:
-    """Every number with its interval, kind and estimator, readout by readout; the verdicts."""
-    row = "{:<34} {:<16} {:>9}  {:<20} {:<9} {}"
-    header = row.format("readout", "quantity", "value", "interval", "kind", "estimator")
-    title = (
-        f"S1 on split a={study.a} of n={study.n}: readouts fitted on {study.fit_inputs} "
-        f"inputs, every number on {study.held_out_inputs} held-out inputs"
-    )
-    lines = [title, header, "-" * len(header)]
-    for report in study.reports():
-        for quantity, m in report.labelled():
-            interval = f"[{m.interval[0]:.4g}, {m.interval[1]:.4g}]"
-            lines.append(
-                row.format(
-                    report.readout["readout"],
-                    quantity,
-                    f"{m.value:.4g}",
-                    interval,
-                    m.kind.value,
-                    m.estimator,
-                )
-            )
-    for label, check in (
-        ("the combined readout's blocks", study.l2_blocks),
-        ("the separately fitted per-layer readouts", study.l2_per_layer),
-    ):
-        conclusion = check.verdict.conclusion[0]
-        lines.append(
-            f"L2 with {label}: {check.verdict.status.value}; conclusion "
-            f"{conclusion.statement}: {conclusion.measured:.4g} >= "
-            f"{conclusion.threshold:.4g} {conclusion.status.value}"
-        )
-    return "\n".join(lines)

@@ -27,9 +27,9 @@ from semirobust.empirical.cli.options import (
 from semirobust.empirical.data import load_dataset
 from semirobust.empirical.data.augment import augmentation_for
 from semirobust.empirical.measure.statistics import wilson_interval
-from semirobust.empirical.model import ArchitectureSpec, build_model
+from semirobust.empirical.model import ArchitectureSpec, build_seeded_model
 from semirobust.empirical.model.checkpoint import CheckpointConfig, save_checkpoint
-from semirobust.empirical.runtime.device import resolve_device, seed_everything
+from semirobust.empirical.runtime.device import resolve_device
 from semirobust.empirical.studies.training import TrainRecipe, train
 
 
@@ -49,7 +49,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    seed_everything(args.seed)
     device = resolve_device(args.device)
     kwargs = architecture_kwargs(args.arch_kwargs)
     dataset = load_dataset(args.dataset, seed=args.seed, root=args.data_root)
@@ -59,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, adversarial=args.adversarial,
         method=args.method, trades_beta=args.trades_beta, norm=args.norm, eps=args.eps, steps=args.steps,
     )
-    model = build_model(spec)
+    model = build_seeded_model(spec, args.seed)
     history = train(model, dataset, recipe, seed=args.seed, device=device,
                     augment=augmentation_for(dataset.name))
     predictions = predict_logits(model, dataset.x_test, device=device).argmax(dim=1)

@@ -1,0 +1,94 @@
+"""``results.json``, ``report.md``, plots and the printed summary of ``semirobust demo``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from semirobust.empirical.reports.algorithm1 import write_algorithm1_report, write_paper_table
+from semirobust.empirical.reports.check import write_check_report
+from semirobust.empirical.reports.tables import markdown_table
+from semirobust.empirical.reports.writers import write_json_atomic
+from semirobust.empirical.studies.algorithm1 import Algorithm1Result
+from semirobust.empirical.studies.demo import (
+    CHECK_FOLDER,
+    INDEPENDENT_FOLDER,
+    ROBUST_FOLDER,
+    DemoResult,
+)
+from semirobust.theory.measurement import Measurement
+
+
+def write_demo_report(result: DemoResult, out: Path, *, metadata: Mapping[str, Any],
+                      elapsed_seconds: float, device: str) -> str:
+    """Write the check report under ``out/check``, then ``results.json`` (the shared run
+    with the init comparison and the check's verdicts), the paper's table, ``report.md``
+    and ``plots/`` under ``out``; return the stdout summary."""
+    out = Path(out)
+    write_check_report(result.check, out / CHECK_FOLDER, out / ROBUST_FOLDER, metadata)
+    write_json_atomic(out / "results.json", {
+        **metadata,
+        **result.shared.to_dict(),
+        "init_comparison": init_comparison(result.shared, result.independent),
+        "check": check_summary(result),
+    })
+    write_paper_table(result.shared, out)
+    return write_algorithm1_report(
+        result.shared, out, elapsed_seconds=elapsed_seconds, device=device,
+        extra_sections=[init_section(result.shared, result.independent), check_section(result)],
+    )
+
+
+def check_summary(result: DemoResult) -> dict[str, Any]:
+    """Where the check report is and each verdict's status."""
+    return {"report": f"{CHECK_FOLDER}/report.md",
+            "verdicts": {name: verdict.status.value for name, verdict in result.check.verdicts.items()}}
+
+
+def check_section(result: DemoResult) -> str:
+    rows = [[name, verdict.status.value] for name, verdict in result.check.verdicts.items()]
+    return "\n".join([
+        "## Every result on the robust model (`semirobust check`)",
+        "",
+        markdown_table(["result", "verdict"], rows),
+        "",
+        f"Evidence, the gamma sandwich and the bound-versus-measured plots: `{CHECK_FOLDER}/report.md`.",
+        "",
+    ])
+
+
+def init_comparison(shared: Algorithm1Result, independent: Algorithm1Result) -> dict[str, Any]:
+    """Acc*, Acc_sr, gAcc and epochs of the first trial under both initialisations."""
+    def row(run: Algorithm1Result) -> dict[str, Any]:
+        trial = run.trials[0]
+        return {"Acc*": run.acc_star.to_dict(), "Acc_sr": trial.acc_sr.to_dict(),
+                "gAcc": {**trial.gacc.to_dict(), "epoch": trial.gacc_epoch},
+                "epochs": trial.epochs, "reached_target": trial.reached_target}
+
+    return {"shared": row(shared), "independent": row(independent),
+            "independent_run": INDEPENDENT_FOLDER}
+
+
+def init_section(shared: Algorithm1Result, independent: Algorithm1Result) -> str:
+    rows = []
+    for init, run in (("shared", shared), ("independent", independent)):
+        trial = run.trials[0]
+        rows.append([init, *(_fmt(m) for m in (run.acc_star, trial.acc_sr, trial.gacc)),
+                     str(trial.epochs), "yes" if trial.reached_target else "no"])
+    return "\n".join([
+        "## Shared versus independent initial weights (trial 1)",
+        "",
+        markdown_table(["init", "Acc*", "Acc_sr", "gAcc", "epochs", "reached Acc* - k"], rows),
+        "",
+        "Same normal model; the robust model starts from the normal model's initial weights "
+        "(shared, as the authors' code allows) or from an independent draw. Robust accuracies "
+        f"(PGD, attack estimates) with Wilson 95% intervals; the independent run is in "
+        f"`{INDEPENDENT_FOLDER}/`.",
+        "",
+    ])
+
+
+def _fmt(measurement: Measurement) -> str:
+    low, high = measurement.interval
+    return f"{measurement.value:.3f} [{low:.3f}, {high:.3f}]"
