@@ -5,7 +5,8 @@
 * ``dependency.py``: rho for the 12 layer pairs of an f_b at n = 10000 attacked inputs,
   the batched estimators against plain per-class reference implementations;
 * ``threads.py``: PGD over the digits test set at 1 and 2 torch threads, without and with
-  a second process keeping one core busy (the measurement behind ``--threads``' default).
+  a second process keeping one core busy (the measurement behind ``--threads``' default);
+* ``sweep.py``: 8 tiny Algorithm 1 settings as a Ray sweep on 2 CPUs and one after another.
 
 Results go to ``runs/bench/*.json``; ``BENCHMARKS.md`` records the measured ratios.
 """
@@ -24,6 +25,7 @@ def main() -> int:
         [str(HERE / "attacks.py"), "--json", str(OUT / "attacks.json")],
         [str(HERE / "dependency.py"), "--json", str(OUT / "dependency.json")],
         [str(HERE / "threads.py"), "--json", str(OUT / "threads.json")],
+        [str(HERE / "sweep.py"), "--json", str(OUT / "sweep.json")],
     ]
     for arguments in runs:
         print(f"$ python {' '.join(arguments)}", flush=True)

@@ -149,3 +149,24 @@ def plot_lipschitz_per_layer(layers: Sequence[LayerLipschitz], path: Path) -> Pa
         Patch(facecolor="white", edgecolor="tab:blue", hatch="//", label="estimate (power iteration)"),
     ], fontsize=8, loc="upper right")
     return _save(fig, path)
+
+
+def plot_grouped_accuracies(title: str, labels: Sequence[str],
+                            series: dict[str, Sequence[tuple[float, float, float] | None]], path: Path) -> Path:
+    """Grouped bars: one group per setting (``labels``), one bar per quantity of ``series``
+    (value with its interval ``(value, low, high)`` as an error bar; ``None`` draws no bar)."""
+    width = 0.8 / max(1, len(series))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(labels) * max(1, len(series)) * 0.45), 4.8))
+    for index, (name, points) in enumerate(series.items()):
+        xs = [i + (index - (len(series) - 1) / 2) * width for i, p in enumerate(points) if p is not None]
+        drawn = [p for p in points if p is not None]
+        ax.bar(xs, [p[0] for p in drawn], width, label=name,
+               yerr=[[p[0] - p[1] for p in drawn], [p[2] - p[0] for p in drawn]], capsize=2)
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=7)
+    ax.set_xlabel("setting")
+    ax.set_ylabel("robust accuracy (attack estimate)")
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return _save(fig, path)

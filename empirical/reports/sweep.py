@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from semirobust.empirical.measure.statistics import mean_interval
-from semirobust.empirical.reports.plots import plot_sweep_table
+from semirobust.empirical.reports.plots import plot_grouped_accuracies
 from semirobust.empirical.reports.tables import markdown_table
 from semirobust.empirical.reports.writers import write_text_atomic
 from semirobust.empirical.studies.algorithm1 import Algorithm1Result
@@ -122,9 +122,33 @@ def write_sweep_tables(out: Path) -> list[Path]:
             write_text_atomic(stem.with_suffix(".csv"), _csv(header, lines)),
             write_text_atomic(stem.with_suffix(".md"), _markdown(key, header, lines, members)),
             write_text_atomic(stem.with_suffix(".tex"), _latex(key, header, lines)),
-            plot_sweep_table(" / ".join(key), members, stem.with_suffix(".png")),
+            plot_grouped_accuracies(f"Algorithm 1 sweep: {' / '.join(key)}", [_label(m) for m in members],
+                                    _accuracy_series(members), stem.with_suffix(".png")),
         ]
     return written
+
+
+def _label(row: SweepRow) -> str:
+    return ", ".join(f"{k}={v}" for k, v in row.axes.items() if k not in GROUP_AXES) or "default"
+
+
+def _accuracy_series(rows: Sequence[SweepRow]) -> dict[str, list[tuple[float, float, float] | None]]:
+    """Acc and Acc* with their Wilson intervals; Acc_sr and gAcc as means over trials with
+    their across-trial intervals (the mean alone with one trial)."""
+    def measured(m) -> tuple[float, float, float]:
+        return m.value, m.interval[0], m.interval[1]
+
+    def across(values: tuple[float, ...]) -> tuple[float, float, float]:
+        summary = AcrossTrials(values)
+        low, high = summary.interval or (summary.mean, summary.mean)
+        return summary.mean, low, high
+
+    return {
+        "Acc": [measured(r.result.acc) for r in rows],
+        "Acc*": [measured(r.result.acc_star) for r in rows],
+        "Acc_sr (mean over trials)": [across(tuple(t.acc_sr.value for t in r.result.trials)) for r in rows],
+        "gAcc (mean over trials)": [across(tuple(t.gacc.value for t in r.result.trials)) for r in rows],
+    }
 
 
 def table(rows: Sequence[SweepRow]) -> tuple[list[str], list[list[str]]]:

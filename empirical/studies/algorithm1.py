@@ -93,6 +93,12 @@ class Algorithm1Config:
     def threat(self) -> ThreatModel:
         return ThreatModel(self.norm, self.eps)
 
+    def normal_recipe(self) -> TrainRecipe:
+        """Step 1's recipe: the recipe with the adversarial method's own fields at their
+        defaults (they do not act on normal training), so that runs differing only in the
+        method share their normal model."""
+        return replace(self.recipe, method=TrainRecipe.method, trades_beta=TrainRecipe.trades_beta)
+
     def adversarial_recipe(self) -> TrainRecipe:
         """Step 2's PGD training recipe: the normal one with the attack's threat model."""
         return replace(self.recipe, adversarial=True, norm=self.norm, eps=self.eps, steps=self.attack_steps)
@@ -343,19 +349,11 @@ def run_algorithm1(
     """Run (or resume) Algorithm 1; return the result also written to ``results.json``,
     after ``metadata`` (the command's arguments and seed) or else the environment's."""
     run = Algorithm1Run(Path(out), config, dataset, device, progress, log)
-    spec = ArchitectureSpec(
-        config.architecture, dataset.input_shape, dataset.num_classes,
-        dataset.mean, dataset.std, dict(config.architecture_kwargs),
-    )
-    with torch.device("meta"):  # only its structure is read: no weights drawn
-        probe = build_model(spec)
-    n = count_weight_layers(probe)
-    a = fa_layers_from(probe, split=None, fb_layers=config.fb_layers)
-    boundary = split_stage_index(probe, a)
+    spec, n, a, boundary = _structure(config, dataset)
     _prepare_folder(run, resume)
-    normal_init, robust_init = _initial_weights(spec, config)
-    normal, normal_eval = _trained_model(run, "normal", spec, normal_init, config.recipe)
-    robust, robust_eval = _trained_model(run, "robust", spec, robust_init, config.adversarial_recipe())
+    normal, robust = _trained_models(run, spec)
+    normal_eval = run.evaluate(normal, _model_seed(config, "normal") + 100)
+    robust_eval = run.evaluate(robust, _model_seed(config, "robust") + 100)
     acc_star = robust_eval.robust_accuracy("Acc*")
     gamma_a = run.evaluate(robust, config.seed + 17, margin=True).expected_adversarial_margin("gamma_a")
     trials = tuple(
@@ -403,11 +401,36 @@ def _initial_weights(spec: ArchitectureSpec, config: Algorithm1Config) -> tuple[
     return normal_init, copy.deepcopy(build_seeded_model(spec, config.seed + 1).state_dict())
 
 
-def _trained_model(run: Algorithm1Run, role: str, spec: ArchitectureSpec, init: dict,
-                   recipe: TrainRecipe) -> tuple[nn.Sequential, AttackEvaluation]:
-    """Steps 1 and 2: train (or reuse the finished checkpoint), then attack."""
-    path = run.out / role
-    seed = run.config.seed + (0 if role == "normal" else 1)
+def _structure(config: Algorithm1Config, dataset: Dataset) -> tuple[ArchitectureSpec, int, int, int]:
+    """The architecture, its weight-layer count ``n``, the split ``a`` and the index of
+    f_b's first stage (read from a weightless model on the meta device)."""
+    spec = ArchitectureSpec(
+        config.architecture, dataset.input_shape, dataset.num_classes,
+        dataset.mean, dataset.std, dict(config.architecture_kwargs),
+    )
+    with torch.device("meta"):  # only its structure is read: no weights drawn
+        probe = build_model(spec)
+    a = fa_layers_from(probe, split=None, fb_layers=config.fb_layers)
+    return spec, count_weight_layers(probe), a, split_stage_index(probe, a)
+
+
+def _model_seed(config: Algorithm1Config, role: str) -> int:
+    return config.seed + (0 if role == "normal" else 1)
+
+
+def _trained_models(run: Algorithm1Run, spec: ArchitectureSpec) -> tuple[nn.Sequential, nn.Sequential]:
+    """Steps 1 and 2: the normal and the robust model of the run folder, trained or reused."""
+    normal_init, robust_init = _initial_weights(spec, run.config)
+    return (_train_or_reuse(run, "normal", run.out / "normal", spec, normal_init),
+            _train_or_reuse(run, "robust", run.out / "robust", spec, robust_init))
+
+
+def _train_or_reuse(run: Algorithm1Run, role: str, path: Path, spec: ArchitectureSpec,
+                    init: dict) -> nn.Sequential:
+    """Step 1 (``normal``) or 2 (``robust``): train into ``path``, or reuse the finished
+    checkpoint there when this run would have trained the same model."""
+    recipe = run.config.normal_recipe() if role == "normal" else run.config.adversarial_recipe()
+    seed = _model_seed(run.config, role)
     if (path / "config.json").exists():
         run.log(f"[algorithm1] reusing the trained {role} model in {path}")
         model, stored = load_checkpoint(path, run.device)
@@ -415,18 +438,45 @@ def _trained_model(run: Algorithm1Run, role: str, spec: ArchitectureSpec, init: 
             architecture=spec, dataset=run.config.dataset, seed=seed, recipe=recipe.to_dict(),
             notes={"init": run.config.init} if role == "robust" else {},
         ))
-    else:
-        model = build_model(spec)
-        model.load_state_dict(init)
-        history = train(model, run.dataset, recipe, seed=seed, device=run.device,
-                        augment=augmentation_for(run.dataset.name),
-                        progress=run.progress, description=f"train {role}")
-        save_checkpoint(path, model, CheckpointConfig(
-            architecture=spec, dataset=run.config.dataset, seed=seed,
-            recipe=recipe.to_dict(), metrics={"history": history},
-            notes={"algorithm1_role": role, "init": run.config.init},
-        ))
-    return model, run.evaluate(model, seed + 100)
+        return model
+    model = build_model(spec)
+    model.load_state_dict(init)
+    history = train(model, run.dataset, recipe, seed=seed, device=run.device,
+                    augment=augmentation_for(run.dataset.name),
+                    progress=run.progress, description=f"train {role}")
+    save_checkpoint(path, model, CheckpointConfig(
+        architecture=spec, dataset=run.config.dataset, seed=seed,
+        recipe=recipe.to_dict(), metrics={"history": history},
+        notes={"algorithm1_role": role, "init": run.config.init},
+    ))
+    return model
+
+
+def train_role(config: Algorithm1Config, dataset: Dataset, path: str | Path, role: str, *,
+               device: torch.device, progress: bool = True, log: Callable[[str], None] = print) -> None:
+    """Step 1 (``role = "normal"``) or step 2 (``"robust"``) alone, into the checkpoint folder
+    ``path``: what a sweep shares between the settings that train the same model."""
+    if role not in ("normal", "robust"):
+        raise BadInput(f"role {role!r}: expected normal or robust")
+    run = Algorithm1Run(Path(path).parent, config, dataset, device, progress, log)
+    spec, *_ = _structure(config, dataset)
+    normal_init, robust_init = _initial_weights(spec, config)
+    _train_or_reuse(run, role, Path(path), spec, normal_init if role == "normal" else robust_init)
+
+
+def run_trial(config: Algorithm1Config, dataset: Dataset, out: str | Path, t: int, *,
+              device: torch.device, progress: bool = True, log: Callable[[str], None] = print) -> Trial:
+    """Steps 3 and 4 of trial ``t`` alone, in the run folder ``out`` (its models trained or
+    reused as :func:`run_algorithm1` would): the same trial, number for number, as the one
+    :func:`run_algorithm1` runs, which later reuses it."""
+    if not 1 <= t <= config.trials:
+        raise BadInput(f"trial {t}: the run has trials 1..{config.trials}")
+    run = Algorithm1Run(Path(out), config, dataset, device, progress, log)
+    spec, _, a, boundary = _structure(config, dataset)
+    _prepare_folder(run, resume=True)
+    normal, robust = _trained_models(run, spec)
+    acc_star = run.evaluate(robust, _model_seed(config, "robust") + 100).robust_accuracy("Acc*")
+    return _trial(run, t, normal, robust, boundary, a, acc_star.value)
 
 
 def _require_same_training(path: Path, stored: CheckpointConfig, wanted: CheckpointConfig) -> None:

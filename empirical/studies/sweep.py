@@ -20,9 +20,10 @@ task is finished exactly when its file exists: an interrupted sweep resumed with
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +38,19 @@ TASK_RETRIES = 3
 
 @dataclass(frozen=True)
 class Resources:
-    """What each task asks of the cluster: CPUs (also torch's thread count) and a GPU share."""
+    """What each task asks of the cluster: CPUs (also torch's thread count) and a GPU share
+    (``None``: a whole GPU where the cluster has GPUs, none otherwise)."""
 
     cpus: float = 1.0
-    gpus: float = 0.0
+    gpus: float | None = 0.0
 
     def __post_init__(self) -> None:
-        if not self.cpus > 0 or not 0 <= self.gpus <= 1:
+        if not self.cpus > 0 or (self.gpus is not None and not 0 <= self.gpus <= 1):
             raise BadInput(f"task resources: need cpus > 0 and 0 <= gpus <= 1, got {self.cpus}, {self.gpus}")
+
+    def on(self, cluster_gpus: float) -> Resources:
+        """The share resolved against the cluster's GPUs."""
+        return self if self.gpus is not None else replace(self, gpus=1.0 if cluster_gpus else 0.0)
 
     @property
     def device(self) -> str:
@@ -88,8 +94,6 @@ def manifest(spec: SweepSpec, settings: Sequence[Setting]) -> dict[str, Any]:
 
 def prepare_folder(layout: SweepLayout, spec: SweepSpec, settings: Sequence[Setting], resume: bool) -> None:
     """Write ``sweep.json``, or check that the folder holds this same sweep (``resume``)."""
-    import json
-
     wanted = manifest(spec, settings)
     if layout.manifest.exists():
         if not resume:
@@ -204,7 +208,7 @@ def _quiet(_message: str) -> None:
 
 
 def run_sweep(spec: SweepSpec, out: str | Path, *, address: str | None = None, resume: bool = False,
-              resources: Resources | None = None, progress: bool = True) -> list[Setting]:
+              resources: Resources = Resources(gpus=None), progress: bool = True) -> list[Setting]:
     """Run (or resume) the sweep of ``spec`` in ``out`` on Ray: a local instance, or the
     cluster at ``address``. Returns the settings; their results are on disk."""
     try:
@@ -223,7 +227,7 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, address: str | None = None, r
         ray.init(address=address, include_dashboard=False, log_to_driver=False,
                  **({} if address else {"num_cpus": max(1, os.cpu_count() or 1)}))
     try:
-        resources = resources or Resources(gpus=1.0 if ray.cluster_resources().get("GPU", 0) else 0.0)
+        resources = resources.on(ray.cluster_resources().get("GPU", 0))
         tasks = task_graph(layout, settings, spec.data_root, resources)
         remote = ray.remote(_run_task).options(num_cpus=resources.cpus, num_gpus=resources.gpus,
                                                max_retries=TASK_RETRIES, retry_exceptions=False)

@@ -31,10 +31,11 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import tomllib
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from semirobust.empirical.studies.algorithm1 import Algorithm1Config
 from semirobust.empirical.studies.training import TrainRecipe
@@ -164,9 +165,7 @@ def training_key(config: Algorithm1Config, role: str) -> str:
     settings with the same key share that model. The normal model depends on the
     architecture, dataset, seed and recipe; the robust one also on the threat model,
     the attack steps and the initialisation (THEORY.md 6, steps 1 and 2)."""
-    recipe = config.recipe if role == "normal" else config.adversarial_recipe()
-    if role == "normal":
-        recipe = replace(recipe, method=TrainRecipe.method, trades_beta=TrainRecipe.trades_beta)
+    recipe = config.normal_recipe() if role == "normal" else config.adversarial_recipe()
     identity = {
         "role": role, "architecture": config.architecture,
         "architecture_kwargs": config.architecture_kwargs, "dataset": config.dataset,
