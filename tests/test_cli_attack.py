@@ -65,7 +65,26 @@ def test_pgd_writes_the_documented_json(checkpoint, tmp_path):
     assert robust["value"] <= clean["value"]
     assert robust["settings"]["steps"] == 10 and robust["settings"]["seed"] == 3
     assert len(result["per_sample"]["adversarial_margin"]) == 60
-    assert result["expected_adversarial_margin"]["unit"] == "logits"
+    # PGD on the cross-entropy does not minimise the margin: no E[inf m] estimate from it
+    assert result["expected_adversarial_margin"] is None
+    assert "does not minimise the margin" in result["expected_adversarial_margin_note"]
+
+
+@pytest.mark.parametrize(("name", "objective", "reported"), [
+    ("pgd", "margin", True), ("pgd", "ce", False), ("cw", "margin", False), ("autoattack", "margin", False),
+])
+def test_the_expected_margin_comes_only_from_attacks_that_minimise_it(name, objective, reported):
+    from semirobust.empirical.cli.commands.attack import margin_not_measured
+
+    assert (margin_not_measured(name, objective) is None) == reported
+
+
+def test_pgd_on_the_margin_reports_the_expected_margin(checkpoint, tmp_path):
+    code, result = attack(checkpoint, tmp_path, "--attack", "pgd", "--eps", "0.1", "--objective", "margin")
+    assert code == 0
+    margin = result["expected_adversarial_margin"]
+    assert margin["unit"] == "logits" and margin["kind"] == "attack"
+    assert "expected_adversarial_margin_note" not in result
 
 
 @pytest.mark.parametrize(
