@@ -331,7 +331,7 @@ class Algorithm1Run:
             self.config.threat(), negative_margin if margin else cross_entropy))
         return evaluate_attack(
             model, self.dataset.x_test, self.dataset.y_test, attack,
-            device=self.device, keep_adversarial=keep_adversarial,
+            device=self.device, keep_adversarial=keep_adversarial, progress=self.progress,
         )
 
 
