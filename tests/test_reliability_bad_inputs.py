@@ -200,6 +200,13 @@ def test_truncated_config(checkpoint, tmp_path, capsys):
     assert err[0].endswith("; the file ends early (truncated?)")
 
 
+def test_one_input_gets_no_zero_width_interval(checkpoint, tmp_path, capsys):
+    code, err = run_cli(attack_args(checkpoint, tmp_path / "o.json", "--objective", "margin", "--limit", "1"), capsys)
+    line = ("semirobust attack: error: a Student-t interval of a mean needs at least 2 values, got 1: "
+            "evaluate at least 2 inputs (--samples N >= 2)")
+    assert (code, err) == (2, [line])
+
+
 @pytest.mark.xfail(strict=True, reason="needs the judge or the check study: T1 at a = 1 has no instance "
                                        "and should be reported not applicable, not refused (issue 17)")
 def test_check_at_split_1_reports_t1_not_applicable(checkpoint, tmp_path, capsys):

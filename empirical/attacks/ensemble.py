@@ -25,6 +25,7 @@ from semirobust.empirical.attacks.base import (
     margins_of,
     validate_batch,
 )
+from semirobust.empirical.runtime.progress import bar_disabled
 from semirobust.errors import BadInput
 
 
@@ -54,7 +55,7 @@ class WorstCase(Attack):
         with attack_mode(model):
             best_x, best_margin = x.clone(), margins_of(model, x, y)
             after_stage: dict[str, torch.Tensor] = {}
-            bar = tqdm(self.stages, desc=f"{self.name} stages", unit="stage", disable=not self.progress,
+            bar = tqdm(self.stages, desc=f"{self.name} stages", unit="stage", disable=bar_disabled(self.progress),
                        leave=False, file=sys.stderr)
             for stage in bar:
                 unbroken = (best_margin > 0).nonzero().squeeze(1)

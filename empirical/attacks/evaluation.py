@@ -19,7 +19,6 @@ settings of every :class:`Measurement` made from the evaluation.
 from __future__ import annotations
 
 import sys
-
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -32,6 +31,7 @@ from semirobust.empirical.attacks.base import Attack, attack_mode, validate_batc
 from semirobust.empirical.attacks.diagnostics import ReliabilityFlag
 from semirobust.empirical.attacks.objectives import cross_entropy, multiclass_margin
 from semirobust.empirical.measure.statistics import mean_interval, wilson_interval
+from semirobust.empirical.runtime.progress import bar_disabled
 from semirobust.errors import BadInput
 from semirobust.theory.measurement import Kind, Measurement
 
@@ -183,7 +183,7 @@ def evaluate_attack(
     clean, adversarial, kept, stages = [], [], [], {}
     with attack_mode(model):
         bar = tqdm(total=x.shape[0], desc=f"{attack.name} (inputs attacked)", unit="input",
-                   disable=not progress, leave=False, file=sys.stderr)
+                   disable=bar_disabled(progress), leave=False, file=sys.stderr)
         for start in range(0, x.shape[0], batch_size):
             xb = x[start : start + batch_size].to(device)
             yb = y[start : start + batch_size].to(device)

@@ -37,6 +37,7 @@ from semirobust.empirical.bounds.lipschitz import LipschitzBound
 from semirobust.empirical.bounds.margin import MARGIN_METHODS, certified_margin_lower
 from semirobust.empirical.measure.aggregate import mean_measurement
 from semirobust.empirical.measure.transfer import clean_margin64, lipschitz_margin_lower
+from semirobust.empirical.runtime.progress import bar_disabled
 from semirobust.errors import BadInput
 from semirobust.theory.measurement import Kind, Measurement
 
@@ -179,7 +180,7 @@ def gamma_sandwich(
     model.eval()
     attacked, certified = [], {m: [] for m in methods}
     bar = tqdm(total=x.shape[0], desc=f"gamma sandwich: {attack.name} and bounds", unit="input",
-               disable=not progress, leave=False, file=sys.stderr)
+               disable=bar_disabled(progress), leave=False, file=sys.stderr)
     for start in range(0, x.shape[0], batch_size):
         xb, yb = x[start : start + batch_size], y[start : start + batch_size]
         x_adv = threat_point64(attack(model, xb, yb), xb, threat)

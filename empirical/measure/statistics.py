@@ -46,7 +46,7 @@ def mean_interval(values: np.ndarray, level: float = DEFAULT_LEVEL) -> tuple[flo
     if n < 2:
         raise BadInput(
             f"a Student-t interval of a mean needs at least 2 values, got {n}: "
-            "evaluate at least 2 inputs (--limit / --n >= 2)"
+            "evaluate at least 2 inputs (--samples N >= 2)"
         )
     mean = float(values.mean())
     half = float(special.stdtrit(n - 1, 0.5 + level / 2) * values.std(ddof=1) / math.sqrt(n))

@@ -29,6 +29,7 @@ from typing import Any
 
 from semirobust import __version__
 from semirobust.empirical.reports.writers import write_json_atomic
+from semirobust.empirical.runtime.progress import bar_disabled
 from semirobust.empirical.studies.algorithm1 import Algorithm1Config
 from semirobust.empirical.studies.sweep_spec import Setting, SweepSpec, training_key
 from semirobust.errors import BadInput
@@ -234,7 +235,7 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, address: str | None = None, r
         refs: dict[str, Any] = {}
         pending = [task for task in tasks if not task.output.exists()]
         with tqdm(total=len(tasks), initial=len(tasks) - len(pending), desc="sweep", unit="task",
-                  disable=not progress) as bar:
+                  disable=bar_disabled(progress)) as bar:
             for task in pending:
                 refs[task.name] = remote.remote(str(layout.running(task.name.replace("/", "__"))),
                                                 task.work, *[refs[n] for n in task.needs if n in refs])

@@ -31,6 +31,7 @@ from semirobust.empirical.runtime.device import (
     seeded_torch_rng,
     wants_channels_last,
 )
+from semirobust.empirical.runtime.progress import bar_disabled
 from semirobust.errors import BadInput
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -186,7 +187,7 @@ def train(
     use_amp = recipe.amp and device.type == "cuda"
     history: list[dict[str, float]] = []
     with seeded_torch_rng(seed, device):  # draws without a generator (dropout) follow the seed
-        for epoch in tqdm(range(1, recipe.epochs + 1), desc=description, disable=not progress, leave=False):
+        for epoch in tqdm(range(1, recipe.epochs + 1), desc=description, disable=bar_disabled(progress), leave=False):
             order = torch.randperm(dataset.x_train.shape[0], generator=generator)
             total_loss, correct, seen = 0.0, 0, 0
             for start in range(0, order.numel(), recipe.batch_size):
