@@ -11,6 +11,7 @@ kind        infimum (gamma, gap)        supremum (L_b, Delta_a)
 certified   true >= low   (sound)       [low, high], the bound itself (sound)
 attack      true <= high  (sound);      true >= low   (sound);
             low is an upper estimate    high is a lower estimate
+exact       [low, high] (sound on both sides, for the measured test set)
 estimate    [low, high] is a confidence interval, not a guarantee
 ==========  ==========================  =====================================
 
@@ -23,6 +24,11 @@ set.
 
 Several measurements of one quantity (a certified lower bound and an attack's value of a
 gamma: a sandwich) are combined by intersecting both intervals.
+
+An estimate of a population mean made from per-sample certified bounds or attack values
+(``settings['per_sample_kind']``, :func:`semirobust.theory.scope.for_population`) is a
+one-sided confidence interval: its face interval keeps only the side that per-sample kind
+is sound on.
 """
 
 from __future__ import annotations
@@ -112,9 +118,16 @@ def _read(name: str, quantity: Quantity, m: Measurement) -> Reading:
     floor = quantity.lower_limit
     stated = Interval(max(low, floor), max(high, floor))
     sound = _sound_enclosure(name, quantity, m.kind, stated)
-    # a certificate says nothing beyond its sound side; attacks and estimates also
-    # contribute their other end at face value (flagged when a decision rests on it)
-    face = sound if m.kind is Kind.CERTIFIED else stated
+    # a certificate says nothing beyond its sound side (an exact value is all sound);
+    # attacks and estimates also contribute their other end at face value (flagged when a
+    # decision rests on it)
+    face = sound if m.kind in (Kind.CERTIFIED, Kind.EXACT) else stated
+    per_sample = m.settings.get("per_sample_kind")
+    if m.kind is Kind.ESTIMATE and per_sample in {k.value for k in Kind} - {"estimate"}:
+        # a population estimate from per-sample bounds: its confidence interval bounds the
+        # quantity only on the side the per-sample kind is sound on (a mean of attack
+        # values is an upper confidence bound of an infimum's expectation, and no lower one)
+        face = _sound_enclosure(name, quantity, Kind(per_sample), stated)
     return Reading(name, quantity, m, max(m.value * factor, floor), face, sound)
 
 
@@ -124,11 +137,14 @@ def _sound_enclosure(name: str, quantity: Quantity, kind: Kind, stated: Interval
     domain = Interval(quantity.lower_limit, math.inf)
     if kind is Kind.ESTIMATE:
         return domain
+    if kind is Kind.EXACT:
+        return stated
     if quantity.extremum is Extremum.NONE:
         if kind is Kind.ATTACK:
             raise BadInput(
                 f"measurement {name!r} is of kind 'attack', but {quantity.name} is not an "
-                "infimum or supremum over perturbations; use 'certified' or 'estimate'"
+                "infimum or supremum over perturbations; use 'certified', 'exact' or "
+                "'estimate'"
             )
         return stated
     if quantity.extremum is Extremum.SUPREMUM:

@@ -2,11 +2,14 @@
 
 ``semirobust theory`` prints :func:`text_document`; ``semirobust theory --latex`` prints
 :func:`latex_document`, which compiles with any LaTeX (article class, amsmath, amssymb).
+:func:`verdict_row` renders a verdict's status and what decided it side by side for the
+reports' summary tables (THEORY.md 7).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import sympy
 
@@ -84,3 +87,26 @@ def latex_math_fragments(results: Iterable[Result]) -> list[str]:
     for result in results:
         fragments += result.math_fragments()
     return fragments
+
+
+VERDICT_HEADER = ["result", "status", "decided by", "population (joint confidence)"]
+"""Column names of :func:`verdict_row`: what a report's summary table shows per result."""
+
+
+def decided_by_text(verdict: Mapping[str, Any]) -> str:
+    """A JSON verdict's deciding evidence in words (``-`` when nothing decided)."""
+    if verdict.get("status") == "not applicable":
+        return verdict.get("reason") or "; ".join(verdict.get("notes", ())) or "-"
+    text = verdict.get("decided_by") or "-"
+    if verdict.get("confidence") is not None:
+        text += f" at joint confidence >= {verdict['confidence']:.0%}"
+    return text
+
+
+def verdict_row(name: str, verdict: Mapping[str, Any]) -> list[str]:
+    """Status and decided-by side by side, for a report's summary table
+    (:data:`VERDICT_HEADER`); a ``population`` verdict, when present, in the last column."""
+    population = verdict.get("population")
+    population_text = (f"{population['status']} ({decided_by_text(population)})"
+                       if population else "-")
+    return [name, verdict["status"], decided_by_text(verdict), population_text]

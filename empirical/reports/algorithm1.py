@@ -15,6 +15,9 @@ from semirobust.empirical.reports.tables import (
     plain_table,
 )
 from semirobust.empirical.reports.writers import write_text_atomic
+from semirobust.theory.render import verdict_row
+
+
 
 
 def paper_row(results: Mapping[str, Any]) -> tuple[list[str], list[str]]:
@@ -89,7 +92,8 @@ def write_algorithm1_report(results: Mapping[str, Any], out: Path, *, elapsed_se
         "",
     ]
     write_text_atomic(out / "report.md", "\n".join(lines))
-    verdicts = [f"{name}: {verdict['status']}" for name, verdict in results["verdicts"].items()]
+    verdicts = [f"{name}: {row[1]} (decided by {row[2]})" for name, verdict in results["verdicts"].items()
+                for row in [verdict_row(name, verdict)]]
     return "\n".join([
         plain_table(header, [row]),
         "",

@@ -20,6 +20,7 @@ from semirobust.empirical.reports.tables import (
     plain_table,
 )
 from semirobust.empirical.reports.writers import write_json_atomic, write_text_atomic
+from semirobust.theory.render import VERDICT_HEADER, verdict_row
 
 
 def algorithm1_run_of(checkpoint: Path) -> Mapping[str, Any] | None:
@@ -54,7 +55,7 @@ def write_check_report(report: dict[str, Any], out: Path, checkpoint: Path) -> s
         + [entry for rho in report["rho"] for entry in (rho, rho["independent"]) if entry]
     )
     split, threat = report["split"], report["threat"]
-    statuses = [[name, verdict["status"]] for name, verdict in report["verdicts"].items()]
+    statuses = [verdict_row(name, verdict) for name, verdict in report["verdicts"].items()]
     lines = [
         "# semirobust check",
         "",
@@ -65,7 +66,10 @@ def write_check_report(report: dict[str, Any], out: Path, checkpoint: Path) -> s
         "",
         "## Verdicts",
         "",
-        markdown_table(["result", "verdict"], statuses),
+        markdown_table(VERDICT_HEADER, statuses),
+        "",
+        "Status on the test set: holds / violated only on certified or exact evidence, "
+        "supported / contradicted when an attack value or an estimate decides (THEORY.md 7).",
         "",
         "## Measurements at this split",
         "",
@@ -93,7 +97,7 @@ def write_check_report(report: dict[str, Any], out: Path, checkpoint: Path) -> s
         "",
     ]
     write_text_atomic(out / "report.md", "\n".join(lines))
-    return "\n".join([plain_table(MEASUREMENT_HEADER, rows), "", plain_table(["result", "verdict"], statuses), "",
+    return "\n".join([plain_table(MEASUREMENT_HEADER, rows), "", plain_table(VERDICT_HEADER, statuses), "",
                       f"report: {out / 'report.md'}  json: {out / 'report.json'}  plots: {out / 'plots'}"])
 
 

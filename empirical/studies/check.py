@@ -33,6 +33,7 @@ from semirobust.empirical.bounds import interval_bounds
 from semirobust.empirical.bounds.layer_rules import UnsupportedLayer
 from semirobust.empirical.bounds.lipschitz import LipschitzBound, lipschitz_upper, split_lipschitz
 from semirobust.empirical.dependency import dependency_per_layer_pair
+from semirobust.empirical.measure.per_sample import lipschitz_transfer_rows
 from semirobust.empirical.measure.sandwich import gamma_sandwich
 from semirobust.empirical.measure.transfer import lipschitz_transfer_bound
 from semirobust.empirical.model.stages import (
@@ -43,8 +44,8 @@ from semirobust.empirical.model.stages import (
 )
 from semirobust.empirical.reports.tables import summarize_warnings
 from semirobust.empirical.studies.algorithm1_verdicts import canonical_a2_measurements, renamed
-from semirobust.theory import judge
 from semirobust.theory.measurement import Measurement
+from semirobust.theory.scope import judge_per_sample, judge_scopes
 
 CANONICAL_READOUT = "canonical: the trained rest of the network after the layer (logits)"
 NOT_APPLICABLE = {
@@ -110,10 +111,13 @@ def run_check(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, settings: 
                 for j, p in zip(range(2, n_layers + 1), pairs)],
         "certification": uncertifiable or "certified bounds and Lipschitz bounds computed",
         "lipschitz_layers": [vars(layer) for layer in lipschitz.layers] if lipschitz else [],
-        "per_split": [{k: v for k, v in s.items() if k != "measurements"} for s in per_split],
+        "per_split": [{k: v for k, v in s.items() if k not in ("measurements", "transfer")}
+                      for s in per_split],
         "sandwich_violations": int(sandwich.violations().sum()),
         "warnings": summarize_warnings(caught),
-        "verdicts": _verdicts(named, settings.a, n_layers, uncertifiable),
+        "verdicts": _verdicts(named, settings.a, n_layers, uncertifiable,
+                              lipschitz_transfer_rows(at_a["transfer"], sandwich, CANONICAL_READOUT)
+                              if "transfer" in at_a else []),
     }
 
 
@@ -139,6 +143,7 @@ def _split_bounds(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, threat
     return {
         "a": a,
         "measurements": measurements,
+        "transfer": transfer,
         **{name: m.to_dict() for name, m in measurements.items()},
     }
 
@@ -182,11 +187,13 @@ def _t2_bound(gamma_whole: list[Measurement], rho: dict[str, Measurement], a: in
 
 
 def _verdicts(named: dict[str, list[Measurement]], a: int, n: int,
-              uncertifiable: str | None = None) -> dict[str, Any]:
-    """T1, L1, T2 and LIP judged; L2 and T3 marked not applicable with the reason. LIP is
-    judged twice: with the certified ``Delta_a`` (a sound bound: a violation is a bug) and
-    with the attacked one (an estimate of the bound); both are not applicable without a
-    Lipschitz bound (``uncertifiable`` says why)."""
+              uncertifiable: str | None = None, lip_rows: list | None = None) -> dict[str, Any]:
+    """T1, L1, T2 and LIP judged on the test set (a certified statement about it; the clean
+    margin is exact there) and for the population (``population``, at a stated joint
+    confidence); L2 and T3 marked not applicable with the reason. LIP is judged twice: with
+    the certified ``Delta_a`` (a sound bound: a violation is a bug), also on every sample
+    (``per_sample``, from ``lip_rows``), and with the attacked one (an estimate of the
+    bound); both are not applicable without a Lipschitz bound (``uncertifiable`` says why)."""
     judged = {
         "T1": ("T1", named, {"j": a}),
         "L1": ("L1", named, {"n": n}),
@@ -202,8 +209,12 @@ def _verdicts(named: dict[str, list[Measurement]], a: int, n: int,
             not_applicable[label] = f"needs the Lipschitz bound L_b of f_b: {uncertifiable}"
     verdicts: dict[str, Any] = {}
     for label, (result, measurements, numbers) in judged.items():
-        verdict = judge(result, measurements, layers=numbers)
-        verdicts[label] = {**verdict.to_dict(), "markdown": verdict.describe()}
+        scoped = judge_scopes(result, measurements, numbers, exact=("clean_margin",))
+        verdicts[label] = {**scoped.test_set.to_dict(), "scope": "test set",
+                           "population": scoped.population.to_dict(),
+                           "markdown": scoped.test_set.describe()}
+    if lip_rows and "LIP (certified Delta_a)" in verdicts:
+        verdicts["LIP (certified Delta_a)"]["per_sample"] = judge_per_sample("LIP", lip_rows).to_dict()
     for result, reason in not_applicable.items():
         verdicts[result] = {"result": result, "status": "not applicable", "reason": reason,
                             "markdown": f"### {result} -- **not applicable**\n\n{reason}\n"}

@@ -82,7 +82,7 @@ ROUNDING = 1e-9
 
 def exact(name: str, value: float, rounding: float = 0.0) -> Measurement:
     """A gamma known exactly (up to ``rounding``) for a fixed readout."""
-    return Measurement(name, value, (value - rounding, value + rounding), Kind.ATTACK, "exact", "logits",
+    return Measurement(name, value, (value - rounding, value + rounding), Kind.EXACT, "exact", "logits",
                        {"readout": "fixed", "interval": f"float rounding +-{rounding:g}"})
 
 
