@@ -460,3 +460,17 @@ def test_joint_confidence_of_the_estimates_is_stated():
     assert conclusion.confidence == pytest.approx(1 - 3 * 0.05)
     assert verdict.confidence == pytest.approx(0.85)
     assert "at joint confidence >= 85%" in verdict.describe()
+
+
+def test_a_sandwich_whose_ends_cross_by_one_rounding_meets_in_a_point_and_beyond_is_refused():
+    low = 0.8397000973283787  # a certified bound one ulp above the attack's value (eps = 0)
+    high = 0.8397000973283786
+    ms = {"gamma_whole": [measure("gamma_whole", low, Kind.CERTIFIED),
+                          measure("gamma_whole", high, Kind.ATTACK)],
+          **{k: v for k, v in lipschitz_measurements().items() if k != "gamma_whole"}}
+    reading = next(r for r in judge("LIP", ms).readings if r.name == "gamma_whole")
+    assert reading.sound.high - reading.sound.low == 0.0
+    assert high <= reading.sound.low <= low
+    ms["gamma_whole"][0] = measure("gamma_whole", high + 1e-12, Kind.CERTIFIED)
+    with pytest.raises(BadInput, match="contradict"):
+        judge("LIP", ms)

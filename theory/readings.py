@@ -23,7 +23,8 @@ on the test set) encloses it in ``[low, high]``. "Sound" is relative to the meas
 set.
 
 Several measurements of one quantity (a certified lower bound and an attack's value of a
-gamma: a sandwich) are combined by intersecting both intervals.
+gamma: a sandwich) are combined by intersecting both intervals (ends that cross by float
+rounding only, a few machine epsilons, meet in a point: :data:`ROUNDINGS`).
 
 An estimate of a population mean made from per-sample certified bounds or attack values
 (``settings['per_sample_kind']``, :func:`semirobust.theory.scope.for_population`) is a
@@ -34,6 +35,7 @@ is sound on.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -94,8 +96,8 @@ def read_evidence(name: str, quantity: Quantity, evidence: Evidence) -> Reading:
         sound = first.sound
         face = first.face
         for r in readings[1:]:
-            sound, face = sound.intersect(r.sound), face.intersect(r.face)
-        face = face.intersect(sound)
+            sound, face = _meet(sound, r.sound), _meet(face, r.face)
+        face = _meet(face, sound)
     except ValueError:
         raise BadInput(
             f"the measurements of {name!r} contradict each other ("
@@ -105,6 +107,22 @@ def read_evidence(name: str, quantity: Quantity, evidence: Evidence) -> Reading:
     value = min(max(first.value, face.low), face.high)
     return Reading(name, quantity, first.measurement, value, face, sound, tuple(
         r.measurement for r in readings[1:]))
+
+
+ROUNDINGS = 8
+"""Float64 roundings allowed between two sound ends of one quantity that cross: a
+certified bound and an attack value of the same margin computed along different paths."""
+
+
+def _meet(first: Interval, second: Interval) -> Interval:
+    """The intersection; two intervals whose ends cross by float rounding only (at most
+    ``ROUNDINGS`` machine epsilons of their magnitude) meet in the point between them."""
+    low, high = max(first.low, second.low), min(first.high, second.high)
+    if low <= high:
+        return Interval(low, high)
+    if low - high <= ROUNDINGS * sys.float_info.epsilon * max(abs(low), abs(high)):
+        return Interval.point(high + (low - high) / 2)
+    raise ValueError(f"[{first.low}, {first.high}] and [{second.low}, {second.high}] are disjoint")
 
 
 def _read(name: str, quantity: Quantity, m: Measurement) -> Reading:
