@@ -35,7 +35,7 @@ from semirobust.empirical.attacks.objectives import multiclass_margin
 from semirobust.empirical.attacks.threat import ThreatModel
 from semirobust.empirical.bounds import interval_bounds
 from semirobust.empirical.bounds.box import threat_point64
-from semirobust.empirical.bounds.layer_rules import float64_eval_copy
+from semirobust.empirical.bounds.layer_rules import UnsupportedLayer, float64_eval_copy
 from semirobust.empirical.bounds.lipschitz import lipschitz_upper
 from semirobust.empirical.measure.aggregate import mean_measurement
 from semirobust.empirical.measure.sandwich import gamma_sandwich
@@ -226,3 +226,26 @@ def margin_gap(previous: nn.Module, previous_readout: str, current: nn.Module,
                          estimator="PGD minimising m_{j-1} - m_j", unit=LOGITS,
                          settings=settings),
     ]
+
+
+def measured_gap(previous: nn.Module, previous_readout: str, current: nn.Module,
+                 current_readout: str, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
+                 name: str, *, steps: int = 20, seed: int = 0) -> list[Measurement]:
+    """:func:`margin_gap`, or only its attacked value when bound propagation has no rule
+    for a layer of either network (then nothing about the gap is certified)."""
+    try:
+        return margin_gap(previous, previous_readout, current, current_readout, x, y, threat,
+                          name, steps=steps, seed=seed)
+    except UnsupportedLayer:
+        pair = _Pair(previous, current).eval()
+        classes = int(pair.first(x[:1]).shape[1])
+        attack = PGD(threat, objective=_gap_objective(classes), steps=steps, seed=seed)
+        x_adv = attack(pair, x, y)
+        with torch.no_grad():
+            logits = pair(x_adv)
+        gap = multiclass_margin(logits[:, :classes], y) - multiclass_margin(logits[:, classes:], y)
+        return [mean_measurement(name, gap.detach(), kind=Kind.ATTACK,
+                                 estimator="PGD minimising m_{j-1} - m_j (no certified bound: "
+                                           "a layer has no interval rule)", unit=LOGITS,
+                                 settings={**threat.to_dict(), "readout":
+                                           f"{previous_readout} | {current_readout}"})]

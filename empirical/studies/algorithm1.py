@@ -45,7 +45,8 @@ from semirobust.empirical.model.stages import (
 )
 from semirobust.empirical.reports.tables import summarize_warnings
 from semirobust.empirical.reports.writers import write_json_atomic
-from semirobust.empirical.studies.algorithm1_verdicts import t2_verdict
+from semirobust.empirical.measure.readouts import measured_gap
+from semirobust.empirical.studies.algorithm1_verdicts import FINETUNED_READOUT, ROBUST_READOUT, t2_verdict
 from semirobust.empirical.studies.training import TrainRecipe, train
 from semirobust.errors import BadInput
 
@@ -276,6 +277,9 @@ def _trial(run: Algorithm1Run, t: int, normal: nn.Sequential, robust: nn.Sequent
     final = run.evaluate(model, seed + 500, keep_adversarial=True)
     gamma_b = run.evaluate(model, seed + 501, margin=True).expected_adversarial_margin("gamma_b")
     rhos, dependency_warnings = _dependencies(run, model, final, a, seed)
+    first_gap = measured_gap(robust, ROBUST_READOUT, model, FINETUNED_READOUT, run.dataset.x_test,
+                             run.dataset.y_test, config.threat(), f"margin_gap_{a + 1}",
+                             steps=config.attack_steps, seed=seed + 502)
     result = {
         "trial": t,
         "seed": seed,
@@ -287,6 +291,7 @@ def _trial(run: Algorithm1Run, t: int, normal: nn.Sequential, robust: nn.Sequent
         "curve": curve,
         "final_robust_accuracy": final.robust_accuracy("final_robust_accuracy").to_dict(),
         "gamma_b": gamma_b.to_dict(),
+        "margin_gap_first": [m.to_dict() for m in first_gap],
         "rho": rhos,
         "dependency_warnings": dependency_warnings,
     }

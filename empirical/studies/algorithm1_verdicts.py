@@ -2,10 +2,13 @@
 
 Readouts: ``gamma_a`` reads the robust first part ``f*_a`` with its own trained rest
 ``f*_b``; ``gamma_b`` reads the finetuned network ``(f*_a, f_b')`` with its logits. A2's
-left side ``margin_gap_j = E[inf_delta (m_{j-1} - m_j)]`` is exactly 0 for canonical
-readouts (the readout of layer ``j-1`` is layer ``j`` followed by the readout of layer
-``j``, so both margins are the same number for every input): a certified value, not a
-measurement. ``U_j`` is not measured by the paper; it is stated as 1, the smallest value
+left side ``margin_gap_j = E[inf_delta (m_{j-1} - m_j)]``: at ``j = a+1`` layer ``a`` is
+read by ``f*_b`` and layer ``a+1`` by the rest of ``f_b'``, two different networks, so
+the gap is measured (``margin_gap_first`` of each trial: certified by interval bounds of
+both, attacked by PGD on their difference, :func:`semirobust.empirical.measure.readouts.margin_gap`);
+for ``j > a+1`` both readouts are ``f_b'``'s trained rest and the gap is exactly 0 (the
+readout of layer ``j-1`` is layer ``j`` followed by the readout of layer ``j``, so both
+margins are the same number for every input): a certified value, not a measurement. ``U_j`` is not measured by the paper; it is stated as 1, the smallest value
 its reading in ``proofs/L1.md`` allows (an upper bound on
 ``E[p(g,h|y) / (p(g|y) p(h|y))] >= 1``), i.e. the value most favourable to A2.
 """
@@ -16,6 +19,9 @@ from typing import Any, Mapping
 
 from semirobust.theory import judge
 from semirobust.theory.measurement import Kind, Measurement
+
+ROBUST_READOUT = "f*_b (the robust model's own trained rest), logits"
+FINETUNED_READOUT = "the finetuned network's logits"
 
 CANONICAL_GAP = ("identity: with canonical readouts the readout of layer j-1 is f^(j) "
                  "followed by layer j's readout, so m_{j-1} = m_j for every input")
@@ -47,15 +53,19 @@ def t2_measurements(results: Mapping[str, Any], trial: Mapping[str, Any]) -> dic
     """The named measurements T2 reads, for one trial of an Algorithm 1 run."""
     measurements = {
         "gamma_a": renamed(Measurement.from_dict(results["gamma_a"]), "gamma_a",
-                           readout="f*_b (the robust model's own trained rest), logits"),
+                           readout=ROBUST_READOUT),
         "gamma_b": renamed(Measurement.from_dict(trial["gamma_b"]), "gamma_b",
-                           readout="the finetuned network's logits"),
+                           readout=FINETUNED_READOUT),
     }
+    first = results["split"]["a"] + 1
     for rho in trial["rho"]:
         j = rho["pair"][1]
         measurements[f"rho_{j}"] = Measurement.from_dict(rho)
         measurements.update(canonical_a2_measurements(
             j, "canonical: the trained rest of the network after each layer"))
+    if trial.get("margin_gap_first"):
+        measurements[f"margin_gap_{first}"] = [Measurement.from_dict(m)
+                                              for m in trial["margin_gap_first"]]
     return measurements
 
 
