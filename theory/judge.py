@@ -40,6 +40,7 @@ Verdict: any premise violated -> ``premises unmet``; else any premise undecided 
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import sys
@@ -334,9 +335,9 @@ IDENTITY = "identity (one measurement under two names)"
 
 
 def _compare(label: str, inequality: Inequality, env: _Environment, result: Result) -> Comparison:
-    slack = sympy.expand(inequality.slack().subs(dict(env.aliases)))
-    unit_of(slack, env.units, result.unit_joins, where=f"{result.name} {label}",
-            show=formula_text)
+    slack = _slack(inequality, tuple(env.aliases.items()))
+    _units_used(slack, tuple(sorted(env.units.items(), key=str)), result.unit_joins,
+                f"{result.name} {label}")
     strict = inequality.relation.strict
     readings = env.readings
     involved = sorted((s for s in readings if slack.has(s)), key=_name)
@@ -378,6 +379,21 @@ def _compare(label: str, inequality: Inequality, env: _Environment, result: Resu
         deciding=deciding,
         confidence=confidence,
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _slack(inequality: Inequality, aliases: tuple[tuple[sympy.Expr, sympy.Expr], ...]
+           ) -> sympy.Expr:
+    """The expanded slack with aliased symbols replaced (memoised: statements are fixed)."""
+    return sympy.expand(inequality.slack().subs(dict(aliases)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _units_used(slack: sympy.Expr, units: tuple[tuple[sympy.Expr, str], ...],
+                joins: tuple[Join, ...], where: str) -> tuple[Join, ...]:
+    """The joins the slack's sums use; :class:`UnitMismatch` names a term in units that
+    do not match (memoised on the units of its quantities)."""
+    return unit_of(slack, dict(units), joins, where=where, show=formula_text)[1]
 
 
 def _minimal(slack: sympy.Expr, status: Status, strict: bool, involved: list[sympy.Expr],
@@ -591,9 +607,9 @@ def _joins_used(result: Result, instances: list[tuple[str, Inequality]],
     """The unit joins (C6, C9) the instances' sums use, in order of first use."""
     used: list[Join] = []
     for label, instance in instances:
-        slack = sympy.expand(instance.slack().subs(dict(env.aliases)))
-        for join in unit_of(slack, env.units, result.unit_joins, where=label,
-                            show=formula_text)[1]:
+        slack = _slack(instance, tuple(env.aliases.items()))
+        for join in _units_used(slack, tuple(sorted(env.units.items(), key=str)),
+                                result.unit_joins, label):
             if join not in used:
                 used.append(join)
     return used

@@ -20,6 +20,7 @@ Both :meth:`Result.text` and :meth:`Result.latex` render the same content.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -95,6 +96,9 @@ class Inequality:
     def instances(self, layers: Mapping[sympy.Symbol, int]) -> list[tuple[str, Inequality]]:
         """The inequality with the layer numbers substituted, sums expanded, and one
         instance per index value when it is a "for each"; labels name the index."""
+        return list(_instances(self, tuple(sorted(layers.items(), key=lambda kv: str(kv[0])))))
+
+    def _instances(self, layers: Mapping[sympy.Symbol, int]) -> list[tuple[str, Inequality]]:
         if self.for_each is None:
             return [(self.label, self._substituted(layers))]
         index, low, high = self.for_each
@@ -109,6 +113,9 @@ class Inequality:
         return Inequality(self.label, lhs, self.relation, rhs, self.meaning)
 
     def text(self) -> str:
+        return _inequality_text(self)
+
+    def _text(self) -> str:
         body = f"{formula_text(self.lhs)} {self.relation.value} {formula_text(self.rhs)}"
         if self.for_each is not None:
             index, low, high = self.for_each
@@ -123,6 +130,19 @@ class Inequality:
                 rf" \quad \text{{for }} {_latex(index)} = {_latex(low)}, \ldots, {_latex(high)}"
             )
         return body
+
+
+@functools.lru_cache(maxsize=4096)
+def _instances(inequality: Inequality, layers: tuple[tuple[sympy.Symbol, int], ...]
+               ) -> tuple[tuple[str, Inequality], ...]:
+    """Memoised :meth:`Inequality.instances` (statements are immutable; the judge asks for
+    the same instances on every set of measurements)."""
+    return tuple(inequality._instances(dict(layers)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _inequality_text(inequality: Inequality) -> str:
+    return inequality._text()
 
 
 @dataclass(frozen=True)

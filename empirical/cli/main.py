@@ -47,6 +47,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = tuple(
         ("lipschitz", "per-layer and per-part l2 Lipschitz bounds of a checkpoint"),
         ("check", "every quantity and verdict for one checkpoint"),
         ("s1", "Algorithm S1: linear readouts of f*_a, their accuracy and gamma, L2 judged"),
+        ("falsify", "search small exact networks for a certified counterexample to a result"),
     )
 )
 
