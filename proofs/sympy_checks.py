@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import sympy
-from sympy.calculus.util import minimum
+from sympy.calculus.util import maximum, minimum
 from sympy.parsing.sympy_parser import TokenError, parse_expr
 
 from semirobust.theory.definitions import margin
@@ -56,6 +56,7 @@ def base_namespace() -> dict[str, object]:
                      "Min", "Abs", "Rational", "Lambda", "limit", "simplify", "expand")
     }
     names["minimum"] = minimum
+    names["maximum"] = maximum
     names["margin"] = margin
     for result in RESULTS.values():
         names[f"bound_{result.name}"] = result.bound
