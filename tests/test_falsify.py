@@ -16,6 +16,7 @@ from semirobust.empirical.studies.falsify import (
     Candidate,
     falsify,
     judge_candidate,
+    load_witness,
     t2_measurements,
     write_witness,
 )
@@ -79,7 +80,8 @@ def test_falsify_t2_finds_a_certified_witness_and_writes_it(tmp_path):
     outcome = falsify("T2", budget=60)
     assert outcome.found and outcome.verdict.status is Status.VIOLATED
     written = write_witness(outcome, tmp_path)
-    assert {p.name for p in written} == {"networks.pt", "config.json", "witness.json", "report.md"}
+    assert {p.name for p in written} == {"weights.json", "config.json", "witness.json", "report.md"}
+    assert load_witness(tmp_path / "checkpoint") == outcome.candidate
     data = json.loads((tmp_path / "witness.json").read_text())
     assert data["verdict"]["status"] == "violated"
     assert {m["kind"] for m in data["measurements"].values()} <= {"exact", "certified"}

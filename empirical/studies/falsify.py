@@ -350,8 +350,21 @@ def falsify(result: str, *, budget: int = 200, seed: int = 0) -> Outcome:
                    seed)
 
 
+def load_witness(checkpoint: str | Path) -> Candidate:
+    """The candidate a witness's ``checkpoint/config.json`` describes."""
+    data = json.loads((Path(checkpoint) / "config.json").read_text())["candidate"]
+
+    def pair(part: Mapping[str, Any]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        return tuple(part["weight"]), tuple(part["bias"])
+
+    return Candidate(width=data["width"], relu=data["relu_after_f_a"], first=pair(data["f_a"]),
+                     readout=pair(data["G_a"]), rest=pair(data["f_b (before scaling)"]),
+                     hidden=pair(data["L2 second layer"]), inputs=tuple(data["inputs"]),
+                     labels=tuple(data["labels"]), eps=data["eps"], scale=data["f_b scale"])
+
+
 def write_witness(outcome: Outcome, out: Path) -> list[Path]:
-    """``out/checkpoint/`` (the networks' state dicts and their layout), ``out/witness.json``
+    """``out/checkpoint/`` (the networks' weights as JSON and their layout), ``out/witness.json``
     (every quantity with its kind) and ``out/report.md`` (one page to check by hand)."""
     out = Path(out)
     written = [out / "witness.json", out / "report.md"]
@@ -360,13 +373,15 @@ def write_witness(outcome: Outcome, out: Path) -> list[Path]:
         c = outcome.candidate
         checkpoint = out / "checkpoint"
         checkpoint.mkdir(parents=True, exist_ok=True)
-        torch.save({"f_a": c.f_a.state_dict(), "G_a": c.g_a.state_dict(),
-                    "f_b": c.f_b.state_dict()}, checkpoint / "networks.pt")
+        write_json_atomic(checkpoint / "weights.json", {
+            name: {key: value.tolist() for key, value in module.state_dict().items()}
+            for name, module in (("f_a", c.f_a), ("G_a", c.g_a), ("f_b", c.f_b))})
         write_json_atomic(checkpoint / "config.json", {
             "layout": "f_a = Linear(1, width) [+ ReLU]; G_a = Linear(width, 2); "
-                      "f_b = Linear(width, 2) (scaled); inputs scalar in [0, 1]",
-            **c.to_dict()})
-        written[:0] = [checkpoint / "networks.pt", checkpoint / "config.json"]
+                      "f_b = Linear(width, 2) (scaled); inputs scalar in [0, 1]; "
+                      "load with semirobust.empirical.studies.falsify.load_witness",
+            "candidate": c.to_dict()})
+        written[:0] = [checkpoint / "weights.json", checkpoint / "config.json"]
     write_text_atomic(out / "report.md", report_text(outcome))
     return written
 
