@@ -53,7 +53,7 @@ import sympy
 from semirobust.errors import BadInput
 from semirobust.theory.intervals import Interval, enclose
 from semirobust.theory.measurement import Kind
-from semirobust.theory.quantities import CONSTANTS, QUANTITIES, Extremum, Quantity
+from semirobust.theory.quantities import CONSTANTS, GAMMAS, QUANTITIES, Extremum, Quantity
 from semirobust.theory.readings import Evidence, Reading, as_measurements, read_evidence
 from semirobust.theory.results import RESULTS
 from semirobust.theory.statements import Inequality, Result, formula_text
@@ -221,16 +221,16 @@ def _aliases(readings: Mapping[sympy.Expr, Reading]) -> dict[sympy.Expr, sympy.E
     difference of two independent intervals (T1 with the composed readout: ``gamma_i``
     and ``gamma_j`` are the infimum of one function).
 
-    One measurement means: a worst-case margin (an infimum in logits) that names its
-    readout (``settings['readout']``), with the same value, interval, kind, estimator,
-    unit and settings. Only a named readout identifies the function measured; equal
-    numbers for two layer pairs' rho are two measurements."""
+    One measurement means: a gamma (an expected worst-case margin) that names its readout
+    (``settings['readout']``), with the same value, interval, kind, estimator, unit and
+    settings. Only a named readout identifies the function measured; equal numbers for
+    two layer pairs' rho, or the identity 0 of two canonical margin gaps, are two
+    measurements of two quantities."""
     first: dict[tuple, sympy.Expr] = {}
     aliases: dict[sympy.Expr, sympy.Expr] = {}
     for symbol in sorted(readings, key=_name):
         reading = readings[symbol]
-        if (reading.quantity.extremum is not Extremum.INFIMUM
-                or "readout" not in reading.measurement.settings):
+        if reading.quantity not in GAMMAS or "readout" not in reading.measurement.settings:
             continue
         key = (reading.quantity.unit,
                tuple(m.content() for m in (reading.measurement, *reading.also)))

@@ -151,6 +151,9 @@ DELTA_A = Quantity(
     "feature l2", Extremum.SUPREMUM, lower_limit=0.0,
 )
 
+GAMMAS = (GAMMA_A, GAMMA_B, GAMMA_LAYER, GAMMA_WHOLE)
+"""The gammas: expected worst-case margins through a named readout (C1)."""
+
 QUANTITIES: dict[str, Quantity] = {
     q.name: q
     for q in (

@@ -89,7 +89,8 @@ def as_measurements(name: str, evidence: Evidence) -> list[Measurement]:
 
 
 def read_evidence(name: str, quantity: Quantity, evidence: Evidence) -> Reading:
-    """Intersect what several measurements of one quantity say; the value is the first's."""
+    """Intersect what several measurements of one quantity say; the value is the first
+    one inside the intersection (else the first's, clipped to it)."""
     readings = [_read(name, quantity, m) for m in as_measurements(name, evidence)]
     first = readings[0]
     try:
@@ -104,7 +105,10 @@ def read_evidence(name: str, quantity: Quantity, evidence: Evidence) -> Reading:
             + "; ".join(r.measurement.describe() for r in readings)
             + "): a certified bound and an attack value disagree, so one of them is wrong"
         ) from None
-    value = min(max(first.value, face.low), face.high)
+    # the value shown: the first measurement whose value the combined evidence allows (a
+    # sandwich's attack value when the certified bound lies below the face interval)
+    inside = [r.value for r in readings if face.low <= r.value <= face.high]
+    value = inside[0] if inside else min(max(first.value, face.low), face.high)
     return Reading(name, quantity, first.measurement, value, face, sound, tuple(
         r.measurement for r in readings[1:]))
 
