@@ -26,8 +26,10 @@ What each result is judged on (every value exact on the candidate's inputs, or c
 * **T1** (``j = 2``) with composed readouts: ``gamma_1`` through ``f_b`` (``G_1 = G_2 o
   f^(2)``) is the same function as ``gamma_2``: one measurement.
 
-T3 is not searched here: its counterexamples on exact linear networks are
-``proofs/caveat_examples.py`` (C5) and the k = 4 case of C7 (``proofs/T3.md``).
+* **T3** (``a = 1``, ``n = 3``): layer 2 ``W h_1`` and the logits ``V h_2``, linear without
+  bias (so each layer of ``f_b`` is a linear combination of the one before), ``gamma_a``
+  through ``G_a``, ``gamma_b`` through the logits; the closed form asks ``gamma_b >=
+  2 gamma_a`` (C5: fixed readouts make it false; more cases in ``proofs/caveat_examples.py``).
 For an unsound result the search returns a witness or "none found in N examples"; for a
 sound one (LIP, L2, T1 with composed readouts) a witness is a bug report.
 """
@@ -57,7 +59,7 @@ from semirobust.errors import BadInput
 from semirobust.theory import RESULTS, Kind, Measurement, Status, Verdict, judge
 from semirobust.theory.quantities import LN2, QUANTITIES
 
-SEARCHED = ("T2", "L1", "LIP", "L2", "T1")
+SEARCHED = ("T2", "L1", "T3", "LIP", "L2", "T1")
 SOUND = ("LIP", "L2", "T1")
 SCALES = (1.0, 4.0, 16.0, 64.0)
 WEIGHTS = (-2.0, -1.0, -0.5, 0.5, 1.0, 2.0)
@@ -203,10 +205,11 @@ def _renamed(m: Measurement, name: str) -> Measurement:
 
 def lip_measurements(c: Candidate) -> dict[str, Measurement]:
     whole = nn.Sequential(c.f_a, c.f_b)
-    clean = sum(float(margin(whole(torch.tensor([[x]], dtype=torch.float64)), y))
-                for x, y in zip(c.inputs, c.labels)) / len(c.inputs)
-    delta = sum(extremum([c.f_a], lambda h, x=x: (h - c.f_a(torch.tensor([[x]], dtype=torch.float64)))
-                         .norm(dim=1), x, c.eps, largest=True) for x in c.inputs) / len(c.inputs)
+    with torch.no_grad():
+        clean = sum(float(margin(whole(torch.tensor([[x]], dtype=torch.float64)), y))
+                    for x, y in zip(c.inputs, c.labels)) / len(c.inputs)
+        delta = sum(extremum([c.f_a], lambda h, x=x: (h - c.f_a(torch.tensor([[x]], dtype=torch.float64)))
+                             .norm(dim=1), x, c.eps, largest=True) for x in c.inputs) / len(c.inputs)
     bound = lipschitz_upper(c.f_b, (c.width,))
     return {"gamma_whole": _exact("gamma_whole", _gamma_b(c), ENUMERATION, readout=F_B),
             "clean_margin": _exact("clean_margin", clean, "m(F(x), y) in float64", readout=F_B),
@@ -226,6 +229,21 @@ def l2_measurements(c: Candidate) -> dict[str, Measurement]:
                               readout="lambda_1^T h_1 + lambda_2^T h_2")}
 
 
+def t3_measurements(c: Candidate) -> dict[str, Measurement]:
+    """T3 with ``a = 1``, ``n = 3``: layer 2 is ``W h_1`` (the hidden weights, no bias, no
+    activation: a linear combination of layer 1), layer 3 the logits ``V h_2`` (``f_b``'s
+    weights, no bias); ``gamma_a`` through ``G_a``, ``gamma_b`` through the logits."""
+    hidden = nn.Linear(c.width, c.width, bias=False).double()
+    logits = nn.Linear(c.width, 2, bias=False).double()
+    with torch.no_grad():
+        hidden.weight.copy_(torch.tensor(c.hidden[0], dtype=torch.float64).view(c.width, c.width))
+        logits.weight.copy_(c.scale * torch.tensor(c.rest[0], dtype=torch.float64).view(2, c.width))
+    gamma_b = _mean_inf(c, [nn.Sequential(c.f_a, hidden, logits)], lambda y, z: margin(z, y))
+    return {"gamma_a": _exact("gamma_a", _gamma_a(c), ENUMERATION, readout=G_A),
+            "gamma_b": _exact("gamma_b", gamma_b, ENUMERATION,
+                              readout="f_b: V W h_1, linear layers without bias")}
+
+
 def t1_measurements(c: Candidate) -> dict[str, Measurement]:
     composed = "G_2 o f^(2) = f_b: the network's logits (composed readout)"
     return {f"gamma_{i}": _exact(f"gamma_{i}", _gamma_b(c), ENUMERATION, readout=composed)
@@ -238,6 +256,7 @@ MEASURE: dict[str, tuple[Callable[[Candidate], dict[str, Measurement]], dict[str
     "LIP": (lip_measurements, None),
     "L2": (l2_measurements, {"n": 3}),
     "T1": (t1_measurements, {"j": 2}),
+    "T3": (t3_measurements, {"a": 1, "n": 3}),
 }
 
 
@@ -330,10 +349,6 @@ def falsify(result: str, *, budget: int = 200, seed: int = 0) -> Outcome:
     is shrunk."""
     if result not in RESULTS:
         raise BadInput(f"result {result!r} is not one of {', '.join(RESULTS)}")
-    if result not in MEASURE:
-        raise BadInput(f"falsify does not search {result}: its witnesses on exact linear "
-                       "networks are in proofs/caveat_examples.py (C5) and proofs/T3.md (C7); "
-                       f"searched: {', '.join(SEARCHED)}")
     if not (isinstance(budget, int) and budget >= 1):
         raise BadInput(f"--budget {budget!r}: expected a positive integer")
     try:
