@@ -104,9 +104,8 @@ def _not_applicable(result: Result, numbers: Mapping[sympy.Symbol, int]) -> Verd
     """The verdict for layer numbers that leave the conclusion no instance (T1 at j = 1)."""
     reason = (f"not applicable: layers {_numbers_text(numbers)} leave no instance of "
               f"{result.name}'s {result.conclusion.label!r} ({result.conclusion.text()})")
-    return Verdict(result=result.name, title=result.title, status=Status.NOT_APPLICABLE,
-                   premises=(), conclusion=(), assumptions=(),
-                   layers={str(k): v for k, v in numbers.items()}, readings=(), notes=(reason,))
+    return Verdict.not_applicable(result.name, result.title, reason,
+                                  {str(k): v for k, v in numbers.items()})
 
 
 def _resolve_result(result: Result | str) -> Result:

@@ -145,10 +145,21 @@ class Verdict:
     decided_by: str = ""
     confidence: float | None = None
     consistency: tuple[Comparison, ...] = ()
+    reason: str | None = None
+
+    @classmethod
+    def not_applicable(cls, result: str, title: str, reason: str,
+                       layers: Mapping[str, int] | None = None) -> Verdict:
+        """The verdict for a result whose statement does not speak about the model at hand
+        (THEORY.md section 7: ``not applicable``): nothing is compared, ``reason`` says why."""
+        return cls(result, title, Status.NOT_APPLICABLE, (), (), (), dict(layers or {}), (),
+                   notes=(reason,), reason=reason)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready (infinite interval ends are ``null``)."""
+        """JSON-ready (infinite interval ends are ``null``); a not-applicable verdict adds
+        its ``reason``."""
         return {
+            **({"reason": self.reason} if self.reason is not None else {}),
             "result": self.result,
             "title": self.title,
             "status": self.status.value,
@@ -164,7 +175,10 @@ class Verdict:
         }
 
     def describe(self) -> str:
-        """Markdown: the status, a table of every premise and the conclusion, the notes."""
+        """Markdown: the status and what decided it, a table of every premise, consistency
+        check and conclusion, the notes (for a not-applicable verdict: the reason)."""
+        if self.status is Status.NOT_APPLICABLE:
+            return f"### {self.result}: {self.title} -- **{self.status.value}**\n\n{self.reason}\n"
         lines = [
             f"### {self.result}: {self.title} -- **{self.status.value}**"
             + (f" (decided by {self.decided_text()})" if self.decided_by else ""),
