@@ -170,17 +170,19 @@ def c6_units() -> Example:
     gain = 7.5  # gamma_b - gamma_a in logits
 
     def t2_verdict(rho_value: float, rho_unit: str) -> str:
+        # exact values (closed forms) and U_2 = 6, so that C9 (rho <= 1 + U nats) and A2
+        # (gap <= -(1 + U)) hold and only the unit of rho decides
         readout = {"readout": "trained rest"}
         measurements = {
-            "gamma_a": Measurement("gamma_a", 1.0, (1.0, 1.0), Kind.ATTACK, "exact", "logits",
-                                   readout),
-            "gamma_b": Measurement("gamma_b", 1.0 + gain, (1.0 + gain,) * 2, Kind.ATTACK,
-                                   "exact", "logits", readout),
-            "rho_2": Measurement("rho_2", rho_value, (rho_value,) * 2, Kind.ESTIMATE,
+            "gamma_a": Measurement("gamma_a", 1.0, (1.0, 1.0), Kind.EXACT, "closed form",
+                                   "logits", readout),
+            "gamma_b": Measurement("gamma_b", 1.0 + gain, (1.0 + gain,) * 2, Kind.EXACT,
+                                   "closed form", "logits", readout),
+            "rho_2": Measurement("rho_2", rho_value, (rho_value,) * 2, Kind.EXACT,
                                  "closed form", rho_unit),
-            "margin_gap_2": Measurement("margin_gap_2", -2.0, (-2.0, -2.0), Kind.ATTACK,
-                                        "exact", "logits", readout),
-            "U_2": Measurement("U_2", 0.0, (0.0, 0.0), Kind.CERTIFIED, "stated", "logits"),
+            "margin_gap_2": Measurement("margin_gap_2", -8.0, (-8.0, -8.0), Kind.EXACT,
+                                        "closed form", "logits", readout),
+            "U_2": Measurement("U_2", 6.0, (6.0, 6.0), Kind.CERTIFIED, "stated", "logits"),
         }
         return judge("T2", measurements).status.value
 

@@ -13,7 +13,8 @@ Every fenced block opened with ```` ```sympy-check ```` in a proof holds one ste
 
 Besides sympy, a step may use ``margin`` (:func:`semirobust.theory.definitions.margin`) and
 ``bound_T1`` ... ``bound_LIP``, the bound expressions of :data:`semirobust.theory.RESULTS`,
-and the quantities and layer numbers ``a``, ``n``, ``i``, ``j`` they are written in, so
+and the quantities, layer numbers ``a``, ``n``, ``i``, ``j`` and the constant ``ln2``
+(nats per bit) they are written in, so
 the proofs are checked against the statements the judge evaluates.
 
 Run ``python proofs/sympy_checks.py`` (exit 1 if any step fails); the tests run every block.
@@ -27,11 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import sympy
-from sympy.calculus.util import minimum
+from sympy.calculus.util import maximum, minimum
 from sympy.parsing.sympy_parser import TokenError, parse_expr
 
 from semirobust.theory.definitions import margin
-from semirobust.theory.quantities import QUANTITIES, A, I, J, N
+from semirobust.theory.quantities import LN2, QUANTITIES, A, I, J, N
 from semirobust.theory.results import RESULTS
 
 PROOFS = Path(__file__).resolve().parent
@@ -55,12 +56,13 @@ def base_namespace() -> dict[str, object]:
                      "Min", "Abs", "Rational", "Lambda", "limit", "simplify", "expand")
     }
     names["minimum"] = minimum
+    names["maximum"] = maximum
     names["margin"] = margin
     for result in RESULTS.values():
         names[f"bound_{result.name}"] = result.bound
     for quantity in QUANTITIES.values():
         names[quantity.name] = quantity.symbol
-    names.update(a=A, n=N, i=I, j=J)
+    names.update(a=A, n=N, i=I, j=J, ln2=LN2)
     return names
 
 

@@ -58,6 +58,25 @@ def test_writes_the_paper_columns_with_provenance(finished_run):
     assert results["command"] == "algorithm1" and results["seed"] == 0 and results["arguments"]["trials"] == 2
 
 
+def test_a2_gap_at_a_plus_1_is_measured_certified_and_attacked(finished_run):
+    """gamma_a is read by f*_b and layer a+1 by the finetuned f_b': their gap is measured
+    (certified below the attack), and T2 judges it at j = a+1; j > a+1 stays the identity."""
+    results = json.loads((finished_run / "results.json").read_text())
+    first = results["split"]["a"] + 1
+    for trial in results["trials"]:
+        certified, attacked = trial["margin_gap_first"]
+        assert (certified["kind"], attacked["kind"]) == ("certified", "attack")
+        assert certified["name"] == attacked["name"] == f"margin_gap_{first}"
+        assert certified["value"] <= attacked["value"]
+        assert "f*_b" in certified["settings"]["readout"]
+        verdict = results["verdicts"][f"T2 (trial {trial['trial']})"]
+        a2 = {p["label"]: p for p in verdict["premises"]}
+        measured = next(m for m in verdict["measurements"] if m["name"] == f"margin_gap_{first}")
+        assert measured["kind"] == "certified + attack"
+        assert a2[f"A2 [j = {first + 1}]"]["status"] == "violated"  # the canonical identity 0
+        assert verdict["decided_by"]
+
+
 def test_existing_run_needs_resume(finished_run, capsys):
     assert run_cli(*TINY, "--trials", "2", "--out", str(finished_run)) == 2
     assert "--resume" in capsys.readouterr().err

@@ -139,17 +139,17 @@ def test_c3_inequality_slack_and_a2_on_a_copy_layer():
     assert numbers["A2 gap, copy layer"] == 0.0
     # the judge: a layer that copies its input fails B2 for U = 0, so L1 has premises unmet
     readout = {"readout": "shared"}
-    ms = {"gamma_6": Measurement("gamma_6", 1.0, (1.0, 1.0), Kind.ATTACK, "exact", "logits", readout),
-          "gamma_7": Measurement("gamma_7", 1.0, (1.0, 1.0), Kind.ATTACK, "exact", "logits", readout),
+    ms = {"gamma_6": Measurement("gamma_6", 1.0, (1.0, 1.0), Kind.EXACT, "exact", "logits", readout),
+          "gamma_7": Measurement("gamma_7", 1.0, (1.0, 1.0), Kind.EXACT, "exact", "logits", readout),
           "rho_7": Measurement("rho_7", 5.0, (5.0, 5.0), Kind.ESTIMATE, "EDGE", "bits"),
-          # exact, so a certified lower bound as well as an attack's value
-          "margin_gap_7": [Measurement("margin_gap_7", numbers["A2 gap, copy layer"], (0.0, 0.0),
-                                       kind, "exact", "logits", readout)
-                           for kind in (Kind.CERTIFIED, Kind.ATTACK)],
+          "margin_gap_7": Measurement("margin_gap_7", numbers["A2 gap, copy layer"], (0.0, 0.0),
+                                      Kind.EXACT, "exact", "logits", readout),
           "U_7": Measurement("U_7", 0.0, (0.0, 0.0), Kind.CERTIFIED, "stated", "logits")}
     verdict = judge("L1", ms)
     assert verdict.status is Status.PREMISES_UNMET
-    assert verdict.premises[1].decided_by == "certified"
+    assert verdict.premises[1].label == "B2"
+    assert verdict.premises[1].status is Status.VIOLATED
+    assert verdict.premises[1].decided_by == "certified and exact"
 
 
 def test_c4_inf_of_a_sum_is_strictly_above_the_sum_of_infs():
@@ -213,9 +213,9 @@ def test_c5_regression_examples(name, direction):
     assert g_a > 0
     assert (g_b < closed) if direction == "over" else (g_b > closed)
     # and the judge, fed the exact values, says so
-    ms = {"gamma_a": Measurement("gamma_a", g_a, (g_a, g_a), Kind.ATTACK, "exact", "logits",
+    ms = {"gamma_a": Measurement("gamma_a", g_a, (g_a, g_a), Kind.EXACT, "exact", "logits",
                                  {"readout": "shared score"}),
-          "gamma_b": Measurement("gamma_b", g_b, (g_b, g_b), Kind.ATTACK, "exact", "logits",
+          "gamma_b": Measurement("gamma_b", g_b, (g_b, g_b), Kind.EXACT, "exact", "logits",
                                  {"readout": "shared score"})}
     verdict = judge("T3", ms, layers={"a": net.a, "n": net.n})
     assert verdict.status is (Status.VIOLATED if direction == "over" else Status.HOLDS)

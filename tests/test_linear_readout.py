@@ -264,7 +264,10 @@ def test_cli_writes_every_number_as_a_measurement(digits_checkpoint, tmp_path, c
     assert "readout_frobenius_norm" in result["combined"]["gamma"]["settings"]
     for check in result["L2"].values():
         assert check["verdict"]["result"] == "L2"
-        assert check["verdict"]["status"] in {"holds", "violated", "premises unmet", "inconclusive"}
+        # gammas from attacks and sandwiches: never "holds" or "violated" on an attack value alone
+        assert bool(check["verdict"]["decided_by"]) is (check["verdict"]["status"] != "inconclusive")
+        if check["verdict"]["status"] in {"holds", "violated"}:
+            assert "estimate" not in check["verdict"]["decided_by"]
     printed = capsys.readouterr().out
     assert "S1 combined h_1..h_4" in printed and "L2 with" in printed
 

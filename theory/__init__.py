@@ -6,7 +6,12 @@ Never imports torch. The API others call:
   ``.text()`` and ``.latex()``;
 * :func:`judge` ``(result, measurements, layers=None) -> Verdict`` -- evaluates a result's
   premises and conclusion on :class:`Measurement` objects; :class:`Verdict` has ``status``
-  (:class:`Status`), per-premise evidence, ``notes``, ``to_dict()`` and ``describe()``.
+  (:class:`Status`: ``holds`` / ``violated`` only on certified or exact evidence,
+  ``supported`` / ``contradicted`` when an attack value or an estimate decides, THEORY.md 7),
+  ``decided_by`` and ``confidence``, per-premise evidence, ``notes``, ``to_dict()`` and
+  ``describe()``;
+* :mod:`semirobust.theory.scope` -- the same judgement on the test set, per sample and for
+  the population; :mod:`semirobust.theory.units` -- units checked term by term.
 """
 
 from semirobust.theory.judge import judge

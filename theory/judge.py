@@ -40,6 +40,7 @@ Verdict: any premise violated -> ``premises unmet``; else any premise undecided 
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import sys
@@ -52,10 +53,11 @@ import sympy
 from semirobust.errors import BadInput
 from semirobust.theory.intervals import Interval, enclose
 from semirobust.theory.measurement import Kind
-from semirobust.theory.quantities import BITS, LOGITS, QUANTITIES, Extremum, Quantity
+from semirobust.theory.quantities import CONSTANTS, GAMMAS, QUANTITIES, Extremum, Quantity
 from semirobust.theory.readings import Evidence, Reading, as_measurements, read_evidence
 from semirobust.theory.results import RESULTS
-from semirobust.theory.statements import Inequality, Result
+from semirobust.theory.statements import Inequality, Result, formula_text
+from semirobust.theory.units import Join, unit_of
 from semirobust.theory.verdict import Comparison, Status, Verdict
 
 
@@ -68,14 +70,20 @@ def judge(
     result = _resolve_result(result)
     _check_measurements(measurements)
     numbers = _layer_numbers(result, measurements, layers)
-    premises = [inst for p in result.premises for inst in _instances(result, p, numbers)]
-    conclusion = _instances(result, result.conclusion, numbers)
-    readings = _readings(result, [*premises, *conclusion], measurements)
-    env = _Environment(readings)
-    premise_checks = tuple(_compare(label, p, env) for label, p in premises)
-    conclusion_checks = tuple(_compare(label, c, env) for label, c in conclusion)
-    status = _overall_status(premise_checks, conclusion_checks)
-    notes = _notes(result, status, premise_checks, conclusion_checks, readings)
+    conclusion = result.conclusion.instances(numbers)
+    if not conclusion:
+        return _not_applicable(result, numbers)
+    premises = [inst for p in result.premises for inst in p.instances(numbers)]
+    consistency = [inst for c in result.consistency for inst in c.instances(numbers)]
+    readings = _readings(result, [*premises, *consistency, *conclusion], measurements)
+    env = _Environment(readings, _aliases(readings))
+    premise_checks = tuple(_compare(label, p, env, result) for label, p in premises)
+    consistency_checks = tuple(_compare(label, c, env, result) for label, c in consistency)
+    conclusion_checks = tuple(_compare(label, c, env, result) for label, c in conclusion)
+    status, basis = _overall_status(premise_checks, consistency_checks, conclusion_checks)
+    joins = _joins_used(result, [*premises, *consistency, *conclusion], env)
+    notes = _notes(result, status, premise_checks, consistency_checks, conclusion_checks, env,
+                   joins)
     return Verdict(
         result=result.name,
         title=result.title,
@@ -86,17 +94,18 @@ def judge(
         layers={str(k): v for k, v in numbers.items()},
         readings=tuple(readings[s] for s in sorted(readings, key=str)),
         notes=tuple(notes),
+        decided_by=_combined_kinds(basis),
+        confidence=_joint_confidence(basis, env),
+        consistency=consistency_checks,
     )
 
 
-def _instances(
-    result: Result, inequality: Inequality, numbers: Mapping[sympy.Symbol, int]
-) -> list[tuple[str, Inequality]]:
-    instances = inequality.instances(numbers)
-    if not instances:
-        raise BadInput(f"layers {_numbers_text(numbers)} leave no instance of {result.name}'s "
-                       f"{inequality.label!r} ({inequality.text()})")
-    return instances
+def _not_applicable(result: Result, numbers: Mapping[sympy.Symbol, int]) -> Verdict:
+    """The verdict for layer numbers that leave the conclusion no instance (T1 at j = 1)."""
+    reason = (f"not applicable: layers {_numbers_text(numbers)} leave no instance of "
+              f"{result.name}'s {result.conclusion.label!r} ({result.conclusion.text()})")
+    return Verdict.not_applicable(result.name, result.title, reason,
+                                  {str(k): v for k, v in numbers.items()})
 
 
 def _resolve_result(result: Result | str) -> Result:
@@ -205,27 +214,73 @@ def _readings(
     return {s: read_evidence(name, q, measurements[name]) for s, (q, name) in needed.items()}
 
 
+def _aliases(readings: Mapping[sympy.Expr, Reading]) -> dict[sympy.Expr, sympy.Expr]:
+    """Symbols whose evidence is one measurement entered under several names, mapped to
+    one representative: they are one quantity, so their difference is exactly 0, not the
+    difference of two independent intervals (T1 with the composed readout: ``gamma_i``
+    and ``gamma_j`` are the infimum of one function).
+
+    One measurement means: a gamma (an expected worst-case margin) that names its readout
+    (``settings['readout']``), with the same value, interval, kind, estimator, unit and
+    settings. Only a named readout identifies the function measured; equal numbers for
+    two layer pairs' rho, or the identity 0 of two canonical margin gaps, are two
+    measurements of two quantities."""
+    first: dict[tuple, sympy.Expr] = {}
+    aliases: dict[sympy.Expr, sympy.Expr] = {}
+    for symbol in sorted(readings, key=_name):
+        reading = readings[symbol]
+        if reading.quantity not in GAMMAS or "readout" not in reading.measurement.settings:
+            continue
+        key = (reading.quantity.unit,
+               tuple(m.content() for m in (reading.measurement, *reading.also)))
+        if key in first:
+            aliases[symbol] = first[key]
+        else:
+            first[key] = symbol
+    return aliases
+
+
 @dataclass(frozen=True)
 class _Environment:
     """The readings of one judgement and the three ways of reading them: the sound
-    enclosures, the face intervals, and the point values."""
+    enclosures, the face intervals, and the point values; ``aliases`` maps a symbol to the
+    one it is the same measurement as; stated constants (``ln 2``) enter as points."""
 
     readings: Mapping[sympy.Expr, Reading]
+    aliases: Mapping[sympy.Expr, sympy.Expr]
+
+    @property
+    def constants(self) -> dict[sympy.Expr, Interval]:
+        return {s: Interval.point(v) for s, (v, _) in CONSTANTS.items()}
 
     @property
     def sound(self) -> dict[sympy.Expr, Interval]:
-        return {s: r.sound for s, r in self.readings.items()}
+        return {**self.constants, **{s: r.sound for s, r in self.readings.items()}}
 
     @property
     def face(self) -> dict[sympy.Expr, Interval]:
-        return {s: r.face for s, r in self.readings.items()}
+        return {**self.constants, **{s: r.face for s, r in self.readings.items()}}
+
+    @property
+    def unknown(self) -> dict[sympy.Expr, Interval]:
+        """What is known of each quantity without its measurement: its domain."""
+        return {s: Interval(r.quantity.lower_limit, math.inf) for s, r in self.readings.items()}
 
     @property
     def points(self) -> dict[sympy.Expr, Interval]:
-        return {s: Interval.point(r.value) for s, r in self.readings.items()}
+        return {**self.constants,
+                **{s: Interval.point(r.value) for s, r in self.readings.items()}}
+
+    @property
+    def units(self) -> dict[sympy.Expr, str]:
+        return {**{s: u for s, (_, u) in CONSTANTS.items()},
+                **{s: r.quantity.unit for s, r in self.readings.items()}}
 
     def value(self, expr: sympy.Expr) -> float:
         return enclose(expr, self.points).low
+
+    def by_name(self) -> dict[str, Reading]:
+        return {r.name: r for r in self.readings.values()}
 
 
 @dataclass(frozen=True)
@@ -240,7 +295,8 @@ class _Decision:
 
 def _decide(slack: sympy.Expr, env: Mapping[sympy.Expr, Interval], strict: bool) -> _Decision:
     """Decide ``slack >= 0`` (``> 0`` if ``strict``) from its enclosure over ``env``, ends
-    within the rounding tolerance of 0 read as 0 (module docstring)."""
+    within the rounding tolerance of 0 read as 0 (module docstring). The status is
+    ``HOLDS`` or ``VIOLATED``; the caller says whether the decision is certain."""
     enclosure = enclose(slack, env)
     tolerance = _rounding_tolerance(slack, env)
     status = _status(enclosure, strict, tolerance)
@@ -272,23 +328,37 @@ def _largest_finite_end(interval: Interval) -> float:
                default=0.0)
 
 
-def _compare(label: str, inequality: Inequality, env: _Environment) -> Comparison:
-    slack = sympy.expand(inequality.slack())
+SOUND_KIND_TEXT = {Kind.CERTIFIED: "certified", Kind.EXACT: "exact",
+                   Kind.ATTACK: "attack value (sound side)"}
+IDENTITY = "identity (one measurement under two names)"
+
+
+def _compare(label: str, inequality: Inequality, env: _Environment, result: Result) -> Comparison:
+    slack = _slack(inequality, tuple(env.aliases.items()))
+    _units_used(slack, tuple(sorted(env.units.items(), key=str)), result.unit_joins,
+                f"{result.name} {label}")
     strict = inequality.relation.strict
     readings = env.readings
-    involved = [s for s in readings if slack.has(s)]
-    decided_by, relied_on = "", ()
+    involved = sorted((s for s in readings if slack.has(s)), key=_name)
+    decided_by, deciding, confidence = "", (), None
     decision = _decide(slack, env.sound, strict)
     if decision.status is not None:
-        decided_by = "certified"
+        status = decision.status
+        deciding = _minimal(slack, status, strict, involved, env.sound, env.unknown)
+        kinds = sorted({SOUND_KIND_TEXT[k] for name in deciding for k in env.by_name()[name].kinds
+                        if k is not Kind.ESTIMATE})
+        decided_by = " and ".join(kinds) or IDENTITY
     else:
         decision = _decide(slack, env.face, strict)
+        status = {Status.HOLDS: Status.SUPPORTED, Status.VIOLATED: Status.CONTRADICTED,
+                  None: Status.INCONCLUSIVE}[decision.status]
         if decision.status is not None:
-            relied_on = _relied_on(slack, decision.status, strict, involved, env)
-            kinds = sorted({k.value for s in involved if readings[s].name in relied_on
-                            for k in readings[s].kinds if k is not Kind.CERTIFIED})
+            deciding = _minimal(slack, decision.status, strict, involved, env.face, env.sound)
+            kinds = sorted({k.value for name in deciding for k in env.by_name()[name].kinds
+                            if k in (Kind.ATTACK, Kind.ESTIMATE)})
             decided_by = " and ".join(kinds)
-    status = Status.INCONCLUSIVE if decision.status is None else decision.status
+            confidence = _confidence_of(deciding, env)
+    relied_on = deciding if status in (Status.SUPPORTED, Status.CONTRADICTED) else ()
     return Comparison(
         label=label,
         statement=inequality.text(),
@@ -305,63 +375,157 @@ def _compare(label: str, inequality: Inequality, env: _Environment) -> Compariso
         relied_on=relied_on,
         kinds={readings[s].name: " + ".join(k.value for k in readings[s].kinds) for s in involved},
         units={readings[s].name: readings[s].quantity.unit for s in involved},
+        deciding=deciding,
+        confidence=confidence,
     )
 
 
-def _relied_on(
-    slack: sympy.Expr, status: Status, strict: bool, involved: list[sympy.Expr], env: _Environment
-) -> tuple[str, ...]:
-    """A minimal set of quantities whose non-sound ends the decision needs: each quantity
-    in turn is reduced to its sound enclosure, and kept reduced if the decision stands."""
-    current, sound = env.face, env.sound
-    relied = []
-    for symbol in sorted(involved, key=_name):
-        trial = {**current, symbol: sound[symbol]}
+@functools.lru_cache(maxsize=4096)
+def _slack(inequality: Inequality, aliases: tuple[tuple[sympy.Expr, sympy.Expr], ...]
+           ) -> sympy.Expr:
+    """The expanded slack with aliased symbols replaced (memoised: statements are fixed)."""
+    return sympy.expand(inequality.slack().subs(dict(aliases)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _units_used(slack: sympy.Expr, units: tuple[tuple[sympy.Expr, str], ...],
+                joins: tuple[Join, ...], where: str) -> tuple[Join, ...]:
+    """The joins the slack's sums use; :class:`UnitMismatch` names a term in units that
+    do not match (memoised on the units of its quantities)."""
+    return unit_of(slack, dict(units), joins, where=where, show=formula_text)[1]
+
+
+def _minimal(slack: sympy.Expr, status: Status, strict: bool, involved: list[sympy.Expr],
+             base: Mapping[sympy.Expr, Interval], reduced: Mapping[sympy.Expr, Interval]
+             ) -> tuple[str, ...]:
+    """A minimal set of quantities the decision ``status`` needs: each quantity in turn is
+    widened from ``base`` to ``reduced`` (face to sound: which non-sound ends are relied
+    on; sound to unknown: which measurements decide), and kept widened if it stands."""
+    current = dict(base)
+    needed = []
+    for symbol in involved:
+        trial = {**current, symbol: reduced[symbol]}
         if _decide(slack, trial, strict).status is status:
             current = trial
         else:
-            relied.append(_name(symbol))
-    return tuple(relied)
+            needed.append(_name(symbol))
+    return tuple(needed)
+
+
+def _confidence_of(names: tuple[str, ...], env: _Environment) -> float | None:
+    """Bonferroni: the joint confidence of the estimates among ``names`` is at least
+    ``1 - sum_i (1 - level_i)``; None when none is an estimate or a level is unstated."""
+    by_name = env.by_name()
+    levels = [m.confidence for name in names
+              for m in (by_name[name].measurement, *by_name[name].also)
+              if m.kind is Kind.ESTIMATE]
+    if not levels or any(level is None for level in levels):
+        return None
+    return max(0.0, 1.0 - sum(1.0 - level for level in levels))
 
 
 def _name(symbol: sympy.Expr) -> str:
     return _quantity_of(symbol)[1]
 
 
-def _overall_status(premises: tuple[Comparison, ...], conclusion: tuple[Comparison, ...]) -> Status:
-    if any(p.status is Status.VIOLATED for p in premises):
-        return Status.PREMISES_UNMET
-    if any(p.status is Status.INCONCLUSIVE for p in premises):
-        return Status.INCONCLUSIVE
-    if any(c.status is Status.VIOLATED for c in conclusion):
-        return Status.VIOLATED
+def _overall_status(
+    premises: tuple[Comparison, ...], consistency: tuple[Comparison, ...],
+    conclusion: tuple[Comparison, ...],
+) -> tuple[Status, tuple[Comparison, ...]]:
+    """The verdict and the comparisons that decide it (THEORY.md 7).
+
+    A premise that fails (certainly, or else empirically) -> ``premises unmet``; one that
+    is undecided -> ``inconclusive``; a consistency check (C9) that fails -> ``premises
+    contradictory``. Then the conclusion (every instance must hold): ``violated`` only
+    when an instance is certainly violated *and* every premise certainly holds, else
+    ``contradicted`` when an instance fails; ``inconclusive`` when an instance is
+    undecided; ``holds`` only when every instance and every premise certainly hold, else
+    ``supported``."""
+    failing = [p for p in premises if p.status.denies]
+    if failing:
+        certain = [p for p in failing if p.status is Status.VIOLATED]
+        return Status.PREMISES_UNMET, tuple(certain[:1] or failing)
+    undecided = [p for p in premises if p.status is Status.INCONCLUSIVE]
+    if undecided:
+        return Status.INCONCLUSIVE, ()
+    contradictory = [c for c in consistency if c.status.denies]
+    if contradictory:
+        return Status.PREMISES_CONTRADICTORY, tuple(contradictory)
+    denied = [c for c in conclusion if c.status.denies]
+    if denied:
+        certain = [c for c in denied if c.status is Status.VIOLATED]
+        if certain and all(p.status is Status.HOLDS for p in premises):
+            return Status.VIOLATED, (*premises, certain[0])
+        empirical = [p for p in premises if p.status is not Status.HOLDS]
+        return Status.CONTRADICTED, (*premises, (certain or denied)[0], *empirical)
     if any(c.status is Status.INCONCLUSIVE for c in conclusion):
-        return Status.INCONCLUSIVE
-    return Status.HOLDS
+        return Status.INCONCLUSIVE, ()
+    if all(c.status is Status.HOLDS for c in (*premises, *conclusion)):
+        return Status.HOLDS, (*premises, *conclusion)
+    return Status.SUPPORTED, (*premises, *conclusion)
+
+
+def _combined_kinds(basis: tuple[Comparison, ...]) -> str:
+    """The kinds of evidence of the deciding comparisons, in one phrase."""
+    kinds: list[str] = []
+    for check in basis:
+        for kind in check.decided_by.split(" and "):
+            if kind and kind not in kinds:
+                kinds.append(kind)
+    return " and ".join(sorted(kinds))
+
+
+def _joint_confidence(basis: tuple[Comparison, ...], env: _Environment) -> float | None:
+    """The joint confidence of every estimate the empirical decisions in ``basis`` rest
+    on (Bonferroni over their union)."""
+    names = tuple(sorted({n for c in basis if not c.status.certain for n in c.deciding}))
+    return _confidence_of(names, env)
 
 
 def _notes(
     result: Result,
     status: Status,
     premises: tuple[Comparison, ...],
+    consistency: tuple[Comparison, ...],
     conclusion: tuple[Comparison, ...],
-    readings: Mapping[sympy.Expr, Reading],
+    env: _Environment,
+    joins: list[Join],
 ) -> list[str]:
     notes: list[str] = []
-    by_name = {r.name: r for r in readings.values()}
-    for check in (*premises, *conclusion):
+    by_name = env.by_name()
+    for check in (*premises, *consistency, *conclusion):
         notes += _decision_notes(check, by_name)
     if status is Status.PREMISES_UNMET:
-        unmet = ", ".join(p.label for p in premises if p.status is Status.VIOLATED)
+        unmet = ", ".join(f"{p.label} ({p.status.value})" for p in premises if p.status.denies)
         notes.append(f"premises unmet ({unmet}): {result.name} says nothing about this model; "
                      "the conclusion's evidence is shown for information")
+    elif status is Status.PREMISES_CONTRADICTORY:
+        bad = ", ".join(c.label for c in consistency if c.status.denies)
+        notes.append(f"premises contradictory ({bad}): C9, the premises imply rho_j <= 1 + U_j "
+                     "nats, and a measured rho_j exceeds it; the result is not evaluated on "
+                     "a premise set that cannot hold")
     elif status is Status.INCONCLUSIVE and any(p.status is Status.INCONCLUSIVE for p in premises):
         notes.append("a premise's interval straddles its threshold: whether the result applies "
                      "is undecided")
+    elif status is Status.VIOLATED:
+        notes.append(f"COUNTEREXAMPLE: every premise of {result.name} certainly holds and its "
+                     "conclusion certainly fails; keep this model, its data, readouts and "
+                     "threat model as a witness (THEORY.md 7)")
+    if any(c.status is Status.INCONCLUSIVE for c in consistency):
+        notes.append("a C9 consistency check is undecided: the premise set may be contradictory")
     if result.sound:
-        notes += _sound_result_notes(result, conclusion, by_name)
-    notes += _provenance_notes(result, readings)
+        notes += _sound_result_notes(result, conclusion)
+    notes += _alias_notes(env)
+    notes += _provenance_notes(env, joins)
     return notes
+
+
+def _alias_notes(env: _Environment) -> list[str]:
+    groups: dict[sympy.Expr, list[str]] = {}
+    for alias, representative in env.aliases.items():
+        groups.setdefault(representative, [_name(representative)]).append(_name(alias))
+    return [f"{', '.join(names)}: one measurement entered under {len(names)} names, read as "
+            "one quantity (their difference is exactly 0)" for names in groups.values()]
 
 
 def _decision_notes(check: Comparison, by_name: Mapping[str, Reading]) -> list[str]:
@@ -375,17 +539,19 @@ def _decision_notes(check: Comparison, by_name: Mapping[str, Reading]) -> list[s
         notes.append(f"{check.label}: {check.status.value} with the two sides equal up to "
                      f"float rounding (a margin end within the rounding tolerance "
                      f"{check.rounding_tolerance:.2g} of 0 counts as 0)")
-    if check.decided_by == "certified" or not check.relied_on:
+    if check.status.certain or not check.relied_on:
         return notes
     relied = [by_name[name] for name in check.relied_on]
     estimates = [r.name for r in relied if Kind.ESTIMATE in r.kinds]
     attacks = [r for r in relied if Kind.ATTACK in r.kinds]
+    level = ("" if check.confidence is None else
+             f" at joint confidence >= {check.confidence:.0%} (Bonferroni)")
     if estimates and not attacks:
         notes.append(f"{check.label}: {check.status.value} decided only by estimates "
-                     f"({', '.join(estimates)}): confidence intervals, not guarantees")
+                     f"({', '.join(estimates)}){level}: confidence intervals, not guarantees")
     elif estimates:
-        notes.append(f"{check.label}: relies on estimates ({', '.join(estimates)}): confidence "
-                     "intervals, not guarantees")
+        notes.append(f"{check.label}: relies on estimates ({', '.join(estimates)}){level}: "
+                     "confidence intervals, not guarantees")
     for r in attacks:
         direction = ("an upper estimate of an infimum: the true value may be lower"
                      if r.quantity.extremum is Extremum.INFIMUM else
@@ -395,30 +561,28 @@ def _decision_notes(check: Comparison, by_name: Mapping[str, Reading]) -> list[s
     return notes
 
 
-def _sound_result_notes(
-    result: Result, conclusion: tuple[Comparison, ...], by_name: Mapping[str, Reading]
-) -> list[str]:
+def _sound_result_notes(result: Result, conclusion: tuple[Comparison, ...]) -> list[str]:
     notes = []
     for check in conclusion:
-        if check.status is not Status.VIOLATED:
-            continue
-        if check.decided_by == "certified":
+        if check.status is Status.VIOLATED:
             notes.append(
                 f"BUG REPORT: {result.name} is proved sound, and this violation is decided by "
-                "sound ends of the measurements alone; the bound computation, the attack or "
-                "this code is wrong. Please report it with this verdict's JSON."
+                f"sound ends of the measurements alone ({check.decided_text()}); the bound "
+                "computation, the attack or this code is wrong. Please report it with this "
+                "verdict's JSON."
             )
-        else:
+        elif check.status is Status.CONTRADICTED:
             notes.append(
-                f"{result.name} is sound, but this violation rests on non-certified ends "
+                f"{result.name} is sound, but this contradiction rests on non-sound ends "
                 f"({', '.join(check.relied_on)}); it is not a bug report until they are "
                 "certified"
             )
     return notes
 
 
-def _provenance_notes(result: Result, readings: Mapping[sympy.Expr, Reading]) -> list[str]:
+def _provenance_notes(env: _Environment, joins: list[Join]) -> list[str]:
     notes = []
+    readings = env.readings
     for r in sorted(readings.values(), key=lambda r: r.name):
         if r.quantity.unit == "logits" and "readout" not in r.measurement.settings:
             notes.append(f"{r.name} names no readout (settings['readout']): under C1 its scale "
@@ -431,14 +595,20 @@ def _provenance_notes(result: Result, readings: Mapping[sympy.Expr, Reading]) ->
         notes.append(f"C2: rho is the value of the estimator {', '.join(estimators)}, not a "
                      "property of the network alone"
                      + (" (the rhos come from different estimators)" if len(estimators) > 1 else ""))
-    in_conclusion = [r for r in readings.values()
-                     if result.conclusion.slack().has(r.quantity.symbol)]
-    units = sorted({r.quantity.unit for r in in_conclusion})
-    if {LOGITS, BITS} <= set(units):
-        terms = "; ".join(
-            f"{u}: " + ", ".join(sorted(r.name for r in in_conclusion if r.quantity.unit == u))
-            for u in units
-        )
-        notes.append(f"C6 units: the conclusion adds terms in different units ({terms}); it "
-                     "changes with the readout's scale and the MI's unit")
+    for join in joins:
+        notes.append(f"C6 units: {join.first} and {join.second} are added as one unit "
+                     f"({join.reason}); the sum changes with the readout's scale and the MI's unit")
     return notes
+
+
+def _joins_used(result: Result, instances: list[tuple[str, Inequality]],
+                env: _Environment) -> list[Join]:
+    """The unit joins (C6, C9) the instances' sums use, in order of first use."""
+    used: list[Join] = []
+    for label, instance in instances:
+        slack = _slack(instance, tuple(env.aliases.items()))
+        for join in _units_used(slack, tuple(sorted(env.units.items(), key=str)),
+                                result.unit_joins, label):
+            if join not in used:
+                used.append(join)
+    return used

@@ -22,13 +22,24 @@ class Kind(str, Enum):
       a lower bound that holds for every perturbation in the threat model.
     * ``attack``: the value an attack reached. For an infimum over perturbations it is an
       *upper* estimate: the true infimum can only be lower.
-    * ``estimate``: a statistical estimate (sampling, mutual-information estimators); its
-      interval is a confidence interval, not a guarantee.
+    * ``exact``: the exact value on the measured test set (a closed form, an enumeration,
+      an exact solver, or a plain average of per-sample values such as the clean margin):
+      sound on both sides, for the test set (THEORY.md 7).
+    * ``estimate``: a statistical estimate (sampling, mutual-information estimators, a
+      population mean from a test set); its interval is a confidence interval, not a
+      guarantee, at the level stated in ``settings['confidence']`` (a fraction such as
+      0.95) when there is one.
     """
 
     CERTIFIED = "certified"
     ATTACK = "attack"
+    EXACT = "exact"
     ESTIMATE = "estimate"
+
+    @property
+    def sound(self) -> bool:
+        """Whether a measurement of this kind guarantees at least one side of its value."""
+        return self is not Kind.ESTIMATE
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,21 @@ class Measurement:
             f"{self.name} = {self.value:.4g} {self.unit} [{low:.4g}, {high:.4g}] "
             f"({self.kind.value}; {self.estimator}; {level})"
         )
+
+    def content(self) -> tuple[Any, ...]:
+        """Everything but the name: two measurements with equal content are one measurement
+        entered under two names (the judge reads them as one quantity)."""
+        return (self.value, self.interval, self.kind, self.estimator, self.unit,
+                tuple(sorted((str(k), repr(v)) for k, v in self.settings.items())))
+
+    @property
+    def confidence(self) -> float | None:
+        """The confidence level of an estimate's interval (``settings['confidence']``, or
+        ``settings['level']`` as the dependency estimators write it); None if unstated."""
+        level = self.settings.get("confidence", self.settings.get("level"))
+        if isinstance(level, bool) or not isinstance(level, (int, float)):
+            return None
+        return float(level) if 0 < level < 1 else None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (the schema documented in the README)."""

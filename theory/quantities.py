@@ -127,7 +127,8 @@ MARGIN_GAP = Quantity(
 )
 U_CONSTANT = Quantity(
     "U", "U",
-    "the constant U_j of assumption A2/B2, stated by the caller (not measured by the paper)",
+    "the constant U_j of assumption A2/B2, stated by the caller (not measured by the paper); "
+    "C9: U_j > -1, and read as a bound on E[r] it gives I <= 1 + U_j nats",
     LOGITS, Extremum.NONE, units={"logit": 1.0}, index="j",
 )
 GAMMA_WHOLE = _gamma(
@@ -150,6 +151,9 @@ DELTA_A = Quantity(
     "feature l2", Extremum.SUPREMUM, lower_limit=0.0,
 )
 
+GAMMAS = (GAMMA_A, GAMMA_B, GAMMA_LAYER, GAMMA_WHOLE)
+"""The gammas: expected worst-case margins through a named readout (C1)."""
+
 QUANTITIES: dict[str, Quantity] = {
     q.name: q
     for q in (
@@ -160,9 +164,17 @@ QUANTITIES: dict[str, Quantity] = {
 
 
 
+LN2 = sympy.Symbol("ln2", positive=True)
+"""ln 2 nats per bit: the factor that reads a rho in bits as nats where a chain of
+inequalities holds in nats (C9: L1's chain, the bound I <= 1 + U)."""
+
+CONSTANTS: dict[sympy.Symbol, tuple[float, str]] = {LN2: (NATS_PER_BIT, "nats per bit")}
+"""Stated constants with a unit: symbol -> (value, unit)."""
+
+
 def latex_names() -> dict[sympy.Symbol, str]:
     """``symbol_names`` for ``sympy.latex``: each quantity's LaTeX spelling."""
-    return {q.label: q.latex for q in QUANTITIES.values()}
+    return {**{q.label: q.latex for q in QUANTITIES.values()}, LN2: r"\ln 2"}
 
 
 # Layer numbers: structural integers of the results, never measured. ``a`` = weight

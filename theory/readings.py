@@ -11,6 +11,7 @@ kind        infimum (gamma, gap)        supremum (L_b, Delta_a)
 certified   true >= low   (sound)       [low, high], the bound itself (sound)
 attack      true <= high  (sound);      true >= low   (sound);
             low is an upper estimate    high is a lower estimate
+exact       [low, high] (sound on both sides, for the measured test set)
 estimate    [low, high] is a confidence interval, not a guarantee
 ==========  ==========================  =====================================
 
@@ -22,12 +23,19 @@ on the test set) encloses it in ``[low, high]``. "Sound" is relative to the meas
 set.
 
 Several measurements of one quantity (a certified lower bound and an attack's value of a
-gamma: a sandwich) are combined by intersecting both intervals.
+gamma: a sandwich) are combined by intersecting both intervals (ends that cross by float
+rounding only, a few machine epsilons, meet in a point: :data:`ROUNDINGS`).
+
+An estimate of a population mean made from per-sample certified bounds or attack values
+(``settings['per_sample_kind']``, :func:`semirobust.theory.scope.for_population`) is a
+one-sided confidence interval: its face interval keeps only the side that per-sample kind
+is sound on.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -81,24 +89,44 @@ def as_measurements(name: str, evidence: Evidence) -> list[Measurement]:
 
 
 def read_evidence(name: str, quantity: Quantity, evidence: Evidence) -> Reading:
-    """Intersect what several measurements of one quantity say; the value is the first's."""
+    """Intersect what several measurements of one quantity say; the value is the first
+    one inside the intersection (else the first's, clipped to it)."""
     readings = [_read(name, quantity, m) for m in as_measurements(name, evidence)]
     first = readings[0]
     try:
         sound = first.sound
         face = first.face
         for r in readings[1:]:
-            sound, face = sound.intersect(r.sound), face.intersect(r.face)
-        face = face.intersect(sound)
+            sound, face = _meet(sound, r.sound), _meet(face, r.face)
+        face = _meet(face, sound)
     except ValueError:
         raise BadInput(
             f"the measurements of {name!r} contradict each other ("
             + "; ".join(r.measurement.describe() for r in readings)
             + "): a certified bound and an attack value disagree, so one of them is wrong"
         ) from None
-    value = min(max(first.value, face.low), face.high)
+    # the value shown: the first measurement whose value the combined evidence allows (a
+    # sandwich's attack value when the certified bound lies below the face interval)
+    inside = [r.value for r in readings if face.low <= r.value <= face.high]
+    value = inside[0] if inside else min(max(first.value, face.low), face.high)
     return Reading(name, quantity, first.measurement, value, face, sound, tuple(
         r.measurement for r in readings[1:]))
+
+
+ROUNDINGS = 8
+"""Float64 roundings allowed between two sound ends of one quantity that cross: a
+certified bound and an attack value of the same margin computed along different paths."""
+
+
+def _meet(first: Interval, second: Interval) -> Interval:
+    """The intersection; two intervals whose ends cross by float rounding only (at most
+    ``ROUNDINGS`` machine epsilons of their magnitude) meet in the point between them."""
+    low, high = max(first.low, second.low), min(first.high, second.high)
+    if low <= high:
+        return Interval(low, high)
+    if low - high <= ROUNDINGS * sys.float_info.epsilon * max(abs(low), abs(high)):
+        return Interval.point(high + (low - high) / 2)
+    raise ValueError(f"[{first.low}, {first.high}] and [{second.low}, {second.high}] are disjoint")
 
 
 def _read(name: str, quantity: Quantity, m: Measurement) -> Reading:
@@ -112,9 +140,16 @@ def _read(name: str, quantity: Quantity, m: Measurement) -> Reading:
     floor = quantity.lower_limit
     stated = Interval(max(low, floor), max(high, floor))
     sound = _sound_enclosure(name, quantity, m.kind, stated)
-    # a certificate says nothing beyond its sound side; attacks and estimates also
-    # contribute their other end at face value (flagged when a decision rests on it)
-    face = sound if m.kind is Kind.CERTIFIED else stated
+    # a certificate says nothing beyond its sound side (an exact value is all sound);
+    # attacks and estimates also contribute their other end at face value (flagged when a
+    # decision rests on it)
+    face = sound if m.kind in (Kind.CERTIFIED, Kind.EXACT) else stated
+    per_sample = m.settings.get("per_sample_kind")
+    if m.kind is Kind.ESTIMATE and per_sample in {k.value for k in Kind} - {"estimate"}:
+        # a population estimate from per-sample bounds: its confidence interval bounds the
+        # quantity only on the side the per-sample kind is sound on (a mean of attack
+        # values is an upper confidence bound of an infimum's expectation, and no lower one)
+        face = _sound_enclosure(name, quantity, Kind(per_sample), stated)
     return Reading(name, quantity, m, max(m.value * factor, floor), face, sound)
 
 
@@ -124,11 +159,14 @@ def _sound_enclosure(name: str, quantity: Quantity, kind: Kind, stated: Interval
     domain = Interval(quantity.lower_limit, math.inf)
     if kind is Kind.ESTIMATE:
         return domain
+    if kind is Kind.EXACT:
+        return stated
     if quantity.extremum is Extremum.NONE:
         if kind is Kind.ATTACK:
             raise BadInput(
                 f"measurement {name!r} is of kind 'attack', but {quantity.name} is not an "
-                "infimum or supremum over perturbations; use 'certified' or 'estimate'"
+                "infimum or supremum over perturbations; use 'certified', 'exact' or "
+                "'estimate'"
             )
         return stated
     if quantity.extremum is Extremum.SUPREMUM:

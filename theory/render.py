@@ -2,6 +2,8 @@
 
 ``semirobust theory`` prints :func:`text_document`; ``semirobust theory --latex`` prints
 :func:`latex_document`, which compiles with any LaTeX (article class, amsmath, amssymb).
+:func:`verdict_row` renders a verdict's status and what decided it side by side for the
+reports' summary tables (THEORY.md 7).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import sympy
 from semirobust.theory.definitions import PAPER_THREAT_MODEL, Readout, Semirobustness
 from semirobust.theory.quantities import QUANTITIES, latex_names
 from semirobust.theory.statements import Result, escape_latex
+from semirobust.theory.verdict import Status, Verdict
 
 DEFINITIONS_TEXT = [
     "margin: m(z, y) = z_y - max_{k != y} z_k  (binary: y*s for z = (-s/2, s/2))",
@@ -84,3 +87,24 @@ def latex_math_fragments(results: Iterable[Result]) -> list[str]:
     for result in results:
         fragments += result.math_fragments()
     return fragments
+
+
+VERDICT_HEADER = ["result", "status", "decided by", "population (joint confidence)"]
+"""Column names of :func:`verdict_row`: what a report's summary table shows per result."""
+
+
+def decided_by_text(verdict: Verdict) -> str:
+    """A verdict's deciding evidence in words (``-`` when nothing decided)."""
+    if verdict.status is Status.NOT_APPLICABLE:
+        return verdict.reason or "; ".join(verdict.notes) or "-"
+    text = verdict.decided_by or "-"
+    if verdict.confidence is not None:
+        text += f" at joint confidence >= {verdict.confidence:.0%}"
+    return text
+
+
+def verdict_row(name: str, verdict: Verdict, population: Verdict | None = None) -> list[str]:
+    """Status and decided-by side by side, for a report's summary table
+    (:data:`VERDICT_HEADER`); the ``population`` verdict, when there is one, in the last column."""
+    population_text = f"{population.status.value} ({decided_by_text(population)})" if population else "-"
+    return [name, verdict.status.value, decided_by_text(verdict), population_text]

@@ -26,12 +26,14 @@ from semirobust.theory.quantities import (
     MARGIN_GAP,
     RHO,
     U_CONSTANT,
+    LN2,
     A,
     I,
     J,
     N,
 )
 from semirobust.theory.statements import Assumption, Inequality, Relation, Result
+from semirobust.theory.units import Join
 
 gamma_a, gamma_b, gamma_whole = GAMMA_A.symbol, GAMMA_B.symbol, GAMMA_WHOLE.symbol
 gamma, rho, gap, U = GAMMA_LAYER.symbol, RHO.symbol, MARGIN_GAP.symbol, U_CONSTANT.symbol
@@ -50,6 +52,16 @@ C5 = ("C5 without loss of generality: the proof takes readouts through different
       "contradict the closed form (proofs/caveat_examples.py)")
 C6 = ("C6 units: the conclusion adds gamma (logits of the named readout) and rho (bits of "
       "the named estimator); judged as stated, in bits")
+C9 = ("C9 the constant U: U_j > -1 (at -1 a zero gap meets A2); read as a bound on E[r] "
+      "(proofs/L1.md) U_j gives I <= 1 + U_j nats, so a rho_j above 1 + U_j nats makes the "
+      "premise set contradictory; L1's chain holds in nats (in bits it claims 1.44 times more)")
+C8 = ("C8 inf versus sup: A2/B2 bound the infimum of the margin gap where the proof needs "
+      "its supremum: the premises do not imply the conclusion (semirobust falsify)")
+
+AS_STATED_IN_BITS = Join("logits", "bits", "C6: rho in bits is added to gamma in logits as "
+                                            "the paper states the result")
+B2_IN_NATS = Join("logits", "nats", "C9: B2's 1 + U bounds the MI in nats (log x <= x + 1) "
+                                    "and a margin gap in logits; the proof adds them")
 
 B1_TEXT = ("the layer map is one-to-one and (g_delta, h_delta) has a joint density given y "
            "(a deterministic layer on continuous inputs has no joint density: C2)")
@@ -63,6 +75,19 @@ def semirobust_premise(label: str, symbol: sympy.Expr, what: str, for_each=None)
         label, symbol, Relation.GT, sympy.Integer(0),
         f"{what} has positive expected worst-case margin", for_each,
     )
+
+
+def u_premise(label: str, index: sympy.Expr, for_each=None) -> Inequality:
+    """C9: ``U_j > -1`` (at ``U_j = -1`` a zero gap meets A2/B2)."""
+    return Inequality(label, U[index], Relation.GT, sympy.Integer(-1),
+                      "the constant of A2/B2 exceeds -1 (C9)", for_each)
+
+
+def c9_consistency(label: str, index: sympy.Expr, for_each=None) -> Inequality:
+    """C9: the premises imply ``I <= 1 + U_j`` nats, so ``ln 2 * rho_j <= 1 + U_j``."""
+    return Inequality(label, LN2 * rho[index], Relation.LE, 1 + U[index],
+                      "rho_j in nats is at most 1 + U_j (C9: U_j read as a bound on E[r])",
+                      for_each)
 
 
 def a2_premise(label: str, index: sympy.Expr, for_each=None) -> Inequality:
@@ -104,16 +129,20 @@ L1 = Result(
     premises=(
         semirobust_premise("g semirobust", gamma[N - 1], "layer n-1 with its readout"),
         a2_premise("B2", N),
+        u_premise("C9 U > -1", N),
     ),
     assumptions=(Assumption("B1", B1_TEXT), Assumption("dependency", RHO_TEXT)),
     conclusion=Inequality(
-        "h semirobust", gamma[N], Relation.GE, gamma[N - 1] + rho[N],
-        "layer n's expected worst-case margin reaches gamma_{n-1} + rho_n",
+        "h semirobust", gamma[N], Relation.GE, gamma[N - 1] + LN2 * rho[N],
+        "layer n's expected worst-case margin reaches gamma_{n-1} + rho_n, rho_n in nats "
+        "(the unit the proof's chain holds in, C9)",
     ),
-    bound=gamma[N - 1] + rho[N],
+    bound=gamma[N - 1] + LN2 * rho[N],
     families={"gamma": (N - 1, N), "rho": (N, N), "margin_gap": (N, N), "U": (N, N)},
     layer_numbers=(N,),
-    caveats=(C1, C2, C3, C6),
+    caveats=(C1, C2, C3, C6, C8, C9),
+    consistency=(c9_consistency("C9 consistency", N),),
+    unit_joins=(B2_IN_NATS,),
 )
 
 T2 = Result(
@@ -126,6 +155,7 @@ T2 = Result(
     premises=(
         semirobust_premise("f_a semirobust", gamma_a, "f_a with its readout"),
         a2_premise("A2", J, for_each=(J, A + 1, N)),
+        u_premise("C9 U > -1", J, for_each=(J, A + 1, N)),
     ),
     assumptions=(Assumption("A1", "for each j = a+1..n: " + B1_TEXT),
                  Assumption("dependency", RHO_TEXT)),
@@ -136,7 +166,9 @@ T2 = Result(
     bound=gamma_a + sympy.Sum(rho[J], (J, A + 1, N)),
     families={"rho": (A + 1, N), "margin_gap": (A + 1, N), "U": (A + 1, N)},
     layer_numbers=(A, N),
-    caveats=(C1, C2, C3, C6),
+    caveats=(C1, C2, C3, C6, C8, C9),
+    consistency=(c9_consistency("C9 consistency", J, for_each=(J, A + 1, N)),),
+    unit_joins=(AS_STATED_IN_BITS, B2_IN_NATS),
 )
 
 L2 = Result(

@@ -7,6 +7,10 @@ A :class:`Result` (THEORY.md sections 3 and 5) holds
 * ``assumptions``: what the result also assumes but no measurement can check (B1's
   "each layer map is one-to-one", L2's linear structure); listed, never judged;
 * ``conclusion``: the inequality the result asserts, with its ``bound`` expression;
+* ``consistency``: inequalities the premises imply between measured quantities (C9:
+  ``ln 2 * rho_j <= 1 + U_j``); one that fails makes the premise set contradictory;
+* ``unit_joins``: the pairs of units the result adds as one, each with its reason (C6);
+  every other sum of different units is refused (:mod:`semirobust.theory.units`);
 * ``families``: the index range of every layer-indexed family in terms of the layer
   numbers ``a``, ``n``, ``j`` (``rho_j`` for ``j = a+1..n``), so that the judge can
   expand sums and "for each j" premises once it knows the layer numbers.
@@ -16,6 +20,7 @@ Both :meth:`Result.text` and :meth:`Result.latex` render the same content.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -24,6 +29,7 @@ import sympy
 from sympy.printing.str import StrPrinter
 
 from semirobust.theory.quantities import latex_names
+from semirobust.theory.units import Join
 
 
 class Relation(str, Enum):
@@ -64,7 +70,8 @@ class _TextPrinter(StrPrinter):
         return f"sum_{{{index}={self._print(low)}..{self._print(high)}}} {self._print(expr.function)}"
 
 
-def _text(expr: sympy.Expr) -> str:
+def formula_text(expr: sympy.Expr) -> str:
+    """A formula in plain text as THEORY.md writes it (``rho_6``, not ``rho[6]``)."""
     return _TextPrinter().doprint(expr)
 
 
@@ -89,6 +96,9 @@ class Inequality:
     def instances(self, layers: Mapping[sympy.Symbol, int]) -> list[tuple[str, Inequality]]:
         """The inequality with the layer numbers substituted, sums expanded, and one
         instance per index value when it is a "for each"; labels name the index."""
+        return list(_instances(self, tuple(sorted(layers.items(), key=lambda kv: str(kv[0])))))
+
+    def _instances(self, layers: Mapping[sympy.Symbol, int]) -> list[tuple[str, Inequality]]:
         if self.for_each is None:
             return [(self.label, self._substituted(layers))]
         index, low, high = self.for_each
@@ -103,10 +113,13 @@ class Inequality:
         return Inequality(self.label, lhs, self.relation, rhs, self.meaning)
 
     def text(self) -> str:
-        body = f"{_text(self.lhs)} {self.relation.value} {_text(self.rhs)}"
+        return _inequality_text(self)
+
+    def _text(self) -> str:
+        body = f"{formula_text(self.lhs)} {self.relation.value} {formula_text(self.rhs)}"
         if self.for_each is not None:
             index, low, high = self.for_each
-            body += f"   for each {index} = {_text(low)}..{_text(high)}"
+            body += f"   for each {index} = {formula_text(low)}..{formula_text(high)}"
         return body
 
     def latex(self) -> str:
@@ -117,6 +130,19 @@ class Inequality:
                 rf" \quad \text{{for }} {_latex(index)} = {_latex(low)}, \ldots, {_latex(high)}"
             )
         return body
+
+
+@functools.lru_cache(maxsize=4096)
+def _instances(inequality: Inequality, layers: tuple[tuple[sympy.Symbol, int], ...]
+               ) -> tuple[tuple[str, Inequality], ...]:
+    """Memoised :meth:`Inequality.instances` (statements are immutable; the judge asks for
+    the same instances on every set of measurements)."""
+    return tuple(inequality._instances(dict(layers)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _inequality_text(inequality: Inequality) -> str:
+    return inequality._text()
 
 
 @dataclass(frozen=True)
@@ -143,16 +169,22 @@ class Result:
     layer_numbers: tuple[sympy.Symbol, ...] = ()
     sound: bool = False
     caveats: tuple[str, ...] = ()
+    consistency: tuple[Inequality, ...] = ()
+    unit_joins: tuple[Join, ...] = ()
 
     def text(self) -> str:
         lines = [f"{self.name}: {self.title}   [{self.source}]", f"  {self.statement}"]
         lines.append("  premises (measured):" if self.premises else "  premises: none measured")
         lines += [f"    {p.label}: {p.text()}   ({p.meaning})" for p in self.premises]
+        if self.consistency:
+            lines.append("  implied by the premises (a failure makes them contradictory):")
+            lines += [f"    {c.label}: {c.text()}   ({c.meaning})" for c in self.consistency]
+        lines += [f"  units joined: {j.first} + {j.second} ({j.reason})" for j in self.unit_joins]
         if self.assumptions:
             lines.append("  assumptions (stated, not measurable):")
             lines += [f"    {a.label}: {a.text}" for a in self.assumptions]
         lines.append(f"  conclusion: {self.conclusion.text()}   ({self.conclusion.meaning})")
-        lines.append(f"  bound: {_text(self.bound)}")
+        lines.append(f"  bound: {formula_text(self.bound)}")
         lines.append("  status: " + ("sound (proved in proofs/)" if self.sound else
                                      "as stated in the paper; see the caveats"))
         lines += [f"  caveat {c}" for c in self.caveats]
@@ -174,6 +206,11 @@ class Result:
                 for p in self.premises
             ]
             lines.append(r"\end{itemize}")
+        if self.consistency:
+            lines += [r"\paragraph{Implied by the premises}", r"\begin{itemize}"]
+            lines += [rf"  \item {escape_latex(c.label)}: ${c.latex()}$ ({escape_latex(c.meaning)})"
+                      for c in self.consistency]
+            lines.append(r"\end{itemize}")
         if self.assumptions:
             lines += [r"\paragraph{Assumptions (stated, not measurable)}", r"\begin{itemize}"]
             lines += [rf"  \item {escape_latex(a.label)}: {escape_latex(a.text)}" for a in self.assumptions]
@@ -193,7 +230,8 @@ class Result:
 
     def math_fragments(self) -> list[str]:
         """Every math-mode string :meth:`latex` emits (for validation)."""
-        return [p.latex() for p in self.premises] + [self.conclusion.latex(), _latex(self.bound)]
+        return ([p.latex() for p in (*self.premises, *self.consistency)]
+                + [self.conclusion.latex(), _latex(self.bound)])
 
 
 _LATEX_SPECIALS = {

@@ -12,11 +12,39 @@ from semirobust.theory.readings import Reading
 
 
 class Status(str, Enum):
+    """What the evidence decides (THEORY.md 7).
+
+    ``holds`` / ``violated``: decided by sound ends only (certified bounds, exact values,
+    the sound side of an attack value). ``supported`` / ``contradicted``: decided only
+    when an attack value's other end or an estimate's confidence interval is taken at
+    face value, at the stated confidence. ``premises unmet``: a premise fails (the
+    verdict's ``decided_by`` says on what evidence). ``premises contradictory``: the
+    premises cannot all hold together (C9: a measured rho above ``1 + U`` nats).
+    ``not applicable``: the result has no instance at these layer numbers.
+    """
+
     HOLDS = "holds"
     VIOLATED = "violated"
+    SUPPORTED = "supported"
+    CONTRADICTED = "contradicted"
     PREMISES_UNMET = "premises unmet"
+    PREMISES_CONTRADICTORY = "premises contradictory"
     INCONCLUSIVE = "inconclusive"
     NOT_APPLICABLE = "not applicable"
+
+    @property
+    def affirms(self) -> bool:
+        """The inequality (or result) was found to hold, certainly or empirically."""
+        return self in (Status.HOLDS, Status.SUPPORTED)
+
+    @property
+    def denies(self) -> bool:
+        """The inequality (or result) was found to fail, certainly or empirically."""
+        return self in (Status.VIOLATED, Status.CONTRADICTED)
+
+    @property
+    def certain(self) -> bool:
+        return self in (Status.HOLDS, Status.VIOLATED)
 
 
 @dataclass(frozen=True)
@@ -49,6 +77,8 @@ class Comparison:
     relied_on: tuple[str, ...]
     kinds: Mapping[str, str]
     units: Mapping[str, str]
+    deciding: tuple[str, ...] = ()
+    confidence: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -65,6 +95,8 @@ class Comparison:
             "within_rounding": self.within_rounding,
             "decided_by": self.decided_by,
             "relied_on": list(self.relied_on),
+            "deciding": list(self.deciding),
+            "confidence": self.confidence,
             "kinds": dict(self.kinds),
             "units": dict(self.units),
         }
@@ -82,8 +114,19 @@ class Comparison:
             f"{self.measured_interval.text()} | {self.threshold:.4g} "
             f"{self.threshold_interval.text()} | {self.margin:+.4g} "
             f"{self.margin_interval.text()} ±{self.rounding_tolerance:.1g} | {self.status.value} | "
-            f"{self.decided_by or '-'} | {self._units_text()} |"
+            f"{self.decided_text()} | {self._units_text()} |"
         )
+
+    def decided_text(self) -> str:
+        """What decided, with the deciding quantities and the joint confidence."""
+        if not self.decided_by:
+            return "-"
+        text = self.decided_by
+        if self.deciding:
+            text += f" ({', '.join(self.deciding)})"
+        if self.confidence is not None:
+            text += f" at joint confidence >= {self.confidence:.0%}"
+        return text
 
 
 @dataclass(frozen=True)
@@ -99,13 +142,18 @@ class Verdict:
     layers: Mapping[str, int]
     readings: tuple[Reading, ...]
     notes: tuple[str, ...] = field(default_factory=tuple)
+    decided_by: str = ""
+    confidence: float | None = None
+    consistency: tuple[Comparison, ...] = ()
     reason: str | None = None
 
     @classmethod
-    def not_applicable(cls, result: str, title: str, reason: str) -> Verdict:
+    def not_applicable(cls, result: str, title: str, reason: str,
+                       layers: Mapping[str, int] | None = None) -> Verdict:
         """The verdict for a result whose statement does not speak about the model at hand
         (THEORY.md section 7: ``not applicable``): nothing is compared, ``reason`` says why."""
-        return cls(result, title, Status.NOT_APPLICABLE, (), (), (), {}, (), reason=reason)
+        return cls(result, title, Status.NOT_APPLICABLE, (), (), (), dict(layers or {}), (),
+                   notes=(reason,), reason=reason)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (infinite interval ends are ``null``); a not-applicable verdict adds
@@ -115,6 +163,9 @@ class Verdict:
             "result": self.result,
             "title": self.title,
             "status": self.status.value,
+            "decided_by": self.decided_by,
+            "confidence": self.confidence,
+            "consistency": [c.to_dict() for c in self.consistency],
             "premises": [c.to_dict() for c in self.premises],
             "conclusion": [c.to_dict() for c in self.conclusion],
             "assumptions_not_checked": list(self.assumptions),
@@ -124,19 +175,28 @@ class Verdict:
         }
 
     def describe(self) -> str:
-        """Markdown: the status, a table of every premise and the conclusion, the notes
-        (for a not-applicable verdict: the status and the reason)."""
+        """Markdown: the status and what decided it, a table of every premise, consistency
+        check and conclusion, the notes (for a not-applicable verdict: the reason)."""
         if self.status is Status.NOT_APPLICABLE:
             return f"### {self.result}: {self.title} -- **{self.status.value}**\n\n{self.reason}\n"
         lines = [
-            f"### {self.result}: {self.title} -- **{self.status.value}**",
+            f"### {self.result}: {self.title} -- **{self.status.value}**"
+            + (f" (decided by {self.decided_text()})" if self.decided_by else ""),
             "",
             ("| | statement | measured | threshold | margin (± rounding tolerance) | status "
              "| decided by | units (C6) |"),
             "|---|---|---|---|---|---|---|---|",
         ]
-        lines += [c.row() for c in (*self.premises, *self.conclusion)]
+        lines += [c.row() for c in (*self.premises, *self.consistency, *self.conclusion)]
         lines.append("")
         lines += [f"- assumed, not checked: {a}" for a in self.assumptions]
         lines += [f"- {note}" for note in self.notes]
         return "\n".join(lines)
+
+    def decided_text(self) -> str:
+        """The overall decision's evidence, with the joint confidence when estimates decide."""
+        if not self.decided_by:
+            return "-"
+        if self.confidence is None:
+            return self.decided_by
+        return f"{self.decided_by} at joint confidence >= {self.confidence:.0%}"

@@ -68,10 +68,12 @@ class LayerLipschitz:
     certified: bool
 
     @property
-    def stage(self) -> int | None:
-        """Index of the top-level stage holding the layer (None for a non-sequential model)."""
-        head = self.path.split(".")[0]
-        return int(head) if head.isdigit() else None
+    def stage_set(self) -> frozenset[int]:
+        """Indices of the top-level stages the factor's layers are in: two for a
+        BatchNorm folded into the conv that ends the previous stage (``"0+1"``,
+        ``"0.2+1.0"``); ``{0}`` for a non-sequential model."""
+        heads = {path.split(".")[0] for path in self.path.split("+")}
+        return frozenset(int(h) if h.isdigit() else 0 for h in heads)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -89,6 +91,7 @@ class LipschitzBound:
 
     layers: tuple[LayerLipschitz, ...]
     settings: OperatorNormSettings = field(default_factory=OperatorNormSettings)
+    input_shape: tuple[int, ...] | None = None
 
     @property
     def product(self) -> float:
@@ -99,11 +102,25 @@ class LipschitzBound:
         """True when every factor is an exact norm or a proven bound (no power iteration)."""
         return all(layer.certified for layer in self.layers)
 
+    def spans(self, boundary: int) -> list[LayerLipschitz]:
+        """The factors with layers on both sides of the stage ``boundary`` (a BatchNorm
+        that opens stage ``boundary`` folded into the conv that closes the one before)."""
+        return [f for f in self.layers
+                if min(f.stage_set) < boundary <= max(f.stage_set)]
+
     def stages(self, first: int, stop: int | None = None) -> LipschitzBound:
-        """The factors of top-level stages ``first..stop-1``: a bound for that sub-network."""
+        """The factors of top-level stages ``first..stop-1``: a bound for that sub-network.
+        A factor reaching outside the range is refused (ValueError), never assigned to
+        one side: its layers must be bounded separately (:func:`split_lipschitz` does)."""
         end = math.inf if stop is None else stop
+        crossing = [f.path for f in self.layers
+                    if any(first <= s < end for s in f.stage_set)
+                    and not all(first <= s < end for s in f.stage_set)]
+        if crossing:
+            raise ValueError(f"factors {', '.join(crossing)} span stages inside and outside "
+                             f"{first}..{'end' if stop is None else stop - 1}")
         return LipschitzBound(
-            tuple(f for f in self.layers if first <= (f.stage or 0) < end), self.settings
+            tuple(f for f in self.layers if first <= min(f.stage_set) < end), self.settings
         )
 
     def measurement(self, name: str, unit: str = LIPSCHITZ_UNIT, **settings: Any) -> Measurement:
@@ -152,8 +169,9 @@ def lipschitz_upper(
     on ``device``."""
     model64 = float64_eval_copy(model, device)
     with torch.no_grad():
-        items = layer_items(model64, tuple(int(s) for s in input_shape))
-        return LipschitzBound(tuple(layer_bounds(items, settings)), settings)
+        shape = tuple(int(s) for s in input_shape)
+        items = layer_items(model64, shape)
+        return LipschitzBound(tuple(layer_bounds(items, settings)), settings, shape)
 
 
 def layer_bounds(
@@ -169,11 +187,39 @@ def layer_bounds(
 
 
 def split_lipschitz(
-    model: nn.Module, bound: LipschitzBound, a: int
+    model: nn.Module, bound: LipschitzBound, a: int, *, device: torch.device | str = "cpu",
 ) -> tuple[LipschitzBound, LipschitzBound]:
-    """The factors of ``f_a`` and ``f_b`` for the split with ``a`` weight layers in ``f_a``."""
+    """Bounds of ``f_a`` and ``f_b`` for the split with ``a`` weight layers in ``f_a``.
+
+    Each part's bound holds only the factors of its own layers: a BatchNorm is never
+    folded across the split. When ``bound`` (of the whole ``model``) has a factor that
+    spans the split (a BatchNorm opening ``f_b`` folded into ``f_a``'s last conv), both
+    parts are bounded afresh, ``f_a`` on the model's input shape and ``f_b`` on ``f_a``'s
+    output shape (``bound.input_shape``, which :func:`lipschitz_upper` records)."""
     index = split_stage_index(model, a)
-    return bound.stages(0, index), bound.stages(index)
+    if not bound.spans(index):
+        return bound.stages(0, index), bound.stages(index)
+    if bound.input_shape is None:
+        raise ValueError(
+            f"the factor(s) {', '.join(f.path for f in bound.spans(index))} span the split "
+            f"a={a}; bound each part afresh (lipschitz_upper records the input shape for this)"
+        )
+    f_a, f_b = nn.Sequential(*list(model)[:index]), nn.Sequential(*list(model)[index:])
+    with torch.no_grad():
+        probe = torch.zeros((1, *bound.input_shape), dtype=torch.float64)
+        middle = tuple(float64_eval_copy(f_a)(probe).shape[1:])
+    return (_renamed(lipschitz_upper(f_a, bound.input_shape, bound.settings, device=device), 0),
+            _renamed(lipschitz_upper(f_b, middle, bound.settings, device=device), index))
+
+
+def _renamed(bound: LipschitzBound, offset: int) -> LipschitzBound:
+    """Factor paths of a part (its own stage indices from 0) as paths in the whole model."""
+    def whole(path: str) -> str:
+        head, dot, rest = path.partition(".")
+        return f"{int(head) + offset}{dot}{rest}" if head.isdigit() else path
+    layers = tuple(LayerLipschitz("+".join(whole(p) for p in f.path.split("+")), f.layer,
+                                  f.bound, f.method, f.certified) for f in bound.layers)
+    return LipschitzBound(layers, bound.settings, bound.input_shape)
 
 
 def _folds(items: Sequence[LayerItem], index: int) -> bool:

@@ -51,6 +51,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = tuple(
         ("check", "every quantity and verdict for one checkpoint"),
         ("s1", "Algorithm S1: linear readouts of f*_a, their accuracy and gamma, L2 judged"),
         ("sweep", "the paper's grid of Algorithm 1 runs on Ray, resumable, with its tables"),
+        ("falsify", "search small exact networks for a certified counterexample to a result"),
     )
 )
 

@@ -17,6 +17,7 @@ from semirobust.empirical.reports.tables import (
 )
 from semirobust.empirical.reports.writers import write_text_atomic
 from semirobust.empirical.studies.algorithm1 import Algorithm1Result
+from semirobust.theory.render import verdict_row
 
 
 def paper_row(result: Algorithm1Result) -> tuple[list[str], list[str]]:
@@ -133,7 +134,8 @@ def write_algorithm1_report(result: Algorithm1Result, out: Path, *, elapsed_seco
         "",
     ]
     write_text_atomic(out / "report.md", "\n".join(lines))
-    verdicts = [f"{name}: {verdict.status.value}" for name, verdict in result.verdicts.items()]
+    verdicts = [f"{name}: {row[1]} (decided by {row[2]})" for name, verdict in result.verdicts.items()
+                for row in [verdict_row(name, verdict)]]
     return "\n".join([
         plain_table(header, [row]),
         "",

@@ -23,6 +23,7 @@ from semirobust.empirical.reports.tables import (
 from semirobust.empirical.reports.writers import write_json_atomic, write_text_atomic
 from semirobust.empirical.studies.algorithm1 import Algorithm1Result
 from semirobust.empirical.studies.check import CheckResult, SplitBounds
+from semirobust.theory.render import VERDICT_HEADER, verdict_row
 
 #: the measurements at the split shown in the table, in this order
 SHOWN = ("clean_margin", "gamma_whole", "gamma_transfer", "L_b", "Delta_a")
@@ -39,12 +40,9 @@ def algorithm1_run_of(checkpoint: Path) -> Algorithm1Result | None:
 
 
 def check_json(result: CheckResult, metadata: Mapping[str, Any], checkpoint: Path) -> dict[str, Any]:
-    """``report.json``: the command's metadata, the checkpoint and the result; every
-    verdict with its Markdown description."""
-    data = result.to_dict()
-    data["verdicts"] = {label: {**verdict.to_dict(), "markdown": verdict.describe()}
-                        for label, verdict in result.verdicts.items()}
-    return {**metadata, "checkpoint": str(checkpoint), **data}
+    """``report.json``: the command's metadata, the checkpoint and the result (every verdict
+    with its population and per-sample judgements and its Markdown description)."""
+    return {**metadata, "checkpoint": str(checkpoint), **result.to_dict()}
 
 
 def write_check_report(result: CheckResult, out: Path, checkpoint: Path,
@@ -68,7 +66,7 @@ def write_check_report(result: CheckResult, out: Path, checkpoint: Path,
         + [m for pair in result.rho for m in (pair.rho, pair.independent) if m is not None]
     )
     settings = result.settings
-    statuses = [[name, verdict.status.value] for name, verdict in result.verdicts.items()]
+    statuses = [verdict_row(name, verdict, result.population.get(name)) for name, verdict in result.verdicts.items()]
     lines = [
         "# semirobust check",
         "",
@@ -79,7 +77,10 @@ def write_check_report(result: CheckResult, out: Path, checkpoint: Path,
         "",
         "## Verdicts",
         "",
-        markdown_table(["result", "verdict"], statuses),
+        markdown_table(VERDICT_HEADER, statuses),
+        "",
+        "Status on the test set: holds / violated only on certified or exact evidence, "
+        "supported / contradicted when an attack value or an estimate decides (THEORY.md 7).",
         "",
         "## Measurements at this split",
         "",
@@ -107,7 +108,7 @@ def write_check_report(result: CheckResult, out: Path, checkpoint: Path,
         "",
     ]
     write_text_atomic(out / "report.md", "\n".join(lines))
-    return "\n".join([plain_table(MEASUREMENT_HEADER, rows), "", plain_table(["result", "verdict"], statuses), "",
+    return "\n".join([plain_table(MEASUREMENT_HEADER, rows), "", plain_table(VERDICT_HEADER, statuses), "",
                       f"report: {out / 'report.md'}  json: {out / 'report.json'}  plots: {out / 'plots'}"])
 
 

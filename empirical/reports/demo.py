@@ -18,6 +18,7 @@ from semirobust.empirical.studies.demo import (
     DemoResult,
 )
 from semirobust.theory.measurement import Measurement
+from semirobust.theory.render import VERDICT_HEADER, verdict_row
 
 
 def write_demo_report(result: DemoResult, out: Path, *, metadata: Mapping[str, Any],
@@ -41,17 +42,20 @@ def write_demo_report(result: DemoResult, out: Path, *, metadata: Mapping[str, A
 
 
 def check_summary(result: DemoResult) -> dict[str, Any]:
-    """Where the check report is and each verdict's status."""
+    """Where the check report is, and each verdict's status and what decided it."""
+    rows = [verdict_row(name, verdict, result.check.population.get(name))
+            for name, verdict in result.check.verdicts.items()]
     return {"report": f"{CHECK_FOLDER}/report.md",
-            "verdicts": {name: verdict.status.value for name, verdict in result.check.verdicts.items()}}
+            "verdicts": {row[0]: dict(zip(VERDICT_HEADER[1:], row[1:])) for row in rows}}
 
 
 def check_section(result: DemoResult) -> str:
-    rows = [[name, verdict.status.value] for name, verdict in result.check.verdicts.items()]
+    rows = [verdict_row(name, verdict, result.check.population.get(name))
+            for name, verdict in result.check.verdicts.items()]
     return "\n".join([
         "## Every result on the robust model (`semirobust check`)",
         "",
-        markdown_table(["result", "verdict"], rows),
+        markdown_table(VERDICT_HEADER, rows),
         "",
         f"Evidence, the gamma sandwich and the bound-versus-measured plots: `{CHECK_FOLDER}/report.md`.",
         "",

@@ -35,6 +35,7 @@ from semirobust.empirical.attacks.threat import ThreatModel
 from semirobust.empirical.data import Dataset
 from semirobust.empirical.data.augment import augmentation_for
 from semirobust.empirical.dependency import ESTIMATORS, dependency_per_layer_pair
+from semirobust.empirical.measure.readouts import measured_gap
 from semirobust.empirical.model import ArchitectureSpec, build_model, build_seeded_model
 from semirobust.empirical.model.checkpoint import CheckpointConfig, load_checkpoint, save_checkpoint
 from semirobust.empirical.model.stages import (
@@ -152,6 +153,7 @@ class Trial:
     gamma_b: Measurement
     rho: tuple[LayerPairRho, ...]
     dependency_warnings: tuple[str, ...]
+    margin_gap_first: tuple[Measurement, ...] = ()  # A2's gap at j = a+1: certified, attacked
 
     def to_dict(self) -> dict[str, Any]:
         """The form of ``trials/trial_NNN.json``."""
@@ -168,6 +170,7 @@ class Trial:
             "gamma_b": self.gamma_b.to_dict(),
             "rho": [pair.to_dict() for pair in self.rho],
             "dependency_warnings": list(self.dependency_warnings),
+            "margin_gap_first": [m.to_dict() for m in self.margin_gap_first],
         }
 
     @classmethod
@@ -187,6 +190,7 @@ class Trial:
             gamma_b=Measurement.from_dict(data["gamma_b"]),
             rho=tuple(LayerPairRho.from_dict(rho) for rho in data["rho"]),
             dependency_warnings=tuple(data.get("dependency_warnings", ())),
+            margin_gap_first=tuple(Measurement.from_dict(m) for m in data.get("margin_gap_first", ())),
         )
 
 
@@ -529,6 +533,9 @@ def _trial(run: Algorithm1Run, t: int, normal: nn.Sequential, robust: nn.Sequent
     final = run.evaluate(model, seed + 500, keep_adversarial=True)
     gamma_b = run.evaluate(model, seed + 501, margin=True).expected_adversarial_margin("gamma_b")
     rhos, dependency_warnings = _dependencies(run, model, final, a, seed)
+    first_gap = measured_gap(robust, ROBUST_READOUT, model, FINETUNED_READOUT, run.dataset.x_test,
+                             run.dataset.y_test, config.threat(), f"margin_gap_{a + 1}",
+                             steps=config.attack_steps, seed=seed + 502)
     trial = Trial(
         trial=t,
         seed=seed,
@@ -543,6 +550,7 @@ def _trial(run: Algorithm1Run, t: int, normal: nn.Sequential, robust: nn.Sequent
         gamma_b=gamma_b,
         rho=rhos,
         dependency_warnings=tuple(dependency_warnings),
+        margin_gap_first=tuple(first_gap),
     )
     write_json_atomic(path, trial.to_dict())
     return trial
@@ -589,19 +597,27 @@ def _summary(trials: tuple[Trial, ...], acc_star: float, tolerance: float) -> Al
     )
 
 
-def t2_measurements(gamma_a: Measurement, trial: Trial) -> dict[str, Measurement]:
+ROBUST_READOUT = "f*_b (the robust model's own trained rest), logits"
+FINETUNED_READOUT = "the finetuned network's logits"
+
+
+def t2_measurements(gamma_a: Measurement, trial: Trial) -> dict[str, Measurement | list[Measurement]]:
     """The named measurements T2 reads for one trial, readouts named (caveat C1):
     ``gamma_a`` reads the robust first part ``f*_a`` with its own trained rest ``f*_b``;
-    ``gamma_b`` reads the finetuned network ``(f*_a, f_b')`` with its logits; A2's sides
-    are the canonical ones (:mod:`semirobust.empirical.studies.canonical_readouts`)."""
-    measurements = {
-        "gamma_a": renamed(gamma_a, "gamma_a", readout="f*_b (the robust model's own trained rest), logits"),
-        "gamma_b": renamed(trial.gamma_b, "gamma_b", readout="the finetuned network's logits"),
+    ``gamma_b`` reads the finetuned network ``(f*_a, f_b')`` with its logits. A2's gap at
+    ``j = a+1`` compares those two different readouts and is measured (certified and
+    attacked, ``margin_gap_first``); for ``j > a+1`` both sides are ``f_b'``'s trained rest
+    and the canonical identity applies (:mod:`semirobust.empirical.studies.canonical_readouts`)."""
+    measurements: dict[str, Measurement | list[Measurement]] = {
+        "gamma_a": renamed(gamma_a, "gamma_a", readout=ROBUST_READOUT),
+        "gamma_b": renamed(trial.gamma_b, "gamma_b", readout=FINETUNED_READOUT),
     }
     for pair in trial.rho:
         measurements[f"rho_{pair.j}"] = pair.rho
         measurements.update(canonical_a2_measurements(
             pair.j, "canonical: the trained rest of the network after each layer"))
+    if trial.margin_gap_first:
+        measurements[trial.margin_gap_first[0].name] = list(trial.margin_gap_first)
     return measurements
 
 

@@ -4,7 +4,9 @@ readout is the trained rest of the network after it.
 With canonical readouts A2's left side ``margin_gap_j = E[inf_delta (m_{j-1} - m_j)]`` is
 exactly 0 (the readout of layer ``j-1`` is layer ``j`` followed by the readout of layer
 ``j``, so both margins are the same number for every input): a certified value, not a
-measurement. ``U_j`` is not measured by the paper; it is stated as 1, the smallest value
+measurement. That holds only where both readouts belong to one network: in Algorithm 1
+the gap at ``j = a+1`` compares ``f*_b`` with the finetuned ``f_b'`` and is measured
+(:func:`semirobust.empirical.measure.readouts.margin_gap`). ``U_j`` is not measured by the paper; it is stated as 1, the smallest value
 its reading in ``proofs/L1.md`` allows (an upper bound on
 ``E[p(g,h|y) / (p(g|y) p(h|y))] >= 1``), i.e. the value most favourable to A2.
 """

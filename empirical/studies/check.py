@@ -20,7 +20,7 @@ inputs:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -34,8 +34,9 @@ from semirobust.empirical.bounds import interval_bounds
 from semirobust.empirical.bounds.layer_rules import UnsupportedLayer
 from semirobust.empirical.bounds.lipschitz import LipschitzBound, lipschitz_upper, split_lipschitz
 from semirobust.empirical.dependency import dependency_per_layer_pair
+from semirobust.empirical.measure.per_sample import lipschitz_transfer_rows
 from semirobust.empirical.measure.sandwich import gamma_sandwich, margin_attack
-from semirobust.empirical.measure.transfer import lipschitz_transfer_bound
+from semirobust.empirical.measure.transfer import TransferBound, lipschitz_transfer_bound
 from semirobust.empirical.model.stages import (
     count_weight_layers,
     layer_activations,
@@ -49,8 +50,9 @@ from semirobust.empirical.studies.canonical_readouts import (
 )
 from semirobust.empirical.studies.layer_pairs import LayerPairRho, layer_pair_rhos
 from semirobust.empirical.studies.warning_summary import summarize_warnings
-from semirobust.theory import RESULTS, judge
+from semirobust.theory import RESULTS
 from semirobust.theory.measurement import Kind, Measurement
+from semirobust.theory.scope import SampleVerdicts, judge_per_sample, judge_scopes
 from semirobust.theory.verdict import Verdict
 
 NOT_APPLICABLE = {
@@ -123,6 +125,8 @@ class CheckResult:
     sandwich_violations: int
     warnings: tuple[str, ...]
     verdicts: Mapping[str, Verdict]
+    population: Mapping[str, Verdict]
+    per_sample: Mapping[str, SampleVerdicts]
 
     @property
     def certified(self) -> bool:
@@ -146,8 +150,18 @@ class CheckResult:
             "per_split": [entry.to_dict() for entry in self.per_split],
             "sandwich_violations": self.sandwich_violations,
             "warnings": list(self.warnings),
-            "verdicts": {label: verdict.to_dict() for label, verdict in self.verdicts.items()},
+            "verdicts": {label: self._verdict_dict(label) for label in self.verdicts},
         }
+
+    def _verdict_dict(self, label: str) -> dict[str, Any]:
+        """A result's test-set verdict with, where judged, its population and per-sample ones."""
+        verdict = self.verdicts[label]
+        data = verdict.to_dict()
+        if label in self.population:
+            data.update(scope="test set", population=self.population[label].to_dict())
+        if label in self.per_sample:
+            data["per_sample"] = self.per_sample[label].to_dict()
+        return {**data, "markdown": verdict.describe()}
 
 
 def run_check(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, settings: CheckSettings,
@@ -177,8 +191,9 @@ def run_check(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, settings: 
                           independent=None if p.independent is None else
                           _attacked(renamed(p.independent, p.independent.name, **on_adversarial), attack))
                   for p in pairs)
-    transfer = {a: _transfer_at(model, x, y, threat, lipschitz, a, settings) if lipschitz else {}
-                for a in valid_splits(model)}
+    bounds = {a: _transfer_at(model, x, y, threat, lipschitz, a, settings) if lipschitz else None
+              for a in valid_splits(model)}
+    transfer = {a: _transfer_measurements(bound, attack) if bound else {} for a, bound in bounds.items()}
     named = _named_measurements([_attacked(m, attack) if m.name == "gamma_attacked" else m
                                  for m in sandwich.measurements()], pairs, transfer[settings.a], n_layers)
     rho = {pair.rho.name: pair.rho for pair in pairs}
@@ -197,7 +212,9 @@ def run_check(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, settings: 
         per_split=per_split,
         sandwich_violations=int(sandwich.violations().sum()),
         warnings=tuple(summarize_warnings(caught)),
-        verdicts=_verdicts(named, settings.a, n_layers, uncertifiable),
+        **_verdicts(named, settings.a, n_layers, uncertifiable,
+                    lipschitz_transfer_rows(bounds[settings.a], sandwich, CANONICAL_READOUT)
+                    if bounds[settings.a] else ()),
     )
 
 
@@ -223,12 +240,16 @@ ATTACKED_TRANSFER = ("Delta_a_attacked", "gamma_transfer_estimate")
 
 
 def _transfer_at(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
-                 lipschitz: LipschitzBound, a: int, settings: CheckSettings) -> dict[str, Measurement]:
+                 lipschitz: LipschitzBound, a: int, settings: CheckSettings) -> TransferBound:
     """Lipschitz transfer (THEORY.md section 5) at split ``a``: certified and estimated."""
     _, lipschitz_b = split_lipschitz(model, lipschitz, a)
     attack = settings.attack
-    transfer = lipschitz_transfer_bound(split_network(model, a), x, y, threat, lipschitz_b=lipschitz_b,
-                                        steps=attack.steps, restarts=attack.restarts, seed=attack.seed)
+    return lipschitz_transfer_bound(split_network(model, a), x, y, threat, lipschitz_b=lipschitz_b,
+                                    steps=attack.steps, restarts=attack.restarts, seed=attack.seed)
+
+
+def _transfer_measurements(transfer: TransferBound, attack: AttackSettings) -> dict[str, Measurement]:
+    """The transfer's measurements by name, the attacked ones with the run's attack settings."""
     return {m.name: _attacked(m, attack) if m.name in ATTACKED_TRANSFER else m for m in transfer.measurements()}
 
 
@@ -285,24 +306,34 @@ def _t2_bound(gamma_whole: tuple[Measurement, ...], rho: Mapping[str, Measuremen
 
 
 def _verdicts(named: Mapping[str, tuple[Measurement, ...]], a: int, n: int,
-              uncertifiable: str | None = None) -> dict[str, Verdict]:
-    """T1, L1, T2 and LIP judged; L2 and T3 not applicable with the reason. LIP is
-    judged twice: with the certified ``Delta_a`` (a sound bound: a violation is a bug) and
-    with the attacked one (an estimate of the bound); both are not applicable without a
-    Lipschitz bound (``uncertifiable`` says why)."""
-    verdicts = {
-        "T1": judge("T1", named, layers={"j": a}),
-        "L1": judge("L1", named, layers={"n": n}),
-        "T2": judge("T2", named, layers={"a": a, "n": n}),
+              uncertifiable: str | None = None, lip_rows: Sequence[Mapping[str, list[Measurement]]] = (),
+              ) -> dict[str, Mapping[str, Any]]:
+    """T1, L1, T2 and LIP judged on the test set (a certified statement about it; the clean
+    margin is exact there) and for the population (at a stated joint confidence); L2 and T3
+    not applicable with the reason. LIP is judged twice: with the certified ``Delta_a`` (a
+    sound bound: a violation is a bug), also on every sample (from ``lip_rows``), and with
+    the attacked one (an estimate of the bound); both are not applicable without a Lipschitz
+    bound (``uncertifiable`` says why). Returns CheckResult's ``verdicts``, ``population``
+    and ``per_sample``."""
+    judged = {
+        "T1": ("T1", named, {"j": a}),
+        "L1": ("L1", named, {"n": n}),
+        "T2": ("T2", named, {"a": a, "n": n}),
     }
+    verdicts: dict[str, Verdict] = {}
     if uncertifiable is None:
         certified_delta, attacked_delta = named["Delta_a"]
         for label, delta in zip(LIP_LABELS, (certified_delta, attacked_delta)):
-            verdicts[label] = judge("LIP", {**named, "Delta_a": [delta]})
+            judged[label] = ("LIP", {**named, "Delta_a": [delta]}, None)
     else:
         for label in LIP_LABELS:
             verdicts[label] = Verdict.not_applicable(
                 "LIP", RESULTS["LIP"].title, f"needs the Lipschitz bound L_b of f_b: {uncertifiable}")
+    population: dict[str, Verdict] = {}
+    for label, (result, measurements, numbers) in judged.items():
+        scoped = judge_scopes(result, measurements, numbers, exact=("clean_margin",))
+        verdicts[label], population[label] = scoped.test_set, scoped.population
     for result, reason in NOT_APPLICABLE.items():
         verdicts[result] = Verdict.not_applicable(result, RESULTS[result].title, reason)
-    return verdicts
+    per_sample = {LIP_LABELS[0]: judge_per_sample("LIP", lip_rows)} if lip_rows and LIP_LABELS[0] in population else {}
+    return {"verdicts": verdicts, "population": population, "per_sample": per_sample}

@@ -151,8 +151,8 @@ def assert_verdict_not_violated(
     layers: Mapping[str, int] | None = None,
     model_name: str = "the model",
 ) -> Verdict:
-    """``judge(result, measurements)`` is not ``violated`` (holds, premises unmet or
-    inconclusive all pass). Returns the :class:`Verdict`."""
+    """``judge(result, measurements)`` is not ``violated`` (certainly refuted with every
+    premise certainly holding); every other status passes. Returns the :class:`Verdict`."""
     verdict = judge(result, measurements, layers)
     if verdict.status is Status.VIOLATED:
         failing = [c for c in verdict.conclusion if c.status is Status.VIOLATED]
