@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -185,3 +186,42 @@ def test_the_paper_table_is_also_latex_with_booktabs_rules(finished_run):
     assert header.split(" & ")[6:] == ["$\\rho_{4}$", "$\\rho_{3}$ \\\\"]
     values = row.removesuffix(" \\\\").split(" & ")
     assert [v.replace("$", "") for v in values] == csv_rows[1].split(",")
+
+
+@pytest.mark.parametrize(("damaged", "remedy"), [
+    ("trials/trial_001.json", "delete it and --resume redoes that trial"),
+    ("algorithm1_config.json", "the run's settings: delete it, or choose another --out"),
+])
+def test_a_corrupt_run_file_is_named_with_what_to_do(finished_run, tmp_path, capsys, damaged, remedy):
+    out = tmp_path / "run"
+    shutil.copytree(finished_run, out)
+    text = (out / damaged).read_text()
+    (out / damaged).write_text(text[: len(text) // 2])
+    assert run_cli(*TINY, "--trials", "2", "--out", str(out), "--resume") == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress log lines
+    assert line.startswith("semirobust algorithm1: error: ")
+    assert f"{out / damaged} is corrupt (JSONDecodeError" in line and line.endswith(remedy)
+
+
+def test_an_interrupted_copy_of_a_model_folder_leaves_no_half_copy(tmp_path, monkeypatch):
+    from semirobust.empirical.studies import demo
+
+    source = tmp_path / "normal"
+    source.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (source / name).write_text(name)
+    real_copytree = shutil.copytree
+
+    def copy_one_file_then_die(src, dst, *args, **kwargs):
+        Path(dst).mkdir(parents=True)
+        shutil.copy2(Path(src) / "config.json", Path(dst) / "config.json")
+        raise KeyboardInterrupt  # interrupted after the first file
+
+    monkeypatch.setattr(shutil, "copytree", copy_one_file_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        demo.copy_folder_atomic(source, tmp_path / "copy" / "normal")
+    assert not (tmp_path / "copy" / "normal").exists()
+    monkeypatch.setattr(shutil, "copytree", real_copytree)
+    demo.copy_folder_atomic(source, tmp_path / "copy" / "normal")  # the next start completes it
+    assert sorted(p.name for p in (tmp_path / "copy").iterdir()) == ["normal"]
+    assert sorted(p.name for p in (tmp_path / "copy" / "normal").iterdir()) == ["config.json", "model.safetensors"]

@@ -385,7 +385,7 @@ def _prepare_folder(run: Algorithm1Run, resume: bool) -> None:
     config_path = run.out / "algorithm1_config.json"
     wanted = run.config.to_dict()
     if config_path.exists():
-        stored = json.loads(config_path.read_text())
+        stored = _read_run_file(config_path, "the run's settings: delete it, or choose another --out")
         if not resume:
             raise BadInput(f"{run.out} already holds an Algorithm 1 run: pass --resume to continue it or choose another --out")
         if "recipe" in stored:  # fields added to the recipe later read as their defaults
@@ -393,6 +393,15 @@ def _prepare_folder(run: Algorithm1Run, resume: bool) -> None:
         if stored != json.loads(json.dumps(wanted)):
             raise BadInput(f"--resume: {config_path} was written with other settings; use the same arguments or another --out")
     write_json_atomic(config_path, wanted)
+
+
+def _read_run_file(path: Path, remedy: str) -> Any:
+    """A JSON file of the run folder, or :class:`BadInput` naming it and ``remedy`` when it
+    is not valid JSON (damaged outside semirobust: its own writes are atomic)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise BadInput(f"{path} is corrupt ({type(error).__name__}: {error}): {remedy}") from None
 
 
 def _initial_weights(spec: ArchitectureSpec, config: Algorithm1Config) -> tuple[dict, dict]:
@@ -512,7 +521,13 @@ def _trial(run: Algorithm1Run, t: int, normal: nn.Sequential, robust: nn.Sequent
     path = run.out / "trials" / f"trial_{t:03d}.json"
     if path.exists():
         run.log(f"[algorithm1] trial {t}: reusing finished result {path}")
-        return Trial.from_dict(json.loads(path.read_text()))
+        try:
+            return Trial.from_dict(_read_run_file(path, "delete it and --resume redoes that trial"))
+        except (KeyError, TypeError, ValueError) as error:
+            if isinstance(error, BadInput):
+                raise
+            raise BadInput(f"{path} is not a finished trial ({type(error).__name__}: {error}): "
+                           "delete it and --resume redoes that trial") from None
     config = run.config
     seed = config.seed + 1000 * t
     model = nn.Sequential(*copy.deepcopy(robust[:boundary]), *copy.deepcopy(normal[boundary:]))

@@ -10,6 +10,7 @@ robust model at the demo's split (every result judged).
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -57,6 +58,15 @@ class DemoResult:
     check: CheckResult
 
 
+def copy_folder_atomic(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target`` through a hidden temporary folder and a rename, so an
+    interrupted copy leaves no half-copied ``target`` (a leftover temporary is replaced)."""
+    temporary = target.with_name(f".{target.name}.copy.tmp")
+    shutil.rmtree(temporary, ignore_errors=True)
+    shutil.copytree(source, temporary)
+    os.replace(temporary, target)
+
+
 def run_demo(out: Path, *, seed: int, device: torch.device, resume: bool = False,
              log: Callable[[str], None] = print) -> DemoResult:
     """Run (or, with ``resume``, continue) both Algorithm 1 runs under ``out`` and check
@@ -68,7 +78,7 @@ def run_demo(out: Path, *, seed: int, device: torch.device, resume: bool = False
     independent_out = out / INDEPENDENT_FOLDER
     if not (independent_out / "normal").exists():
         # same seed, same normal initial weights and recipe: the normal model is identical
-        shutil.copytree(out / "normal", independent_out / "normal")
+        copy_folder_atomic(out / "normal", independent_out / "normal")
     independent = run_algorithm1(
         replace(config, init="independent", trials=1), dataset, independent_out,
         device=device, resume=True, log=log,
