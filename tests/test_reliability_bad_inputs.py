@@ -207,12 +207,12 @@ def test_one_input_gets_no_zero_width_interval(checkpoint, tmp_path, capsys):
     assert (code, err) == (2, [line])
 
 
-@pytest.mark.xfail(strict=True, reason="needs the judge or the check study: T1 at a = 1 has no instance "
-                                       "and should be reported not applicable, not refused (issue 17)")
 def test_check_at_split_1_reports_t1_not_applicable(checkpoint, tmp_path, capsys):
     code, err = run_cli(["check", "--checkpoint", str(checkpoint), "--split", "1", "--samples", "200",
                          "--steps", "1", "--device", "cpu", "--out", str(tmp_path / "check")], capsys)
     assert (code, err) == (0, [])
+    t1 = json.loads((tmp_path / "check" / "report.json").read_text())["verdicts"]["T1"]
+    assert t1["status"] == "not applicable" and "no instance" in " ".join(t1["notes"])
 
 
 def test_tampered_config(checkpoint, tmp_path, capsys):
