@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from cli_runner import run_cli
 from torch import nn
 
 from semirobust.empirical.cli.checkpoint_input import open_checkpoint_and_data
@@ -30,13 +31,6 @@ from semirobust.empirical.model.normalize import Normalize
 # drew the data with --seed would draw another set than the checkpoint's.
 CHECKPOINT_SEED = 7
 
-
-def run_cli(argv: list[str], capsys) -> tuple[int, list[str]]:
-    try:
-        code = main(argv)
-    except SystemExit as exited:
-        code = int(exited.code)
-    return code, capsys.readouterr().err.strip().splitlines()
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,11 @@ import os
 
 import pytest
 import torch
+from cli_runner import run_cli
 
 from semirobust.empirical.attacks import AttackConfig, build_attack
 from semirobust.empirical.attacks.evaluation import evaluate_attack
 from semirobust.empirical.attacks.threat import ThreatModel
-from semirobust.empirical.cli.main import main
 from semirobust.empirical.data import Dataset
 from semirobust.empirical.dependency import class_conditional_rho
 from semirobust.empirical.model import ArchitectureSpec, build_model
@@ -28,14 +28,6 @@ def checkpoint(tmp_path):
     torch.manual_seed(0)
     return save_checkpoint(tmp_path / "ckpt", build_model(SPEC), CheckpointConfig(SPEC, "digits", seed=0))
 
-
-def run_cli(argv: list[str], capsys) -> tuple[int, list[str]]:
-    """Exit code and stderr lines of ``semirobust ARGV`` (argparse errors exit via SystemExit)."""
-    try:
-        code = main(argv)
-    except SystemExit as exited:
-        code = int(exited.code)
-    return code, capsys.readouterr().err.strip().splitlines()
 
 
 def attack_args(checkpoint, out, *extra: str) -> list[str]:
