@@ -20,6 +20,7 @@ from semirobust.empirical.attacks.registry import (
     build_attack,
     register_attack,
 )
+from semirobust.empirical.attacks.targeted import PerTargetPGD
 
 __all__ = [
     "Attack",
@@ -32,6 +33,7 @@ __all__ = [
     "FGSM",
     "IFGSM",
     "PGD",
+    "PerTargetPGD",
     "ReliabilityFlag",
     "STRENGTH_LADDER",
     "WorstCase",
