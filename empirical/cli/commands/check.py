@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from semirobust.empirical.attacks.threat import NORMS, ThreatModel
+from semirobust.empirical.bounds.margin import MARGIN_METHODS
 from semirobust.empirical.cli.options import (
     add_common_options,
     add_split_options,
@@ -46,6 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--estimator", default="ksg", help=f"dependency estimator ({', '.join(sorted(ESTIMATORS))})")
     parser.add_argument("--steps", type=positive_int, default=20, help="PGD steps (default 20, 2 restarts)")
     parser.add_argument("--data-root", default=None, help="folder of an on-disk dataset")
+    parser.add_argument("--bounds", nargs="+", choices=list(MARGIN_METHODS),
+                        default=list(CheckSettings.bound_methods),
+                        help="certified margin bounds of the gamma sandwich (default: ibp crown-ibp)")
     add_common_options(parser)
     parser.set_defaults(run=run)
 
@@ -60,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     eps = args.eps if args.eps is not None else float(config.recipe.get("eps", 8 / 255))
     dataset = load_dataset(config.dataset, seed=args.seed, root=args.data_root)
     settings = CheckSettings(a=a, threat=ThreatModel(args.norm, eps), n=args.samples,
-                             estimator=args.estimator, attack_steps=args.steps, seed=args.seed)
+                             estimator=args.estimator, attack_steps=args.steps, seed=args.seed,
+                             bound_methods=tuple(args.bounds))
     _, summary = check_and_report(model, dataset, settings, Path(args.checkpoint), Path(args.out),
                                   device=device, args=args)
     print(summary)
