@@ -24,8 +24,8 @@ from semirobust.errors import BadInput
 
 
 def _recipe(**changes) -> TrainRecipe:
-    base = dict(adversarial=True, method="crown-ibp", eps=0.2, warmup=0.2, ramp=0.4,
-                kappa_start=1.0, kappa_end=0.5, beta_start=1.0, beta_end=0.0)
+    base = {"adversarial": True, "method": "crown-ibp", "eps": 0.2, "warmup": 0.2, "ramp": 0.4,
+            "kappa_start": 1.0, "kappa_end": 0.5, "beta_start": 1.0, "beta_end": 0.0}
     return TrainRecipe(**{**base, **changes})
 
 

@@ -68,10 +68,10 @@ class TrainRecipe:
     amp: bool = True
     channels_last: bool = True
     optimizer: str = "sgd"
-    warmup: float = 0.1
+    warmup: float = 0.15
     ramp: float = 0.5
     kappa_start: float = 1.0
-    kappa_end: float = 0.0
+    kappa_end: float = 0.5
     beta_start: float = 1.0
     beta_end: float = 0.0
     initialisation: str = "default"

@@ -51,6 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--eps", type=non_negative_float, default=TrainRecipe.eps)
     parser.add_argument("--steps", type=positive_int, default=TrainRecipe.steps, help="PGD steps per batch")
     parser.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=TrainRecipe.optimizer)
+    parser.add_argument("--weight-decay", type=non_negative_float, default=TrainRecipe.weight_decay)
     add_common_options(parser)
     parser.set_defaults(run=run)
 
@@ -66,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         adversarial=args.adversarial or certified, method=args.method, trades_beta=args.trades_beta,
         norm=args.norm, eps=args.eps, steps=args.steps, optimizer=args.optimizer,
+        weight_decay=args.weight_decay,
         **({"milestones": CERTIFIED_MILESTONES, "initialisation": "ibp"} if certified else {}),
     )
     model = build_model(spec)
