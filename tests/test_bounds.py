@@ -56,7 +56,7 @@ def test_interval_bounds_of_a_linear_layer_are_the_closed_form():
     torch.testing.assert_close(upper, centre + radius, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("method", ["ibp", "crown-ibp", "crown"])
+@pytest.mark.parametrize("method", ["ibp", "crown-ibp", "crown", "alpha-crown"])
 def test_certified_margin_of_a_linear_model_is_exact(method):
     """For logits ``W x + b``: ``inf m = min_k (w_y - w_k) x + b_y - b_k - eps ||w_y - w_k||_1``."""
     torch.manual_seed(1)
@@ -91,7 +91,7 @@ def test_zero_radius_certifies_the_clean_margin(name):
     seed=st.integers(0, 10_000),
     eps=st.sampled_from([0.01, 0.05, 0.2]),
     name=st.sampled_from(sorted(NETWORKS)),
-    method=st.sampled_from(["ibp", "crown-ibp", "crown"]),
+    method=st.sampled_from(["ibp", "crown-ibp", "crown", "alpha-crown"]),
 )
 def test_certified_margin_is_below_every_sampled_margin(seed, eps, name, method):
     build, shape = NETWORKS[name]

@@ -35,7 +35,7 @@ from semirobust.empirical.measure.sandwich import gamma_sandwich
 from semirobust.empirical.model import Normalize
 from semirobust.empirical.model.zoo.resnet import BasicBlock
 
-CROWN_METHODS = ("crown-ibp", "crown")
+CROWN_METHODS = ("crown-ibp", "crown", "alpha-crown")
 
 
 def relaxation_margin(

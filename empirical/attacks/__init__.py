@@ -21,6 +21,7 @@ from semirobust.empirical.attacks.registry import (
     build_attack,
     register_attack,
 )
+from semirobust.empirical.attacks.targeted import PerTargetPGD
 
 __all__ = [
     "Attack",
@@ -34,6 +35,7 @@ __all__ = [
     "FGSM",
     "IFGSM",
     "PGD",
+    "PerTargetPGD",
     "ReliabilityFlag",
     "STRENGTH_LADDER",
     "WorstCase",

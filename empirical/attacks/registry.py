@@ -1,6 +1,8 @@
 """Attacks by name, built from one typed :class:`AttackConfig` (no option dicts).
 
-Names: ``fgsm``, ``ifgsm``, ``pgd``, ``cw`` (C&W l2 with binary search for ``--norm l2``;
+Names: ``fgsm``, ``ifgsm``, ``pgd``, ``pgd-per-target`` (margin PGD once per target
+class, the minimum margin kept; its objective is fixed), ``cw`` (C&W l2 with binary
+search for ``--norm l2``;
 PGD on the C&W loss for ``--norm linf``), ``autoattack`` (standard version, via
 pyautoattack) and its four stages by their own names. ``STRENGTH_LADDER`` is the order in
 which robust accuracy must not increase (a reliability check, ``diagnostics``).
@@ -16,6 +18,7 @@ from semirobust.empirical.attacks.base import Attack
 from semirobust.empirical.attacks.cw import CarliniWagnerL2, CarliniWagnerLinf
 from semirobust.empirical.attacks.gradient import FGSM, IFGSM, PGD
 from semirobust.empirical.attacks.objectives import Objective, cross_entropy, cw_loss
+from semirobust.empirical.attacks.targeted import PerTargetPGD
 from semirobust.empirical.attacks.threat import ThreatModel
 from semirobust.errors import BadInput
 
@@ -121,6 +124,18 @@ def _pgd(config: AttackConfig) -> Attack:
         seed=config.seed,
         amp=config.amp,
         steps=_steps(config, 10),
+        step_size=config.step_size,
+        restarts=config.restarts,
+    )
+
+
+@register_attack("pgd-per-target")
+def _pgd_per_target(config: AttackConfig) -> Attack:
+    return PerTargetPGD(
+        config.threat,
+        seed=config.seed,
+        amp=config.amp,
+        steps=_steps(config, 20),
         step_size=config.step_size,
         restarts=config.restarts,
     )

@@ -2,7 +2,7 @@
 
 * :func:`interval_bounds`: interval bound propagation (IBP) of a network's output;
 * :func:`certified_margin_lower`: certified lower bound of ``inf_delta m(F(x+delta), y)``
-  by IBP or a CROWN-style linear relaxation;
+  by IBP, a CROWN-style linear relaxation, or alpha-CROWN (optimised ReLU slopes);
 * :func:`certified_feature_sensitivity`, :func:`feature_box`: a certified ``Delta_a``
   (THEORY.md section 5);
 * :func:`lipschitz_upper`, :func:`split_lipschitz`: the certified l2 Lipschitz product bound;
@@ -11,6 +11,7 @@
 """
 
 from semirobust.empirical.bounds import zoo_blocks  # noqa: F401  (registers the zoo's residual blocks)
+from semirobust.empirical.bounds.alpha_crown import AlphaSettings, alpha_crown_bound
 from semirobust.empirical.bounds.box import Box, input_box
 from semirobust.empirical.bounds.interval import (
     interval_bounds,
@@ -25,14 +26,16 @@ from semirobust.empirical.bounds.sensitivity import certified_feature_sensitivit
 
 __all__ = [
     "MARGIN_METHODS",
+    "AlphaSettings",
     "Box",
     "ResidualParts",
+    "alpha_crown_bound",
     "certified_feature_sensitivity",
     "certified_margin_lower",
     "feature_box",
     "input_box",
-    "lipschitz_upper",
     "interval_bounds",
+    "lipschitz_upper",
     "propagate_interval",
     "register_backward_rule",
     "register_interval_rule",

@@ -7,7 +7,9 @@ walk backwards carrying a coefficient tensor ``A`` (initially ``c``) and a const
   gains ``A b``; exact;
 * ReLU with pre-activation bounds ``[l, u]``: on unstable neurons (``l < 0 < u``)
   ``relu(z) <= u (z - l) / (u - l)`` and ``relu(z) >= alpha z`` with ``alpha = 1`` if
-  ``u > -l`` else ``0``; positive coefficients take the lower line, negative the upper;
+  ``u > -l`` else ``0`` (any ``alpha`` in ``[0, 1]`` is sound: alpha-CROWN passes its
+  optimised slopes in a :class:`SlopedBox`); positive coefficients take the lower line,
+  negative the upper;
 * max-pooling (any kernel, stride, padding and dilation; not ``ceil_mode``), per window
   ``w``: ``max_w h >= h_j*`` for ``j*`` the window's input with the largest lower bound,
   and ``max_w h <= max_w u`` unless ``l_j* >= u_i`` for every other ``i`` of the window,
@@ -115,6 +117,17 @@ class ResidualBounds:
     shortcut: BoundedLayers
     activation: nn.Module | None
     summed: Box
+
+
+@dataclass(frozen=True)
+class SlopedBox(Box):
+    """A ReLU's input box with the lower slopes its relaxation uses on unstable neurons:
+    ``relu(z) >= slope * z`` holds on ``[l, u]`` for every slope in ``[0, 1]`` (the line
+    lies below ``relu`` at both ends of the interval and meets it at 0), so any
+    ``slope`` of shape ``(batch, specs, *neurons)`` in ``[0, 1]`` gives a sound bound
+    (alpha-CROWN, :mod:`semirobust.empirical.bounds.alpha_crown`)."""
+
+    slope: torch.Tensor | None = None
 
 
 LayerBounds = Box | ResidualBounds
@@ -253,13 +266,14 @@ def neuron_bounds(reach: Reach, like: Box, selected: torch.Tensor | None = None)
     in chunks of neurons."""
     batch, shape = like.shape[0], like.shape[1:]
     neurons = shape.numel()
-    selected = torch.arange(neurons) if selected is None else selected
+    device = like.lower.device
+    selected = torch.arange(neurons, device=device) if selected is None else selected
     chunk = max(1, SPEC_ELEMENT_BUDGET // (2 * batch * max(reach.widest, neurons)))
     lower, upper = like.lower.flatten(start_dim=1).clone(), like.upper.flatten(start_dim=1).clone()
     for start in range(0, selected.numel(), chunk):
         indices = selected[start : start + chunk]
-        unit = torch.zeros((indices.numel(), neurons), dtype=like.lower.dtype)
-        unit[torch.arange(indices.numel()), indices] = 1.0
+        unit = torch.zeros((indices.numel(), neurons), dtype=like.lower.dtype, device=device)
+        unit[torch.arange(indices.numel(), device=device), indices] = 1.0
         unit = unit.view(-1, *shape)
         specs = torch.cat([unit, -unit]).unsqueeze(0).expand(batch, *([-1] * (1 + len(shape))))
         bound = reach.lower(specs)
@@ -299,7 +313,7 @@ def _affine_backward(
     offset, transpose = torch.func.vjp(module, zeros)
     (pulled,) = transpose(coefficients.reshape(batch * specs, *coefficients.shape[2:]))
     constant = (coefficients * offset[:1].unsqueeze(0)).flatten(start_dim=2).sum(dim=2)
-    return pulled.view(batch, specs, *box.shape[1:]).detach(), constant.detach()
+    return pulled.view(batch, specs, *box.shape[1:]), constant
 
 
 @register_backward_rule(nn.Linear)
@@ -330,11 +344,16 @@ def _relu_backward(
     width = torch.where(unstable, upper - lower, torch.ones_like(upper))
     upper_slope = torch.where(active, 1.0, torch.where(unstable, upper / width, 0.0))
     upper_intercept = torch.where(unstable, -upper * lower / width, 0.0)
-    lower_slope = torch.where(
-        active, 1.0, torch.where(unstable, (upper > -lower).to(upper.dtype), 0.0)
-    )
     positive, negative = coefficients.clamp(min=0), coefficients.clamp(max=0)
-    pulled = positive * lower_slope.unsqueeze(1) + negative * upper_slope.unsqueeze(1)
+    if isinstance(box, SlopedBox):  # alpha-CROWN: a slope in [0,1] per sample, spec, neuron
+        lower_slope = torch.where(
+            active.unsqueeze(1), 1.0, torch.where(unstable.unsqueeze(1), box.slope, 0.0)
+        )
+    else:
+        lower_slope = torch.where(
+            active, 1.0, torch.where(unstable, (upper > -lower).to(upper.dtype), 0.0)
+        ).unsqueeze(1)
+    pulled = positive * lower_slope + negative * upper_slope.unsqueeze(1)
     constant = (negative * upper_intercept.unsqueeze(1)).flatten(start_dim=2).sum(dim=2)
     return pulled, constant
 
@@ -358,7 +377,7 @@ def _max_pool_backward(
     positive, negative = flat.clamp(min=0), flat.clamp(max=0)
     on_chosen = positive + negative * dominated.unsqueeze(1)
     constant = (negative * (~dominated).unsqueeze(1) * window_upper.unsqueeze(1)).sum(dim=(2, 3))
-    positions = torch.arange(box.shape[2:].numel(), dtype=box.lower.dtype)
+    positions = torch.arange(box.shape[2:].numel(), dtype=box.lower.dtype, device=box.lower.device)
     positions = _pool_windows(module, positions.view(1, 1, *box.shape[2:]))
     targets = positions.expand(batch, channels, -1, -1).gather(2, chosen).squeeze(2).long()
     pulled = flat.new_zeros((batch, specs, channels, box.shape[2:].numel()))

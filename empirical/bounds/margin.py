@@ -11,20 +11,25 @@ Methods (registry ``MARGIN_METHODS``):
 
 * ``ibp``: interval propagation up to the trailing affine layers, then the spec;
 * ``crown-ibp``: linear relaxation of the whole network, ReLU bounds from IBP;
-* ``crown``: linear relaxation with every ReLU's bounds from the relaxation itself.
+* ``crown``: linear relaxation with every ReLU's bounds from the relaxation itself;
+* ``alpha-crown``: ``crown`` with the lower slopes of unstable ReLUs optimised per sample
+  and spec by projected gradient steps (:mod:`semirobust.empirical.bounds.alpha_crown`).
 
-The ``crown*`` methods return the element-wise maximum with ``ibp`` (both are sound).
+The ``crown*`` methods return the element-wise maximum with ``ibp`` (both are sound);
+``alpha-crown`` the maximum with ``crown`` and ``ibp`` (its first step is ``crown``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from semirobust.empirical.attacks.threat import ThreatModel
+from semirobust.empirical.bounds.alpha_crown import DEFAULT_ALPHA, AlphaSettings, alpha_crown_bound
 from semirobust.empirical.bounds.box import Box, input_box
 from semirobust.empirical.bounds.interval import propagate_interval
 from semirobust.empirical.bounds.layer_rules import float64_eval_copy, is_affine, primitive_layers
@@ -36,13 +41,17 @@ from semirobust.empirical.bounds.linear import (
 )
 from semirobust.errors import BadInput
 
-SpecBound = Callable[[Sequence[nn.Module], Box, torch.Tensor], torch.Tensor]
+# ``bound(layers, input_box, spec, alpha_settings) -> lower bound per sample and spec``
+SpecBound = Callable[[Sequence[nn.Module], Box, torch.Tensor, AlphaSettings], torch.Tensor]
 
 
-def margin_specification(y: torch.Tensor, num_classes: int) -> torch.Tensor:
+def margin_specification(
+    y: torch.Tensor, num_classes: int, device: torch.device | str = "cpu"
+) -> torch.Tensor:
     """``C`` of shape ``(batch, K, K)``: row ``k`` is ``e_y - e_k`` (row ``y`` is zero)."""
-    true = F.one_hot(y, num_classes).double()
-    return true.unsqueeze(1) - torch.eye(num_classes, dtype=torch.float64).unsqueeze(0)
+    true = F.one_hot(y, num_classes).double().to(device)
+    eye = torch.eye(num_classes, dtype=torch.float64, device=device)
+    return true.unsqueeze(1) - eye.unsqueeze(0)
 
 
 def _affine_tail_start(layers: Sequence[nn.Module]) -> int:
@@ -53,7 +62,9 @@ def _affine_tail_start(layers: Sequence[nn.Module]) -> int:
     return start
 
 
-def _ibp_spec(layers: Sequence[nn.Module], box: Box, spec: torch.Tensor) -> torch.Tensor:
+def _ibp_spec(
+    layers: Sequence[nn.Module], box: Box, spec: torch.Tensor, _alpha: AlphaSettings | None = None
+) -> torch.Tensor:
     start = _affine_tail_start(layers)
     for layer in layers[:start]:
         box = propagate_interval(layer, box)
@@ -65,7 +76,9 @@ def _ibp_spec(layers: Sequence[nn.Module], box: Box, spec: torch.Tensor) -> torc
 
 
 def _crown_spec(intermediate: str) -> SpecBound:
-    def bound(layers: Sequence[nn.Module], box: Box, spec: torch.Tensor) -> torch.Tensor:
+    def bound(
+        layers: Sequence[nn.Module], box: Box, spec: torch.Tensor, _alpha: AlphaSettings
+    ) -> torch.Tensor:
         bounded = bound_layers(layers, box, intermediate)
         coefficients, constant = backward(layers, bounded.bounds, spec)
         return torch.maximum(concretize(coefficients, constant, box), _ibp_spec(layers, box, spec))
@@ -73,28 +86,62 @@ def _crown_spec(intermediate: str) -> SpecBound:
     return bound
 
 
+def _alpha_crown_spec(
+    layers: Sequence[nn.Module], box: Box, spec: torch.Tensor, alpha: AlphaSettings
+) -> torch.Tensor:
+    result = alpha_crown_bound(layers, box, spec, alpha)
+    with torch.no_grad():
+        return torch.maximum(result.lower, _ibp_spec(layers, box, spec))
+
+
 MARGIN_METHODS: dict[str, SpecBound] = {
     "ibp": _ibp_spec,
     "crown-ibp": _crown_spec("ibp"),
     "crown": _crown_spec("crown"),
+    "alpha-crown": _alpha_crown_spec,
+}
+#: What each method's bound reads, for the settings of a Measurement.
+METHOD_DESCRIPTIONS = {
+    "ibp": "interval propagation, then the spec through the trailing affine layers",
+    "crown-ibp": "linear relaxation, ReLU bounds by interval propagation",
+    "crown": "linear relaxation, ReLU bounds by the relaxation itself",
+    "alpha-crown": "crown with optimised ReLU lower slopes",
 }
 
 
+def method_settings(method: str, alpha: AlphaSettings = DEFAULT_ALPHA) -> dict[str, Any]:
+    """The settings a bound by ``method`` depends on (alpha-CROWN's steps and rate)."""
+    settings: dict[str, Any] = {"description": METHOD_DESCRIPTIONS[method]}
+    if method == "alpha-crown":
+        settings["alpha"] = alpha.to_dict()
+    return settings
+
+
 def certified_margin_lower(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, method: str = "ibp"
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    threat: ThreatModel,
+    method: str = "ibp",
+    *,
+    alpha: AlphaSettings = DEFAULT_ALPHA,
+    device: torch.device | str = "cpu",
 ) -> torch.Tensor:
     """Per sample, a certified lower bound of ``inf_{delta in S} m(model(x + delta), y)``
-    (float64, on the CPU). ``method`` is one of ``MARGIN_METHODS``."""
+    (float64, computed on ``device``, returned on the CPU). ``method`` is one of
+    ``MARGIN_METHODS``; ``alpha`` sets alpha-CROWN's slope optimisation."""
     if method not in MARGIN_METHODS:
         raise BadInput(f"method={method!r}: expected one of {', '.join(MARGIN_METHODS)}")
     if x.shape[0] != y.shape[0]:
         raise BadInput(f"inputs ({x.shape[0]}) and labels ({y.shape[0]}) differ in number")
-    model64 = float64_eval_copy(model)
+    model64 = float64_eval_copy(model, device)
+    model64.requires_grad_(False)
     layers = primitive_layers(model64)
-    box = input_box(x.detach().cpu().double(), threat)
-    y = y.detach().cpu().long()
+    box = input_box(x.detach().to(device).double(), threat)
+    y = y.detach().to(device).long()
     with torch.no_grad():
         num_classes = model64(box.lower[:1]).shape[1]
-        spec = margin_specification(y, num_classes)
-        bounds = MARGIN_METHODS[method](layers, box, spec)
-    return bounds.masked_fill(F.one_hot(y, num_classes).bool(), float("inf")).min(dim=1).values
+        spec = margin_specification(y, num_classes, device)
+        bounds = MARGIN_METHODS[method](layers, box, spec, alpha)
+    bounds = bounds.masked_fill(F.one_hot(y, num_classes).bool(), float("inf"))
+    return bounds.min(dim=1).values.cpu()

@@ -7,7 +7,10 @@ examples generated in eval mode, or (``method="trades"``, Zhang et al. 2019) min
 ``CE(F(x), y) + beta * KL(softmax F(x) || softmax F(x'))`` with ``x'`` the PGD maximiser
 of that KL term in the threat model; the first ``frozen_stages`` stages can be frozen:
 their parameters get no gradient and stay in eval mode, so BatchNorm statistics do not
-move either (Algorithm 1, step 3).
+move either (Algorithm 1, step 3). ``method="ibp"`` or ``"crown-ibp"`` trains on certified
+bounds instead (:mod:`semirobust.empirical.studies.certified_training`: eps ramp-up,
+natural/certified mixing ``kappa``, CROWN-IBP's ``beta``, Shi et al. 2021's choices), with
+SGD or Adam (``optimizer``).
 """
 
 from __future__ import annotations
@@ -32,6 +35,12 @@ from semirobust.empirical.runtime.device import (
     wants_channels_last,
 )
 from semirobust.empirical.runtime.progress import bar_disabled
+from semirobust.empirical.studies.certified_training import (
+    BATCH_NORM_CHOICE,
+    CERTIFIED_METHODS,
+    IBP_INITIALISATION,
+    certified_loss,
+)
 from semirobust.errors import BadInput
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -60,6 +69,14 @@ class TrainRecipe:
     step_size: float | None = None
     amp: bool = True
     channels_last: bool = True
+    optimizer: str = "sgd"
+    warmup: float = 0.15
+    ramp: float = 0.5
+    kappa_start: float = 1.0
+    kappa_end: float = 0.5
+    beta_start: float = 1.0
+    beta_end: float = 0.0
+    initialisation: str = "default"
 
     def __post_init__(self) -> None:
         if self.epochs < 0 or self.batch_size < 1:
@@ -70,6 +87,16 @@ class TrainRecipe:
             raise BadInput(f"--method {self.method!r}: expected one of {', '.join(ADVERSARIAL_LOSSES)}")
         if self.trades_beta < 0:
             raise BadInput(f"--trades-beta must be >= 0, got {self.trades_beta}")
+        if self.optimizer not in OPTIMIZERS:
+            raise BadInput(f"--optimizer {self.optimizer!r}: expected one of {', '.join(OPTIMIZERS)}")
+        if not (0 <= self.warmup <= 1 and 0 <= self.ramp <= 1 and self.warmup + self.ramp <= 1):
+            raise BadInput(
+                f"warmup ({self.warmup}) and ramp ({self.ramp}) are fractions of the run with "
+                "warmup + ramp <= 1"
+            )
+        for name in ("kappa_start", "kappa_end", "beta_start", "beta_end"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise BadInput(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         if self.adversarial:
             self.threat()
 
@@ -81,14 +108,29 @@ class TrainRecipe:
         step = self.step_size if self.step_size is not None else self.eps / 4
         return PGD(self.threat(), objective=objective, steps=self.steps, step_size=step, seed=seed)
 
+    @property
+    def certified(self) -> bool:
+        return self.adversarial and self.method in CERTIFIED_METHODS
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["milestones"] = list(self.milestones)
+        if self.certified:
+            data["certified_training"] = {
+                "loss": "kappa CE(F(x)) + (1 - kappa) CE(-lower bound of z_y - z_k)",
+                "eps_schedule": f"0 for the first {self.warmup:g} of the run, then linear to "
+                f"{self.eps:g} over the next {self.ramp:g}, then constant",
+                "kappa": f"{self.kappa_start:g} -> {self.kappa_end:g} over the ramp",
+                "beta": f"{self.beta_start:g} -> {self.beta_end:g} over the ramp (CROWN-IBP weight)"
+                if self.method == "crown-ibp" else "not used (IBP)",
+                "batch_norm": BATCH_NORM_CHOICE,
+                "initialisation": IBP_INITIALISATION if self.initialisation == "ibp" else "default",
+            }
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainRecipe:
-        data = dict(data)
+        data = {k: v for k, v in data.items() if k != "certified_training"}
         data["milestones"] = tuple(data.get("milestones", (1 / 3, 2 / 3)))
         return cls(**data)
 
@@ -108,12 +150,14 @@ def set_train_mode(model: nn.Sequential, frozen_stages: int) -> None:
 
 
 EpochCallback = Callable[[int, nn.Module], bool]
-BatchLoss = Callable[[nn.Sequential, torch.Tensor, torch.Tensor, "TrainRecipe", int, int],
+# ``loss(model, x, y, recipe, seed, frozen_stages, progress)``: ``progress`` is the fraction
+# of the run's steps done (the certified methods' schedules read it).
+BatchLoss = Callable[[nn.Sequential, torch.Tensor, torch.Tensor, "TrainRecipe", int, int, float],
                      tuple[torch.Tensor, torch.Tensor]]
 
 
 def standard_loss(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, recipe: TrainRecipe,
-                  seed: int, frozen_stages: int) -> tuple[torch.Tensor, torch.Tensor]:
+                  seed: int, frozen_stages: int, progress: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """``CE(F(x), y)`` on the clean batch; returns the loss and the logits."""
     set_train_mode(model, frozen_stages)
     logits = model(x)
@@ -121,14 +165,14 @@ def standard_loss(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, recipe
 
 
 def pgd_loss(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, recipe: TrainRecipe,
-             seed: int, frozen_stages: int) -> tuple[torch.Tensor, torch.Tensor]:
+             seed: int, frozen_stages: int, progress: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Madry et al.: ``CE(F(x'), y)`` with ``x'`` the PGD maximiser of the cross-entropy."""
     x_adv = recipe.attack(seed)(model, x, y)
     return standard_loss(model, x_adv, y, recipe, seed, frozen_stages)
 
 
 def trades_loss(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, recipe: TrainRecipe,
-                seed: int, frozen_stages: int) -> tuple[torch.Tensor, torch.Tensor]:
+                seed: int, frozen_stages: int, progress: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """TRADES: ``CE(F(x), y) + beta * KL(p(x) || p(x'))``, ``x'`` maximising the KL term by
     PGD from a uniform random start (the original starts at ``x + 0.001 N(0, I)``)."""
     with torch.no_grad():
@@ -151,7 +195,26 @@ def kl_from(reference_probabilities: torch.Tensor) -> Objective:
     return divergence
 
 
-ADVERSARIAL_LOSSES: dict[str, BatchLoss] = {"pgd": pgd_loss, "trades": trades_loss}
+ADVERSARIAL_LOSSES: dict[str, BatchLoss] = {
+    "pgd": pgd_loss,
+    "trades": trades_loss,
+    **dict.fromkeys(CERTIFIED_METHODS, certified_loss),
+}
+
+
+def _sgd(parameters: list[nn.Parameter], recipe: TrainRecipe) -> torch.optim.Optimizer:
+    return torch.optim.SGD(parameters, lr=recipe.lr, momentum=recipe.momentum,
+                           weight_decay=recipe.weight_decay)
+
+
+def _adam(parameters: list[nn.Parameter], recipe: TrainRecipe) -> torch.optim.Optimizer:
+    return torch.optim.Adam(parameters, lr=recipe.lr, weight_decay=recipe.weight_decay)
+
+
+OPTIMIZERS: dict[str, Callable[[list[nn.Parameter], TrainRecipe], torch.optim.Optimizer]] = {
+    "sgd": _sgd,
+    "adam": _adam,
+}
 
 
 def train(
@@ -178,19 +241,19 @@ def train(
     place_model(model, device, channels_last=channels_last)
     freeze_stages(model, frozen_stages)
     parameters = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(
-        parameters, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
-    )
+    optimizer = OPTIMIZERS[recipe.optimizer](parameters, recipe)
     milestones = sorted({max(1, round(m * recipe.epochs)) for m in recipe.milestones})
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
     generator = torch.Generator().manual_seed(seed)
     use_amp = recipe.amp and device.type == "cuda"
     history: list[dict[str, float]] = []
+    batches = -(-dataset.x_train.shape[0] // recipe.batch_size)
     with seeded_torch_rng(seed, device):  # draws without a generator (dropout) follow the seed
         for epoch in tqdm(range(1, recipe.epochs + 1), desc=description, disable=bar_disabled(progress), leave=False):
             order = torch.randperm(dataset.x_train.shape[0], generator=generator)
             total_loss, correct, seen = 0.0, 0, 0
-            for start in range(0, order.numel(), recipe.batch_size):
+            for batch, start in enumerate(range(0, order.numel(), recipe.batch_size)):
+                done = ((epoch - 1) * batches + batch) / max(1, recipe.epochs * batches)
                 index = order[start:start + recipe.batch_size]
                 x = dataset.x_train[index]
                 if augment is not None:
@@ -202,7 +265,7 @@ def train(
                 else:
                     attack_seed, loss_of_batch = 0, standard_loss
                 with amp_context(device, use_amp):
-                    loss, logits = loss_of_batch(model, x, y, recipe, attack_seed, frozen_stages)
+                    loss, logits = loss_of_batch(model, x, y, recipe, attack_seed, frozen_stages, done)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

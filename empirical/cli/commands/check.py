@@ -14,6 +14,7 @@ import argparse
 from pathlib import Path
 
 from semirobust.empirical.attacks import AttackSettings
+from semirobust.empirical.bounds.margin import MARGIN_METHODS
 from semirobust.empirical.cli.checkpoint_input import open_checkpoint_and_data
 from semirobust.empirical.cli.options import (
     add_attack_options,
@@ -42,6 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--estimator", choices=sorted(ESTIMATORS), default="ksg",
                         help="dependency estimator (default: ksg)")
     add_attack_options(parser, steps=20, restarts=2, steps_help="steps of every attack")
+    parser.add_argument("--bounds", nargs="+", choices=list(MARGIN_METHODS),
+                        default=list(CheckSettings.bound_methods),
+                        help="certified margin bounds of the gamma sandwich (default: ibp crown-ibp)")
     add_common_options(parser)
     parser.set_defaults(run=run)
 
@@ -52,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     settings = CheckSettings(
         a=a, threat=threat_model(args, opened.config.recipe, opened.input_shape), n=args.samples,
         estimator=args.estimator, attack=AttackSettings(steps=args.steps, restarts=args.restarts, seed=args.seed),
+        bound_methods=tuple(args.bounds),
     )
     x, y = opened.test_inputs(None)
     result = run_check(opened.model, x, y, settings, device=opened.device)

@@ -1,6 +1,8 @@
 """``semirobust train``: train a registered architecture on a dataset, write a checkpoint dir.
 
-``--adversarial`` trains with PGD examples (Madry et al.) in the given threat model.
+``--adversarial`` trains with PGD examples (Madry et al.) in the given threat model;
+``--method ibp|crown-ibp`` trains on certified bounds instead (implies ``--adversarial``;
+Shi et al. 2021's initialisation, eps ramp-up and kappa schedule, stored in the recipe).
 The checkpoint's ``config.json`` records the architecture, dataset, recipe, seed, the
 per-epoch history and the clean test accuracy (with its Wilson interval).
 """
@@ -20,6 +22,7 @@ from semirobust.empirical.cli.options import (
     add_out_folder,
     add_threat_options,
     architecture_kwargs,
+    non_negative_float,
     positive_float,
     positive_int,
     threat_model,
@@ -30,7 +33,12 @@ from semirobust.empirical.measure.statistics import wilson_interval
 from semirobust.empirical.model import ArchitectureSpec, build_seeded_model
 from semirobust.empirical.model.checkpoint import CheckpointConfig, save_checkpoint
 from semirobust.empirical.runtime.device import resolve_device
-from semirobust.empirical.studies.training import TrainRecipe, train
+from semirobust.empirical.studies.certified_training import (
+    CERTIFIED_METHODS,
+    CERTIFIED_MILESTONES,
+    ibp_initialise,
+)
+from semirobust.empirical.studies.training import OPTIMIZERS, TrainRecipe, train
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,6 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_adversarial_training_options(parser)
     add_threat_options(parser, from_checkpoint=False)
     add_attack_options(parser, steps=TrainRecipe.steps, steps_help="PGD steps per batch")
+    parser.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=TrainRecipe.optimizer)
+    parser.add_argument("--weight-decay", type=non_negative_float, default=TrainRecipe.weight_decay)
     add_common_options(parser)
     parser.set_defaults(run=run)
 
@@ -54,11 +64,17 @@ def run(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.dataset, seed=args.seed, root=args.data_root)
     spec = ArchitectureSpec(args.arch, dataset.input_shape, dataset.num_classes, dataset.mean, dataset.std, kwargs)
     threat_model(args, None, dataset.input_shape)  # --eps --norm resolved; warns when eps covers the box
+    certified = args.method in CERTIFIED_METHODS
     recipe = TrainRecipe(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, adversarial=args.adversarial,
-        method=args.method, trades_beta=args.trades_beta, norm=args.norm, eps=args.eps, steps=args.steps,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        adversarial=args.adversarial or certified, method=args.method, trades_beta=args.trades_beta,
+        norm=args.norm, eps=args.eps, steps=args.steps, optimizer=args.optimizer,
+        weight_decay=args.weight_decay,
+        **({"milestones": CERTIFIED_MILESTONES, "initialisation": "ibp"} if certified else {}),
     )
     model = build_seeded_model(spec, args.seed)
+    if recipe.initialisation == "ibp":
+        ibp_initialise(model, torch.Generator().manual_seed(args.seed))
     history = train(model, dataset, recipe, seed=args.seed, device=device,
                     augment=augmentation_for(dataset.name))
     predictions = predict_logits(model, dataset.x_test, device=device).argmax(dim=1)
