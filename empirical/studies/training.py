@@ -27,17 +27,17 @@ from semirobust.empirical.attacks.gradient import PGD
 from semirobust.empirical.attacks.objectives import Objective, cross_entropy
 from semirobust.empirical.attacks.threat import ThreatModel
 from semirobust.empirical.data import Dataset
-from semirobust.empirical.studies.certified_training import (
-    BATCH_NORM_CHOICE,
-    CERTIFIED_METHODS,
-    IBP_INITIALISATION,
-    certified_loss,
-)
 from semirobust.empirical.runtime.device import (
     amp_context,
     place_batch,
     place_model,
     wants_channels_last,
+)
+from semirobust.empirical.studies.certified_training import (
+    BATCH_NORM_CHOICE,
+    CERTIFIED_METHODS,
+    IBP_INITIALISATION,
+    certified_loss,
 )
 from semirobust.errors import BadInput
 
