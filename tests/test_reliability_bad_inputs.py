@@ -50,7 +50,7 @@ CLI_ROWS = [
     ("unknown attack",
      lambda c, o: [*attack_args(c, o), "--attack", "nope"],
      lambda c: "semirobust attack: error: argument --attack: 'nope': expected one of apgd-ce, apgd-t, "
-               "autoattack, cw, fab-t, fgsm, ifgsm, pgd, square (see --help)"),
+               "autoattack, cw, fab-t, fgsm, ifgsm, pgd, pgd-per-target, square (see --help)"),
     ("split outside the network",
      lambda c, o: ["lipschitz", "--checkpoint", str(c), "--split", "5", "--json", str(o), "--device", "cpu"],
      lambda c: "semirobust lipschitz: error: split --split 5 is outside the network: f_a must hold 1..2 "

@@ -50,8 +50,8 @@ def assert_certified_below_attacked(
     """``certified_i <= attacked_i + tolerance`` for every sample ``i`` (float64 margins).
 
     ``certified`` is ``certified_margin_lower`` by ``method`` (``ibp``, ``crown-ibp``,
-    ``crown``); ``attacked`` is the margin at ``attack``'s point (default: PGD minimising
-    the margin). Returns the :class:`GammaSandwich`.
+    ``crown``, ``alpha-crown``); ``attacked`` is the margin at ``attack``'s point (default:
+    margin PGD once per target class). Returns the :class:`GammaSandwich`.
     """
     from semirobust.empirical.measure.sandwich import gamma_sandwich
 

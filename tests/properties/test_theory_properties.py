@@ -1,9 +1,8 @@
 """THEORY.md section 3 on random networks drawn by ``semirobust.testing.strategies``:
 T1's readout rewriting, L2 in its correct direction (C4), and the judge's T3 comparison."""
 
-import pytest
 import torch
-from hypothesis import assume, given
+from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
