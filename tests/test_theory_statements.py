@@ -85,10 +85,28 @@ def test_cli_can_print_one_result(capsys):
     assert "T3:" in out and "T2:" not in out
 
 
-def test_t3_bound_is_the_closed_form():
+def l2_recursion(k: int, gamma_a: float) -> float:
+    """L2 (``>=`` form) applied layer by layer in T3's setting: layer ``a+k`` reads ``f_a``
+    and every layer after it, so ``gamma_{a+k} >= gamma_a + sum_{m<k} gamma_{a+m}``."""
+    levels: list[float] = []
+    for _ in range(k):
+        levels.append(gamma_a + sum(levels))
+    return levels[-1]
+
+
+def test_t3_closed_form_meets_the_l2_recursion_up_to_three_layers_then_falls_below_it():
+    """C7: the recursion gives 2^(k-1) gamma_a; T3's closed form gamma_a (1 + k(k-1)/2)
+    agrees for k = 1, 2, 3 and first differs at k = 4 (8 against 7), below it from there."""
     a, n, g = A, N, GAMMA_A.symbol
-    assert sympy.simplify(T3_BOUND - (g + g * (n - 1 - a) * (n - a) / 2)) == 0
-    assert T3_BOUND.subs({a: 5, n: 8, g: 2.0}) == 2.0 * (1 + 2 * 3 / 2)
+    for k in range(1, 8):
+        recursion = l2_recursion(k, 1.0)
+        assert recursion == 2 ** (k - 1)
+        closed = float(T3_BOUND.subs({a: 2, n: 2 + k, g: 1.0}))
+        if k <= 3:
+            assert closed == recursion, k
+        else:
+            assert closed < recursion, k
+    assert float(T3_BOUND.subs({a: 2, n: 6, g: 1.0})) == 7.0
 
 
 def test_margin_and_threat_model_definitions():
