@@ -77,3 +77,22 @@ def test_results_get_the_users_umask_and_stale_temporaries_are_removed(tmp_path)
         os.umask(previous)
     assert stat.S_IMODE(target.stat().st_mode) == 0o640
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
+
+
+def test_a_checkpoint_gets_the_users_umask_and_an_interrupted_saves_temporary_is_removed(tmp_path):
+    from torch import nn
+
+    from semirobust.empirical.model import ArchitectureSpec
+    from semirobust.empirical.model.checkpoint import CheckpointConfig, save_checkpoint
+
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    (folder / ".model.safetensors.k1ll3d.tmp").write_bytes(b"half")
+    spec = ArchitectureSpec("mlp", (4,), 2, (0.5,) * 4, (0.25,) * 4, {"depth": 0})
+    previous = os.umask(0o027)
+    try:
+        save_checkpoint(folder, nn.Sequential(nn.Linear(4, 2)), CheckpointConfig(spec, "digits", seed=0))
+    finally:
+        os.umask(previous)
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    assert stat.S_IMODE((folder / "model.safetensors").stat().st_mode) == 0o640

@@ -35,7 +35,7 @@ from torch import nn
 
 from semirobust import __version__
 from semirobust.empirical.model.registry import ArchitectureSpec, build_model
-from semirobust.empirical.reports.writers import write_json_atomic
+from semirobust.empirical.reports.writers import current_umask, remove_stale_temporaries, write_json_atomic
 from semirobust.empirical.runtime.device import place_model
 from semirobust.errors import BadInput
 
@@ -86,14 +86,17 @@ class CheckpointConfig:
 
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, config: CheckpointConfig) -> Path:
-    """Write the weights (safetensors) and ``config.json``, each atomically."""
+    """Write the weights (safetensors) and ``config.json``, each atomically, with the user's
+    umask; temporaries left by an interrupted save are removed first."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    remove_stale_temporaries(path / SAFETENSORS_NAME)
     fd, tmp = tempfile.mkstemp(dir=path, prefix=f".{SAFETENSORS_NAME}.", suffix=".tmp")
     os.close(fd)
     try:
         save_file(state, tmp)
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path / SAFETENSORS_NAME)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
