@@ -35,7 +35,11 @@ from torch import nn
 
 from semirobust import __version__
 from semirobust.empirical.model.registry import ArchitectureSpec, build_model
-from semirobust.empirical.reports.writers import current_umask, remove_stale_temporaries, write_json_atomic
+from semirobust.empirical.reports.writers import (
+    current_umask,
+    remove_stale_temporaries,
+    write_json_atomic,
+)
 from semirobust.empirical.runtime.device import place_model
 from semirobust.errors import BadInput
 
