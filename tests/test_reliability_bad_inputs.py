@@ -341,3 +341,13 @@ def test_networks_strategy_refuses_a_plain_value():
 
     with pytest.raises(InvalidArgument, match=r"width=st\.just\(4\)"):
         networks(width=4)
+
+
+def test_training_that_diverges_stops_with_one_line_and_writes_no_checkpoint(tmp_path, capsys):
+    out = tmp_path / "diverged"
+    code, err = run_cli(["train", "--arch", "mlp", "--dataset", "digits", "--lr", "1e6", "--epochs", "3",
+                         "--out", str(out), "--device", "cpu"], capsys)
+    assert code == 2 and len(err) == 1
+    assert err[0].startswith("semirobust train: error: training diverged: the loss is ")
+    assert err[0].endswith("(learning rate 1000000.0); lower --lr")
+    assert not out.exists() or list(out.iterdir()) == []

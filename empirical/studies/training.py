@@ -15,6 +15,8 @@ SGD or Adam (``optimizer``).
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
@@ -269,7 +271,13 @@ def train(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                total_loss += loss.item() * y.numel()
+                batch_loss = loss.item()
+                if not math.isfinite(batch_loss):
+                    raise BadInput(
+                        f"training diverged: the loss is {batch_loss} at epoch {epoch}, batch {batch + 1} "
+                        f"(learning rate {recipe.lr}); lower --lr"
+                    )
+                total_loss += batch_loss * y.numel()
                 correct += int((logits.argmax(dim=1) == y).sum())
                 seen += y.numel()
             scheduler.step()
