@@ -16,7 +16,6 @@ SGD or Adam (``optimizer``).
 from __future__ import annotations
 
 import math
-
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
