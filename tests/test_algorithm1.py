@@ -225,3 +225,9 @@ def test_an_interrupted_copy_of_a_model_folder_leaves_no_half_copy(tmp_path, mon
     demo.copy_folder_atomic(source, tmp_path / "copy" / "normal")  # the next start completes it
     assert sorted(p.name for p in (tmp_path / "copy").iterdir()) == ["normal"]
     assert sorted(p.name for p in (tmp_path / "copy" / "normal").iterdir()) == ["config.json", "model.safetensors"]
+
+
+def test_each_trials_verdict_is_headed_with_its_trial(finished_run):
+    report = (finished_run / "report.md").read_text()
+    for trial in (1, 2):
+        assert f"### T2 (trial {trial}): " in report

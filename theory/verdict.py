@@ -174,13 +174,15 @@ class Verdict:
             "notes": list(self.notes),
         }
 
-    def describe(self) -> str:
+    def describe(self, label: str | None = None) -> str:
         """Markdown: the status and what decided it, a table of every premise, consistency
-        check and conclusion, the notes (for a not-applicable verdict: the reason)."""
+        check and conclusion, the notes (for a not-applicable verdict: the reason). The
+        heading names ``label`` (e.g. ``T2 (trial 2)``) in place of the result's name."""
+        name = label or self.result
         if self.status is Status.NOT_APPLICABLE:
-            return f"### {self.result}: {self.title} -- **{self.status.value}**\n\n{self.reason}\n"
+            return f"### {name}: {self.title} -- **{self.status.value}**\n\n{self.reason}\n"
         lines = [
-            f"### {self.result}: {self.title} -- **{self.status.value}**"
+            f"### {name}: {self.title} -- **{self.status.value}**"
             + (f" (decided by {self.decided_text()})" if self.decided_by else ""),
             "",
             ("| | statement | measured | threshold | margin (± rounding tolerance) | status "

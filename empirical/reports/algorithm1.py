@@ -126,7 +126,7 @@ def write_algorithm1_report(result: Algorithm1Result, out: Path, *, elapsed_seco
         "",
         "## Verdicts",
         "",
-        *[verdict.describe() + "\n" for verdict in result.verdicts.values()],
+        *[verdict.describe(label) + "\n" for label, verdict in result.verdicts.items()],
         *extra_sections,
         "## Plots",
         "",

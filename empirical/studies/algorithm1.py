@@ -290,7 +290,7 @@ class Algorithm1Result:
             "gamma_a": self.gamma_a.to_dict(),
             "trials": [trial.to_dict() for trial in self.trials],
             "summary": self.summary.to_dict(),
-            "verdicts": {label: {**v.to_dict(), "markdown": v.describe()} for label, v in self.verdicts.items()},
+            "verdicts": {label: {**v.to_dict(), "markdown": v.describe(label)} for label, v in self.verdicts.items()},
         }
 
     @classmethod

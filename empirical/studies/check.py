@@ -161,7 +161,7 @@ class CheckResult:
             data.update(scope="test set", population=self.population[label].to_dict())
         if label in self.per_sample:
             data["per_sample"] = self.per_sample[label].to_dict()
-        return {**data, "markdown": verdict.describe()}
+        return {**data, "markdown": verdict.describe(label)}
 
 
 def run_check(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, settings: CheckSettings,
