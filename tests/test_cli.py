@@ -105,3 +105,9 @@ def test_argparse_errors_of_the_chosen_subcommand_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as exited:
         main(argv)
     assert exited.value.code == 2 and len(capsys.readouterr().err.splitlines()) == 1
+
+
+def test_the_cli_package_runs_as_a_module():
+    done = subprocess.run([sys.executable, "-m", "semirobust.empirical.cli", "--version"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.startswith("semirobust ")
