@@ -5,7 +5,10 @@ an interrupted or failing write leaves the previous file whole, and no module of
 import ast
 import math
 import os
+import socket
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -67,16 +70,25 @@ def test_a_failing_write_leaves_the_previous_file_and_no_temporary(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
 
 
-def test_results_get_the_users_umask_and_stale_temporaries_are_removed(tmp_path):
-    stale = tmp_path / ".results.json.k1ll3d.tmp"
+def dead_pid() -> int:
+    """The process id of a process that has exited."""
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(done.stdout)
+
+
+def test_results_get_the_users_umask_and_a_dead_writers_temporary_is_removed(tmp_path):
+    host = socket.gethostname()
+    stale = tmp_path / f".results.json.{host}-{dead_pid()}.k1ll3d.tmp"
     stale.write_text("{half")
+    live = tmp_path / f".results.json.{host}-{os.getpid()}.writing.tmp"  # a concurrent writer's
+    live.write_text("{in progress")
     previous = os.umask(0o027)
     try:
         target = write_json_atomic(tmp_path / "results.json", {"gamma": 1.0})
     finally:
         os.umask(previous)
     assert stat.S_IMODE(target.stat().st_mode) == 0o640
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "results.json"]
 
 
 def test_a_checkpoint_gets_the_users_umask_and_an_interrupted_saves_temporary_is_removed(tmp_path):
@@ -87,7 +99,7 @@ def test_a_checkpoint_gets_the_users_umask_and_an_interrupted_saves_temporary_is
 
     folder = tmp_path / "ckpt"
     folder.mkdir()
-    (folder / ".model.safetensors.k1ll3d.tmp").write_bytes(b"half")
+    (folder / f".model.safetensors.{socket.gethostname()}-{dead_pid()}.k1ll3d.tmp").write_bytes(b"half")
     spec = ArchitectureSpec("mlp", (4,), 2, (0.5,) * 4, (0.25,) * 4, {"depth": 0})
     previous = os.umask(0o027)
     try:

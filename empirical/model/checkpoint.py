@@ -38,6 +38,7 @@ from semirobust.empirical.model.registry import ArchitectureSpec, build_model
 from semirobust.empirical.reports.writers import (
     current_umask,
     remove_stale_temporaries,
+    temporary_prefix,
     write_json_atomic,
 )
 from semirobust.empirical.runtime.device import place_model
@@ -96,7 +97,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, config: Checkpoin
     path.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     remove_stale_temporaries(path / SAFETENSORS_NAME)
-    fd, tmp = tempfile.mkstemp(dir=path, prefix=f".{SAFETENSORS_NAME}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path, prefix=temporary_prefix(path / SAFETENSORS_NAME), suffix=".tmp")
     os.close(fd)
     try:
         save_file(state, tmp)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -45,11 +46,31 @@ def current_umask() -> int:
     return mask
 
 
+def temporary_prefix(path: Path) -> str:
+    """The name start of a temporary file for an atomic write of ``path``: hidden, and naming
+    this host and process, so that a later write can tell a dead writer's file from a live one."""
+    return f".{path.name}.{socket.gethostname()}-{os.getpid()}."
+
+
 def remove_stale_temporaries(path: Path) -> None:
-    """Delete the hidden temporary files an interrupted atomic write of ``path`` left
-    (``.NAME.*.tmp`` beside it): the next write of the same file replaces them anyway."""
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):
-        stale.unlink(missing_ok=True)
+    """Delete the hidden temporary files that interrupted atomic writes of ``path`` left
+    beside it: those of this host whose writing process no longer runs. A concurrent
+    writer's file (another live process, or another host on a shared folder) is kept."""
+    host = socket.gethostname()
+    for candidate in path.parent.glob(f".{path.name}.{host}-*.tmp"):
+        pid = candidate.name[len(f".{path.name}.{host}-"):].split(".", 1)[0]
+        if pid.isdigit() and not _process_runs(int(pid)):
+            candidate.unlink(missing_ok=True)
+
+
+def _process_runs(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it runs, as another user
+        return True
+    return True
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
@@ -60,7 +81,7 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path), suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
