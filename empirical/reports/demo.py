@@ -8,7 +8,7 @@ from typing import Any
 
 from semirobust.empirical.reports.algorithm1 import write_algorithm1_report, write_paper_table
 from semirobust.empirical.reports.check import write_check_report
-from semirobust.empirical.reports.tables import markdown_table
+from semirobust.empirical.reports.tables import markdown_table, value_with_interval
 from semirobust.empirical.reports.writers import write_json_atomic
 from semirobust.empirical.studies.algorithm1 import Algorithm1Result
 from semirobust.empirical.studies.demo import (
@@ -17,7 +17,6 @@ from semirobust.empirical.studies.demo import (
     ROBUST_FOLDER,
     DemoResult,
 )
-from semirobust.theory.measurement import Measurement
 from semirobust.theory.render import VERDICT_HEADER, verdict_row
 
 
@@ -78,7 +77,7 @@ def init_section(shared: Algorithm1Result, independent: Algorithm1Result) -> str
     rows = []
     for init, run in (("shared", shared), ("independent", independent)):
         trial = run.trials[0]
-        rows.append([init, *(_fmt(m) for m in (run.acc_star, trial.acc_sr, trial.gacc)),
+        rows.append([init, *(value_with_interval(m) for m in (run.acc_star, trial.acc_sr, trial.gacc)),
                      str(trial.epochs), "yes" if trial.reached_target else "no"])
     return "\n".join([
         "## Shared versus independent initial weights (trial 1)",
@@ -91,8 +90,3 @@ def init_section(shared: Algorithm1Result, independent: Algorithm1Result) -> str
         f"`{INDEPENDENT_FOLDER}/`.",
         "",
     ])
-
-
-def _fmt(measurement: Measurement) -> str:
-    low, high = measurement.interval
-    return f"{measurement.value:.3f} [{low:.3f}, {high:.3f}]"

@@ -22,7 +22,7 @@ import numpy as np
 
 from semirobust.empirical.measure.statistics import mean_interval
 from semirobust.empirical.reports.plots import plot_grouped_accuracies
-from semirobust.empirical.reports.tables import markdown_table
+from semirobust.empirical.reports.tables import markdown_table, value_with_interval
 from semirobust.empirical.reports.writers import write_text_atomic
 from semirobust.empirical.studies.algorithm1 import Algorithm1Result
 from semirobust.errors import BadInput
@@ -71,17 +71,12 @@ class SweepRow:
             values = tuple(p.rho.value for t in trials for p in t.rho if p.rho.name == name)
             across[name] = AcrossTrials(values) if values else None
         cells = {key: str(value) for key, value in self.axes.items() if key not in GROUP_AXES}
-        cells["Acc"] = _measured(self.result.acc)
-        cells["Acc*"] = _measured(self.result.acc_star)
+        cells["Acc"] = value_with_interval(self.result.acc)
+        cells["Acc*"] = value_with_interval(self.result.acc_star)
         cells.update({key: ("" if value is None else value.text(1 if key == "epochs" else 3))
                       for key, value in across.items()})
         cells["trials"] = f"{sum(t.reached_target for t in trials)}/{len(trials)}"
         return cells
-
-
-def _measured(measurement) -> str:
-    low, high = measurement.interval
-    return f"{measurement.value:.3f} [{low:.3f}, {high:.3f}]"
 
 
 def load_rows(out: Path) -> list[SweepRow]:

@@ -39,3 +39,9 @@ def plain_table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     return "\n".join(fmt.format(*row) for row in [header, ["-" * w for w in widths], *rows])
+
+
+def value_with_interval(measurement: Measurement) -> str:
+    """``value [low, high]`` to three decimals, as the report tables print a measurement."""
+    low, high = measurement.interval
+    return f"{measurement.value:.3f} [{low:.3f}, {high:.3f}]"
