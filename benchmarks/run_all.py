@@ -6,7 +6,8 @@
   the batched estimators against plain per-class reference implementations;
 * ``threads.py``: PGD over the digits test set at 1 and 2 torch threads, without and with
   a second process keeping one core busy (the measurement behind ``--threads``' default);
-* ``sweep.py``: 8 tiny Algorithm 1 settings as a Ray sweep on 2 CPUs and one after another.
+* ``sweep.py``: 8 tiny Algorithm 1 settings as a Ray sweep on 2 CPUs and one after another;
+* ``demo_load.py``: ``semirobust demo`` quiet and with one core kept busy.
 
 Results go to ``runs/bench/*.json``; ``BENCHMARKS.md`` records the measured ratios.
 """
@@ -26,6 +27,7 @@ def main() -> int:
         [str(HERE / "dependency.py"), "--json", str(OUT / "dependency.json")],
         [str(HERE / "threads.py"), "--json", str(OUT / "threads.json")],
         [str(HERE / "sweep.py"), "--json", str(OUT / "sweep.json")],
+        [str(HERE / "demo_load.py"), "--json", str(OUT / "demo_load.json")],
     ]
     for arguments in runs:
         print(f"$ python {' '.join(arguments)}", flush=True)

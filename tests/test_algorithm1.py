@@ -204,7 +204,7 @@ def test_a_corrupt_run_file_is_named_with_what_to_do(finished_run, tmp_path, cap
 
 
 def test_an_interrupted_copy_of_a_model_folder_leaves_no_half_copy(tmp_path, monkeypatch):
-    from semirobust.empirical.studies import demo
+    from semirobust.empirical.reports import writers
 
     source = tmp_path / "normal"
     source.mkdir()
@@ -219,10 +219,10 @@ def test_an_interrupted_copy_of_a_model_folder_leaves_no_half_copy(tmp_path, mon
 
     monkeypatch.setattr(shutil, "copytree", copy_one_file_then_die)
     with pytest.raises(KeyboardInterrupt):
-        demo.copy_folder_atomic(source, tmp_path / "copy" / "normal")
+        writers.copy_folder_atomic(source, tmp_path / "copy" / "normal")
     assert not (tmp_path / "copy" / "normal").exists()
     monkeypatch.setattr(shutil, "copytree", real_copytree)
-    demo.copy_folder_atomic(source, tmp_path / "copy" / "normal")  # the next start completes it
+    writers.copy_folder_atomic(source, tmp_path / "copy" / "normal")  # the next start completes it
     assert sorted(p.name for p in (tmp_path / "copy").iterdir()) == ["normal"]
     assert sorted(p.name for p in (tmp_path / "copy" / "normal").iterdir()) == ["config.json", "model.safetensors"]
 

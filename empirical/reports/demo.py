@@ -8,6 +8,7 @@ from typing import Any
 
 from semirobust.empirical.reports.algorithm1 import write_algorithm1_report, write_paper_table
 from semirobust.empirical.reports.check import write_check_report
+from semirobust.empirical.reports.seed_spread import seed_section
 from semirobust.empirical.reports.tables import markdown_table, value_with_interval
 from semirobust.empirical.reports.writers import write_json_atomic
 from semirobust.empirical.studies.algorithm1 import Algorithm1Result
@@ -15,6 +16,7 @@ from semirobust.empirical.studies.demo import (
     CHECK_FOLDER,
     INDEPENDENT_FOLDER,
     ROBUST_FOLDER,
+    SEEDS_FOLDER,
     DemoResult,
 )
 from semirobust.theory.render import VERDICT_HEADER, verdict_row
@@ -32,11 +34,13 @@ def write_demo_report(result: DemoResult, out: Path, *, metadata: Mapping[str, A
         **result.shared.to_dict(),
         "init_comparison": init_comparison(result.shared, result.independent),
         "check": check_summary(result),
+        "seed_spread": {**result.seeds.to_dict(), "runs": SEEDS_FOLDER},
     })
     write_paper_table(result.shared, out)
     return write_algorithm1_report(
         result.shared, out, elapsed_seconds=elapsed_seconds, device=device,
-        extra_sections=[init_section(result.shared, result.independent), check_section(result)],
+        extra_sections=[init_section(result.shared, result.independent), seed_section(result.seeds, SEEDS_FOLDER),
+                        check_section(result)],
     )
 
 
@@ -90,3 +94,4 @@ def init_section(shared: Algorithm1Result, independent: Algorithm1Result) -> str
         f"`{INDEPENDENT_FOLDER}/`.",
         "",
     ])
+

@@ -1,10 +1,11 @@
-"""Result files: atomic JSON writes and the metadata every JSON output carries."""
+"""Result files: atomic JSON writes and folder copies, and the metadata every JSON output carries."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shutil
 import socket
 import tempfile
 from pathlib import Path
@@ -98,3 +99,12 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
 def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
     """:func:`write_text_atomic` for JSON (sorted keys, indented, NaN refused)."""
     return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def copy_folder_atomic(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target`` through a hidden temporary folder and a rename, so an
+    interrupted copy leaves no half-copied ``target`` (a leftover temporary is replaced)."""
+    temporary = target.with_name(f".{target.name}.copy.tmp")
+    shutil.rmtree(temporary, ignore_errors=True)
+    shutil.copytree(source, temporary)
+    os.replace(temporary, target)

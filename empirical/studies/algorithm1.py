@@ -315,6 +315,44 @@ class Algorithm1Result:
         )
 
 
+@dataclass(frozen=True)
+class TrainingOutcome:
+    """Steps 1-3 of Algorithm 1 for one training seed and initialisation, trial 1: what
+    training noise moves (THEORY.md section 6): ``Acc``, ``Acc*``, ``Acc_sr``, ``gAcc``
+    and the finetuning epochs used."""
+
+    seed: int
+    init: str
+    acc: Measurement
+    acc_star: Measurement
+    acc_sr: Measurement
+    gacc: Measurement
+    epochs: int
+    reached_target: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """The form of ``outcome.json``."""
+        return {"seed": self.seed, "init": self.init, "Acc": self.acc.to_dict(),
+                "Acc*": self.acc_star.to_dict(), "Acc_sr": self.acc_sr.to_dict(),
+                "gAcc": self.gacc.to_dict(), "epochs": self.epochs,
+                "reached_target": self.reached_target}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainingOutcome:
+        return cls(int(data["seed"]), str(data["init"]), Measurement.from_dict(data["Acc"]),
+                   Measurement.from_dict(data["Acc*"]), Measurement.from_dict(data["Acc_sr"]),
+                   Measurement.from_dict(data["gAcc"]), int(data["epochs"]),
+                   bool(data["reached_target"]))
+
+    @classmethod
+    def of_run(cls, result: Algorithm1Result) -> TrainingOutcome:
+        """The outcome a full run measured (its trial 1): the same numbers
+        :func:`run_training_outcome` gives for the same settings."""
+        trial = result.trials[0]
+        return cls(result.config.seed, result.config.init, result.acc, result.acc_star,
+                   trial.acc_sr, trial.gacc, trial.epochs, trial.reached_target)
+
+
 @dataclass
 class Algorithm1Run:
     """Paths and helpers of one run folder."""
@@ -379,6 +417,43 @@ def run_algorithm1(
     write_json_atomic(run.out / "results.json",
                       {**(environment_metadata() if metadata is None else metadata), **result.to_dict()})
     return result
+
+
+def run_training_outcome(
+    config: Algorithm1Config,
+    dataset: Dataset,
+    out: str | Path,
+    *,
+    device: torch.device,
+    resume: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> TrainingOutcome:
+    """Steps 1-3 of trial 1 alone (no step 4, no margins): the numbers
+    :func:`run_algorithm1` measures for them, seed for seed, at a fraction of its cost.
+    Written to ``outcome.json`` under ``out``; ``resume=True`` reuses what is finished."""
+    run = Algorithm1Run(Path(out), replace(config, trials=1), dataset, device, progress, log)
+    path = run.out / "outcome.json"
+    spec, _, _, boundary = _structure(run.config, dataset)
+    _prepare_folder(run, resume)
+    if path.exists():
+        run.log(f"[algorithm1] reusing the finished outcome {path}")
+        try:
+            return TrainingOutcome.from_dict(_read_run_file(path, "delete it and --resume redoes it"))
+        except (KeyError, TypeError, ValueError) as error:
+            if isinstance(error, BadInput):
+                raise
+            raise BadInput(f"{path} is not a finished outcome ({type(error).__name__}: {error}): "
+                           "delete it and --resume redoes it") from None
+    normal, robust = _trained_models(run, spec)
+    acc = run.evaluate(normal, _model_seed(config, "normal") + 100).robust_accuracy("Acc")
+    acc_star = run.evaluate(robust, _model_seed(config, "robust") + 100).robust_accuracy("Acc*")
+    finetuning = _finetune(run, 1, normal, robust, boundary, acc_star.value)
+    outcome = TrainingOutcome(config.seed, config.init, acc, acc_star, finetuning.acc_sr,
+                              replace(finetuning.best().robust_accuracy, name="gAcc"),
+                              len(finetuning.curve), finetuning.reached_target())
+    write_json_atomic(path, outcome.to_dict())
+    return outcome
 
 
 def _prepare_folder(run: Algorithm1Run, resume: bool) -> None:
@@ -528,6 +603,58 @@ def _trial(run: Algorithm1Run, t: int, normal: nn.Sequential, robust: nn.Sequent
                 raise
             raise BadInput(f"{path} is not a finished trial ({type(error).__name__}: {error}): "
                            "delete it and --resume redoes that trial") from None
+    finetuning = _finetune(run, t, normal, robust, boundary, acc_star)
+    config, seed, model, best = run.config, finetuning.seed, finetuning.model, finetuning.best()
+    final = run.evaluate(model, seed + 500, keep_adversarial=True)
+    gamma_b = run.evaluate(model, seed + 501, margin=True).expected_adversarial_margin("gamma_b")
+    rhos, dependency_warnings = _dependencies(run, model, final, a, seed)
+    first_gap = measured_gap(robust, ROBUST_READOUT, model, FINETUNED_READOUT, run.dataset.x_test,
+                             run.dataset.y_test, config.threat(), f"margin_gap_{a + 1}",
+                             steps=config.attack_steps, seed=seed + 502)
+    trial = Trial(
+        trial=t,
+        seed=seed,
+        acc_sr=finetuning.acc_sr,
+        gacc=replace(best.robust_accuracy, name="gAcc"),
+        gacc_epoch=best.epoch,
+        epochs=len(finetuning.curve),
+        reached_target=finetuning.reached_target(),
+        target=finetuning.target,
+        curve=finetuning.curve,
+        final_robust_accuracy=final.robust_accuracy("final_robust_accuracy"),
+        gamma_b=gamma_b,
+        rho=rhos,
+        dependency_warnings=tuple(dependency_warnings),
+        margin_gap_first=tuple(first_gap),
+    )
+    write_json_atomic(path, trial.to_dict())
+    return trial
+
+
+@dataclass(frozen=True)
+class Finetuning:
+    """Step 3 of one trial: ``Acc_sr`` of ``(f*_a, f_b)``, the robust accuracy after each
+    finetuning epoch, the stopping target ``Acc* - k`` and the finetuned network."""
+
+    seed: int
+    acc_sr: Measurement
+    curve: tuple[CurvePoint, ...]
+    target: float
+    model: nn.Sequential
+
+    def best(self) -> CurvePoint:
+        """The epoch of the highest robust accuracy (``gAcc``; the first of equals)."""
+        return max(self.curve, key=lambda point: point.robust_accuracy.value)
+
+    def reached_target(self) -> bool:
+        return self.best().robust_accuracy.value >= self.target
+
+
+def _finetune(run: Algorithm1Run, t: int, normal: nn.Sequential, robust: nn.Sequential,
+              boundary: int, acc_star: float) -> Finetuning:
+    """Step 3 of trial ``t``: ``(f*_a, f_b)`` measured (``Acc_sr``), then ``f_b`` finetuned
+    adversarially with ``f*_a`` frozen until the robust accuracy reaches ``Acc* - k`` or
+    ``E`` epochs pass; every attack of the trial is seeded from ``seed + 1000 t``."""
     config = run.config
     seed = config.seed + 1000 * t
     model = nn.Sequential(*copy.deepcopy(robust[:boundary]), *copy.deepcopy(normal[boundary:]))
@@ -544,31 +671,7 @@ def _trial(run: Algorithm1Run, t: int, normal: nn.Sequential, robust: nn.Sequent
           device=run.device, frozen_stages=boundary, after_epoch=after_epoch,
           augment=augmentation_for(run.dataset.name),
           progress=run.progress, description=f"finetune f_b, trial {t}")
-    best = max(curve, key=lambda point: point.robust_accuracy.value)
-    final = run.evaluate(model, seed + 500, keep_adversarial=True)
-    gamma_b = run.evaluate(model, seed + 501, margin=True).expected_adversarial_margin("gamma_b")
-    rhos, dependency_warnings = _dependencies(run, model, final, a, seed)
-    first_gap = measured_gap(robust, ROBUST_READOUT, model, FINETUNED_READOUT, run.dataset.x_test,
-                             run.dataset.y_test, config.threat(), f"margin_gap_{a + 1}",
-                             steps=config.attack_steps, seed=seed + 502)
-    trial = Trial(
-        trial=t,
-        seed=seed,
-        acc_sr=start.robust_accuracy("Acc_sr"),
-        gacc=replace(best.robust_accuracy, name="gAcc"),
-        gacc_epoch=best.epoch,
-        epochs=len(curve),
-        reached_target=best.robust_accuracy.value >= target,
-        target=target,
-        curve=tuple(curve),
-        final_robust_accuracy=final.robust_accuracy("final_robust_accuracy"),
-        gamma_b=gamma_b,
-        rho=rhos,
-        dependency_warnings=tuple(dependency_warnings),
-        margin_gap_first=tuple(first_gap),
-    )
-    write_json_atomic(path, trial.to_dict())
-    return trial
+    return Finetuning(seed, start.robust_accuracy("Acc_sr"), tuple(curve), target, model)
 
 
 def _dependencies(run: Algorithm1Run, model: nn.Module, attacked: AttackEvaluation,

@@ -5,13 +5,15 @@ and a PGD-robust model, the robust first part under the normally trained rest, t
 layer-to-layer dependency on attacked data, T2 judged. A second, one-trial run in
 ``out/independent-init`` starts the robust model from independent initial weights (THEORY.md
 section 6 says ``Acc_sr`` depends strongly on that choice); then ``check`` runs on the
-robust model at the demo's split (every result judged).
+robust model at the demo's split (every result judged). Steps 1-3 are repeated at two
+more training seeds under both initialisations (``out/seeds``), so that the report states
+how ``Acc``, ``Acc*``, ``Acc_sr`` and ``gAcc`` move with training noise
+(:mod:`semirobust.empirical.studies.seed_spread`).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -22,19 +24,30 @@ from semirobust.empirical.attacks import AttackSettings
 from semirobust.empirical.data import load_dataset
 from semirobust.empirical.model.checkpoint import load_checkpoint
 from semirobust.empirical.model.stages import count_weight_layers
+from semirobust.empirical.reports.writers import copy_folder_atomic
 from semirobust.empirical.studies.algorithm1 import (
     Algorithm1Config,
     Algorithm1Result,
+    TrainingOutcome,
     run_algorithm1,
 )
 from semirobust.empirical.studies.check import CheckResult, CheckSettings, run_check
+from semirobust.empirical.studies.seed_spread import (
+    SEEDS_FOLDER,
+    SeedSpread,
+    run_seed_spread,
+    seed_spread_in_background,
+    spread_seeds,
+)
 from semirobust.empirical.studies.training import TrainRecipe
+from semirobust.errors import BadInput
 
 DEMO_RECIPE = TrainRecipe(epochs=30, batch_size=64, lr=0.05)
 INDEPENDENT_FOLDER = "independent-init"
 CHECK_FOLDER = "check"
 ROBUST_FOLDER = "robust"
 CHECK_SAMPLES = 200
+TRAINING_SEEDS = 3
 
 
 def demo_config(seed: int) -> Algorithm1Config:
@@ -50,41 +63,45 @@ def demo_config(seed: int) -> Algorithm1Config:
 
 @dataclass(frozen=True)
 class DemoResult:
-    """The shared-initialisation run, the independent-initialisation run (one trial) and
-    ``check`` on the shared run's robust model."""
+    """The shared-initialisation run, the independent-initialisation run (one trial),
+    ``check`` on the shared run's robust model, and steps 1-3 over the training seeds."""
 
     shared: Algorithm1Result
     independent: Algorithm1Result
     check: CheckResult
+    seeds: SeedSpread
 
 
-def copy_folder_atomic(source: Path, target: Path) -> None:
-    """Copy ``source`` to ``target`` through a hidden temporary folder and a rename, so an
-    interrupted copy leaves no half-copied ``target`` (a leftover temporary is replaced)."""
-    temporary = target.with_name(f".{target.name}.copy.tmp")
-    shutil.rmtree(temporary, ignore_errors=True)
-    shutil.copytree(source, temporary)
-    os.replace(temporary, target)
-
-
-def run_demo(out: Path, *, seed: int, device: torch.device, resume: bool = False,
+def run_demo(out: Path, *, seed: int, device: torch.device, resume: bool = False, workers: int = 2,
              log: Callable[[str], None] = print) -> DemoResult:
-    """Run (or, with ``resume``, continue) both Algorithm 1 runs under ``out`` and check
-    the robust model."""
+    """Run (or, with ``resume``, continue) both Algorithm 1 runs under ``out``, check the
+    robust model, and repeat steps 1-3 at the other training seeds under ``out/seeds``:
+    with ``workers = 2`` in a second process meanwhile (each process on the thread count
+    of this one, so the numbers do not depend on ``workers``), with 1 afterwards."""
     out = Path(out)
     dataset = load_dataset("digits")
     config = demo_config(seed)
-    shared = run_algorithm1(config, dataset, out, device=device, resume=resume, log=log)
-    independent_out = out / INDEPENDENT_FOLDER
-    if not (independent_out / "normal").exists():
-        # same seed, same normal initial weights and recipe: the normal model is identical
-        copy_folder_atomic(out / "normal", independent_out / "normal")
-    independent = run_algorithm1(
-        replace(config, init="independent", trials=1), dataset, independent_out,
-        device=device, resume=True, log=log,
-    )
-    model, _ = load_checkpoint(out / ROBUST_FOLDER, device)
-    settings = CheckSettings(a=count_weight_layers(model) - config.fb_layers, threat=config.threat(),
-                             n=CHECK_SAMPLES, estimator=config.estimator, attack=AttackSettings(seed=seed))
-    check = run_check(model, dataset.x_test, dataset.y_test, settings, device=device)
-    return DemoResult(shared, independent, check)
+    seeds = spread_seeds(seed, TRAINING_SEEDS)
+    if workers not in (1, 2):
+        raise BadInput(f"--workers {workers}: expected 1 or 2")
+    background = (seed_spread_in_background(config, "digits", out / SEEDS_FOLDER, seeds[1:], device=device,
+                                            resume=resume, threads=torch.get_num_threads())
+                  if workers == 2 else nullcontext())
+    with background:
+        shared = run_algorithm1(config, dataset, out, device=device, resume=resume, log=log)
+        independent_out = out / INDEPENDENT_FOLDER
+        if not (independent_out / "normal").exists():
+            # same seed, same normal initial weights and recipe: the normal model is identical
+            copy_folder_atomic(out / "normal", independent_out / "normal")
+        independent = run_algorithm1(
+            replace(config, init="independent", trials=1), dataset, independent_out,
+            device=device, resume=True, log=log,
+        )
+        model, _ = load_checkpoint(out / ROBUST_FOLDER, device)
+        settings = CheckSettings(a=count_weight_layers(model) - config.fb_layers, threat=config.threat(),
+                                 n=CHECK_SAMPLES, estimator=config.estimator, attack=AttackSettings(seed=seed))
+        check = run_check(model, dataset.x_test, dataset.y_test, settings, device=device)
+    known = {(seed, run.config.init): TrainingOutcome.of_run(run) for run in (shared, independent)}
+    spread = run_seed_spread(config, dataset, out / SEEDS_FOLDER, seeds, device=device, known=known,
+                             resume=resume or workers == 2, log=log)
+    return DemoResult(shared, independent, check, spread)

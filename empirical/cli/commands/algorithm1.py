@@ -4,7 +4,9 @@ Writes under ``--out``: ``normal/`` and ``robust/`` checkpoints, ``trials/trial_
 (one per finished trial), ``results.json``, the paper's columns as ``table.csv``, ``table.tex`` and
 ``table.md``, ``report.md`` and ``plots/``. Trained models and finished trials found in
 ``--out`` are reused with ``--resume``; an interrupted run (even ``kill -9``) loses at
-most the trial in progress.
+most the trial in progress. With ``--training-seeds N`` (N >= 2), steps 1-3 of trial 1 are
+repeated at N training seeds under both initialisations (``--out/seeds/``) and the report
+states their spread beside the sampling intervals.
 """
 
 from __future__ import annotations
@@ -34,9 +36,16 @@ from semirobust.empirical.dependency import ESTIMATORS
 from semirobust.empirical.model import ArchitectureSpec, build_model
 from semirobust.empirical.model.stages import count_weight_layers, split_network
 from semirobust.empirical.reports.algorithm1 import write_algorithm1_report, write_paper_table
-from semirobust.empirical.reports.writers import run_metadata
+from semirobust.empirical.reports.seed_spread import seed_section
+from semirobust.empirical.reports.writers import run_metadata, write_json_atomic
 from semirobust.empirical.runtime.device import resolve_device
-from semirobust.empirical.studies.algorithm1 import INIT_CHOICES, Algorithm1Config, run_algorithm1
+from semirobust.empirical.studies.algorithm1 import (
+    INIT_CHOICES,
+    Algorithm1Config,
+    TrainingOutcome,
+    run_algorithm1,
+)
+from semirobust.empirical.studies.seed_spread import SEEDS_FOLDER, run_seed_spread, spread_seeds
 from semirobust.empirical.studies.training import TrainRecipe
 
 
@@ -52,6 +61,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--tolerance", type=non_negative_float, default=0.02, help="stop at Acc* - k (k, a fraction)")
     parser.add_argument("--init", choices=INIT_CHOICES, default="shared",
                         help="initial weights of the normal and robust models (default: shared)")
+    parser.add_argument("--training-seeds", type=positive_int, default=1,
+                        help="N >= 2: also run steps 1-3 (trial 1) at N training seeds --seed, "
+                             "--seed + 10, ... under both initialisations and report their spread "
+                             "(default 1: this run only)")
     parser.add_argument("--estimator", choices=sorted(ESTIMATORS), default="ksg",
                         help="dependency estimator for rho (default: ksg)")
     add_adversarial_training_options(parser)
@@ -80,11 +93,24 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     out = Path(args.out)
-    result = run_algorithm1(config, dataset, out, device=device, resume=args.resume,
-                            log=lambda line: print(line, file=sys.stderr), metadata=run_metadata(args))
+    seeds = spread_seeds(args.seed, args.training_seeds) if args.training_seeds > 1 else ()
+    result = run_algorithm1(config, dataset, out, device=device, resume=args.resume, log=_log,
+                            metadata=run_metadata(args))
+    sections = []
+    if seeds:
+        spread = run_seed_spread(config, dataset, out / SEEDS_FOLDER, seeds, device=device,
+                                 known={(args.seed, args.init): TrainingOutcome.of_run(result)},
+                                 normal_models={args.seed: out / "normal"}, resume=args.resume, log=_log)
+        write_json_atomic(out / "seed_spread.json", {**run_metadata(args), **spread.to_dict()})
+        sections.append(seed_section(spread, SEEDS_FOLDER))
     write_paper_table(result, out)
-    print(write_algorithm1_report(result, out, elapsed_seconds=time.perf_counter() - start, device=str(device)))
+    print(write_algorithm1_report(result, out, elapsed_seconds=time.perf_counter() - start,
+                                  device=str(device), extra_sections=sections))
     return 0
+
+
+def _log(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 def _fb_from_split(args: argparse.Namespace, kwargs: dict, dataset: Dataset) -> int:

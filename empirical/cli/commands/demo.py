@@ -6,12 +6,15 @@ the layer-to-layer dependency on attacked data, judges T2, runs ``check`` on the
 (every result judged, in ``--out/check``), and writes ``results.json``, ``report.md`` and
 ``plots/*.png`` under ``--out``. A second, one-trial run in
 ``--out/independent-init`` starts the robust model from independent initial weights,
-since THEORY.md section 6 says ``Acc_sr`` depends strongly on that choice.
+since THEORY.md section 6 says ``Acc_sr`` depends strongly on that choice. Steps 1-3 are
+repeated at two more training seeds under both initialisations (``--out/seeds``, in a second
+process with ``--workers 2``) and the report states their spread.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -27,6 +30,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("demo", description=__doc__)
     add_out_folder(parser, help="output folder", default="runs/demo")
     parser.add_argument("--resume", action="store_true", help="continue (or reuse) the run in --out")
+    parser.add_argument("--workers", type=int, choices=(1, 2), default=min(2, len(os.sched_getaffinity(0))),
+                        help="processes: 2 runs the other training seeds in a second process meanwhile, "
+                             "1 after the rest; the numbers are the same (default: 2 where 2 cores are "
+                             "available)")
     add_common_options(parser)
     parser.set_defaults(run=run)
 
@@ -35,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     device = resolve_device(args.device)
     out = Path(args.out)
-    result = run_demo(out, seed=args.seed, device=device, resume=args.resume,
+    result = run_demo(out, seed=args.seed, device=device, resume=args.resume, workers=args.workers,
                       log=lambda line: print(line, file=sys.stderr))
     print(write_demo_report(result, out, metadata=run_metadata(args),
                             elapsed_seconds=time.perf_counter() - start, device=str(device)))
