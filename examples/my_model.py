@@ -9,7 +9,7 @@ them itself (first line of ``forward``). Train and save (from the repository roo
 then check it::
 
     semirobust check --model examples.my_model:SmallResNet --weights my_weights.pt \\
-        --dataset digits --split 2 --out runs/my-model
+        --dataset digits --split 3 --out runs/my-model
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class SmallResNet(nn.Module):
         super().__init__()
         self.stem = nn.Conv2d(1, width, 3, padding=1, bias=False)
         self.bn = nn.BatchNorm2d(width)
-        self.blocks = nn.Sequential(Block(width), Block(width))
+        self.blocks = nn.Sequential(Block(width), Block(width))  # x + conv-bn-relu-conv-bn
         self.head = nn.Linear(width, num_classes)
         self.register_buffer("mean", torch.tensor(0.3))
         self.register_buffer("std", torch.tensor(0.4))

@@ -117,11 +117,11 @@ BAD_INPUTS = {
     # name: (the options in place of --checkpoint, the message's telling part)
     "cannot be traced": (["--model", "user_models:BranchesOnValues", "--weights", "branches.pt"],
                          r"model BranchesOnValues cannot be traced by torch\.fx: .* at .*user_models\.py:\d+: "
-                         r"if x\.sum\(\) > 0:"),
+                         + r"if x\.sum\(\) > 0:"),
     "wrong key": ([*RESNET, "--weights", "renamed.safetensors"],
                   r"weights do not match the model user_models:resnet18 builds: renamed\.safetensors lacks "
-                  r"1 tensor the architecture has \(fc\.weight\) and holds 1 tensor the architecture does not "
-                  r"have \(head\.weight\)"),
+                  + r"1 tensor the architecture has \(fc\.weight\) and holds 1 tensor the architecture does not "
+                  + r"have \(head\.weight\)"),
     "shape mismatch": ([*RESNET, "--weights", "wider.pt"], r"tensor conv1\.weight has shape \(8, 1, 7, 7\) in wider\.pt"),
     "module not importable": (["--model", "no_such_module:net", "--weights", "right.pt"],
                               r"no module named 'no_such_module' \(modules are found from the current directory"),
@@ -158,7 +158,7 @@ def test_weights_and_dataset_go_only_with_model(weights, tmp_path, capsys):
     code, err = run_cli(["check", "--checkpoint", str(tmp_path), "--weights", str(weights / "right.pt"),
                          "--dataset", "digits", "--split", "1", "--out", str(tmp_path / "out")], capsys)
     assert code == 2 and err == ["semirobust check: error: --weights, --dataset go with --model; "
-                                 "a --checkpoint names its own weights and dataset"]
+                                 + "a --checkpoint names its own weights and dataset"]
     code, err = run_cli(["check", "--checkpoint", str(tmp_path), "--model", "user_models:resnet18",
                          "--split", "1", "--out", str(tmp_path / "out")], capsys)
     assert code == 2 and "not allowed with argument" in err[-1]

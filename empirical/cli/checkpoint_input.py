@@ -29,8 +29,17 @@ import torch
 from torch import nn
 
 from semirobust.empirical.data import Dataset, load_dataset
-from semirobust.empirical.model.checkpoint import CheckpointConfig, load_checkpoint, load_weights, read_weights
-from semirobust.empirical.model.factory import FactorySpec, build_factory_model, check_input_contract
+from semirobust.empirical.model.checkpoint import (
+    CheckpointConfig,
+    load_checkpoint,
+    load_weights,
+    read_weights,
+)
+from semirobust.empirical.model.factory import (
+    FactorySpec,
+    build_factory_model,
+    check_input_contract,
+)
 from semirobust.empirical.model.graph_stages import as_stages
 from semirobust.empirical.runtime.device import place_model, resolve_device
 from semirobust.errors import BadInput

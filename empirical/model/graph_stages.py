@@ -23,7 +23,7 @@ from semirobust.empirical.model.graph import CountingRules, graph_view
 from semirobust.empirical.model.stages import COUNTED_LAYERS_KEY
 
 
-def as_stages(model: nn.Module, rules: CountingRules = CountingRules()) -> nn.Sequential:
+def as_stages(model: nn.Module, rules: CountingRules = CountingRules()) -> nn.Sequential:  # noqa: B008 (frozen)
     """``model`` as an ``nn.Sequential`` of graph stages cut at its split tensors (module
     docstring); :class:`~semirobust.errors.BadInput` when it cannot be traced."""
     view = graph_view(model, rules)
