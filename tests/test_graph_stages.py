@@ -88,3 +88,28 @@ def test_zoo_models_split_count_and_activate_the_same_through_as_stages(name):
     assert len(staged_activations) == len(zoo_activations)
     for j, (staged_h, zoo_h) in enumerate(zip(staged_activations, zoo_activations), start=1):
         assert torch.equal(staged_h, zoo_h), f"h_{j}"
+
+
+@pytest.mark.parametrize("name", ("digits-cnn", "resnet18"))
+def test_check_measures_a_zoo_model_the_same_through_as_stages(name):
+    """What needs no certificate (accuracies, the attacked margin, rho per pair) is the same
+    number through the traced stages as through the zoo's own; the certified bounds await
+    bound rules for graph stages."""
+    from semirobust.empirical.attacks import AttackSettings
+    from semirobust.empirical.attacks.threat import ThreatModel
+    from semirobust.empirical.data import load_dataset
+    from semirobust.empirical.studies.check import CheckSettings, run_check
+
+    data = load_dataset("digits")
+    spec = ArchitectureSpec(name, (1, 8, 8), 10, (0.3,), (0.4,), NARROW.get(name, {}))
+    model = randomised(build_model(spec))
+    settings = CheckSettings(a=valid_splits(model)[0], threat=ThreatModel("linf", 0.05), n=120,
+                             bound_methods=("ibp",), attack=AttackSettings(steps=2, restarts=1, seed=0))
+    zoo = run_check(model, data.x_test, data.y_test, settings, device=torch.device("cpu"))
+    staged = run_check(as_stages(model), data.x_test, data.y_test, settings, device=torch.device("cpu"))
+    assert staged.n_layers == zoo.n_layers and [s.a for s in staged.per_split] == [s.a for s in zoo.per_split]
+    for measured in ("clean_accuracy", "robust_accuracy"):
+        assert getattr(staged, measured).value == getattr(zoo, measured).value, measured
+    assert staged.measurements["gamma_whole"][-1].value == zoo.measurements["gamma_whole"][-1].value
+    assert staged.measurements["clean_margin"][0].value == zoo.measurements["clean_margin"][0].value
+    assert [p.rho.value for p in staged.rho] == [p.rho.value for p in zoo.rho]

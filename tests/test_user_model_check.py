@@ -162,3 +162,43 @@ def test_weights_and_dataset_go_only_with_model(weights, tmp_path, capsys):
     code, err = run_cli(["check", "--checkpoint", str(tmp_path), "--model", "user_models:resnet18",
                          "--split", "1", "--out", str(tmp_path / "out")], capsys)
     assert code == 2 and "not allowed with argument" in err[-1]
+
+
+class Overflowing(torch.nn.Module):
+    """Finite weights, infinite logits (float32 overflows past 3.4e38)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(x, 1)) * 1e39
+
+
+class CountsItsCalls(torch.nn.Module):
+    """A forward whose result depends on Python state: tracing bakes in the count it saw."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(64, 10)
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.fc(torch.flatten(x, 1)) * self.calls
+
+
+def test_a_model_whose_logits_are_not_finite_or_not_its_graphs_breaks_the_contract(digits):
+    from semirobust.empirical.model.factory import check_input_contract
+    from semirobust.empirical.model.graph_stages import as_stages
+    from semirobust.errors import BadInput
+
+    model = Overflowing().eval()
+    spec = FactorySpec("tests:Overflowing", (1, 8, 8), 10)
+    with pytest.raises(BadInput, match=r"on the first batch of digits: the model's outputs are not all finite"):
+        check_input_contract(model, as_stages(model), digits.x_test[:16], spec, "digits")
+    model = CountsItsCalls().eval()
+    with pytest.raises(BadInput, match=r"its traced graph does not reproduce its forward \(largest difference"):
+        check_input_contract(model, as_stages(model), digits.x_test[:16], spec, "digits")
+    check_input_contract(built("functional"), as_stages(built("functional")), digits.x_test[:16],
+                         FactorySpec("user_models:FunctionalNet", (1, 8, 8), 10), "digits")
