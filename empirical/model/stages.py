@@ -52,7 +52,8 @@ def mark_not_counted(module: nn.Module) -> nn.Module:
 
 
 def weight_layers(module: nn.Module) -> list[nn.Module]:
-    """The counted conv and linear modules of ``module`` in forward (registration) order."""
+    """The counted conv and linear modules of ``module`` in forward (registration) order
+    (a graph stage declares its counted layers instead: :func:`declared_weight_layers`)."""
     return [
         m for m in module.modules()
         if isinstance(m, WEIGHT_LAYER_TYPES) and not getattr(m, NOT_COUNTED_ATTRIBUTE, False)
