@@ -40,7 +40,11 @@ def test_every_command_has_device_seed_and_threads_validated_alike(name):
 @pytest.mark.parametrize("name", CHECKPOINT_COMMANDS)
 def test_every_checkpoint_command_takes_data_root_and_the_shared_groups(name):
     parser = subparser(name)
-    assert action(parser, "--checkpoint").required and action(parser, "--data-root") is not None
+    # --checkpoint, or a user's model: --model with --weights and --dataset in its place
+    (source,) = [g for g in parser._mutually_exclusive_groups if action(parser, "--checkpoint") in g._group_actions]
+    assert source.required and [a.dest for a in source._group_actions] == ["checkpoint", "model"]
+    assert all(action(parser, flag) is not None for flag in ("--model-kwargs", "--weights", "--dataset"))
+    assert action(parser, "--data-root") is not None
     samples = action(parser, "--samples")
     assert samples.option_strings == ["--samples", "--limit"] and samples.dest == "samples"
     if name != "attack":  # attack runs the whole network

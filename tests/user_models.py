@@ -2,7 +2,8 @@
 that no test downloads anything: a torchvision-style ResNet-18, PreActResNet-18, a
 RobustBench-style WideResNet-28-10 with its input normalisation inside, a model of
 functional calls, and one with data-dependent control flow. ``width`` scales the channels so
-that tests run small; the structure is the published one."""
+that tests run small, ``in_channels`` lets them read one-channel images (``digits``); the
+structure is the published one."""
 
 from __future__ import annotations
 
@@ -41,10 +42,11 @@ class BasicBlock(nn.Module):
 class ResNet(nn.Module):
     """torchvision's ``ResNet`` (7x7/2 stem, max pool, four stages, avgpool, ``torch.flatten``, fc)."""
 
-    def __init__(self, layers: tuple[int, ...] = (2, 2, 2, 2), num_classes: int = 10, width: int = 64):
+    def __init__(self, layers: tuple[int, ...] = (2, 2, 2, 2), num_classes: int = 10, width: int = 64,
+                 in_channels: int = 3):
         super().__init__()
         self.inplanes = width
-        self.conv1 = nn.Conv2d(3, width, 7, 2, 3, bias=False)
+        self.conv1 = nn.Conv2d(in_channels, width, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
@@ -72,8 +74,8 @@ class ResNet(nn.Module):
         return self.fc(x)
 
 
-def resnet18(num_classes: int = 10, width: int = 64) -> ResNet:
-    return ResNet((2, 2, 2, 2), num_classes, width)
+def resnet18(num_classes: int = 10, width: int = 64, in_channels: int = 3) -> ResNet:
+    return ResNet((2, 2, 2, 2), num_classes, width, in_channels)
 
 
 class PreActBlock(nn.Module):
@@ -97,10 +99,10 @@ class PreActBlock(nn.Module):
 
 
 class PreActResNet18(nn.Module):
-    def __init__(self, num_classes: int = 10, width: int = 64):
+    def __init__(self, num_classes: int = 10, width: int = 64, in_channels: int = 3):
         super().__init__()
         self.in_planes = width
-        self.conv1 = nn.Conv2d(3, width, 3, 1, 1, bias=False)
+        self.conv1 = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
         self.layer1 = self._make_layer(width, 1)
         self.layer2 = self._make_layer(2 * width, 2)
         self.layer3 = self._make_layer(4 * width, 2)
@@ -122,8 +124,8 @@ class PreActResNet18(nn.Module):
         return self.linear(out.view(out.size(0), -1))
 
 
-def preact_resnet18(num_classes: int = 10, width: int = 64) -> PreActResNet18:
-    return PreActResNet18(num_classes, width)
+def preact_resnet18(num_classes: int = 10, width: int = 64, in_channels: int = 3) -> PreActResNet18:
+    return PreActResNet18(num_classes, width, in_channels)
 
 
 class WideBasicBlock(nn.Module):
@@ -152,15 +154,17 @@ class WideBasicBlock(nn.Module):
 
 class WideResNet(nn.Module):
     """RobustBench's ``WideResNet`` with the input normalisation of its CIFAR models inside:
-    ``forward`` takes images in ``[0,1]`` and subtracts ``mu``, divides by ``sigma`` first."""
+    ``forward`` takes images in ``[0,1]`` and subtracts ``mu``, divides by ``sigma`` first
+    (CIFAR's statistics; their first ``in_channels`` for fewer channels)."""
 
-    def __init__(self, depth: int = 28, widen_factor: int = 10, num_classes: int = 10, base: int = 16):
+    def __init__(self, depth: int = 28, widen_factor: int = 10, num_classes: int = 10, base: int = 16,
+                 in_channels: int = 3):
         super().__init__()
         channels = [base, base * widen_factor, 2 * base * widen_factor, 4 * base * widen_factor]
         n = (depth - 4) // 6
-        self.mu = torch.tensor(CIFAR_MEAN).view(1, 3, 1, 1)
-        self.sigma = torch.tensor(CIFAR_STD).view(1, 3, 1, 1)
-        self.conv1 = nn.Conv2d(3, channels[0], 3, 1, 1, bias=False)
+        self.mu = torch.tensor(CIFAR_MEAN[:in_channels]).view(1, in_channels, 1, 1)
+        self.sigma = torch.tensor(CIFAR_STD[:in_channels]).view(1, in_channels, 1, 1)
+        self.conv1 = nn.Conv2d(in_channels, channels[0], 3, 1, 1, bias=False)
         self.block1 = self._group(n, channels[0], channels[1], 1)
         self.block2 = self._group(n, channels[1], channels[2], 2)
         self.block3 = self._group(n, channels[2], channels[3], 2)
@@ -182,8 +186,8 @@ class WideResNet(nn.Module):
         return self.fc(out.view(-1, self.n_channels))
 
 
-def wrn_28_10(num_classes: int = 10, widen_factor: int = 10, base: int = 16) -> WideResNet:
-    return WideResNet(28, widen_factor, num_classes, base)
+def wrn_28_10(num_classes: int = 10, widen_factor: int = 10, base: int = 16, in_channels: int = 3) -> WideResNet:
+    return WideResNet(28, widen_factor, num_classes, base, in_channels)
 
 
 class FunctionalNet(nn.Module):

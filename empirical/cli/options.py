@@ -239,9 +239,29 @@ def add_data_root_option(parser: argparse.ArgumentParser) -> None:
 
 
 def add_checkpoint_options(parser: argparse.ArgumentParser, *, help: str = "checkpoint directory") -> None:
-    """``--checkpoint`` and ``--data-root``: what
-    :func:`~semirobust.empirical.cli.checkpoint_input.open_checkpoint_and_data` opens."""
-    parser.add_argument("--checkpoint", required=True, help=f"{help} (config.json + weights)")
+    """``--checkpoint``, or a user's model ``--model [--model-kwargs] --weights --dataset``,
+    and ``--data-root``: what
+    :func:`~semirobust.empirical.cli.checkpoint_input.open_checkpoint_and_data` opens (which
+    checks that ``--weights`` and ``--dataset`` come with ``--model`` and only with it)."""
+    from semirobust.empirical.data import dataset_names
+
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help=f"{help} (config.json + weights)")
+    source.add_argument(
+        "--model", metavar="MODULE:CALLABLE",
+        help="your own model instead of a checkpoint: the class or function that builds it, as "
+             "package.module:callable, imported from the current directory first, then PYTHONPATH "
+             "(as python -m finds modules); it takes inputs in [0,1] and normalises them itself. "
+             "Importing it runs its code. Needs --weights and --dataset",
+    )
+    parser.add_argument("--model-kwargs", metavar="JSON", default=None,
+                        help='keyword arguments of --model as a JSON object, e.g. \'{"width": 8}\' (default: none)')
+    parser.add_argument("--weights", metavar="FILE", default=None,
+                        help="weights of --model: a .safetensors file, or a state dict saved with "
+                             "torch.save(model.state_dict(), FILE), loaded with weights_only=True (never runs code)")
+    parser.add_argument("--dataset", type=one_of(dataset_names()), default=None,
+                        help=f"dataset to check --model on ({', '.join(dataset_names())}); "
+                             "a checkpoint names its own")
     add_data_root_option(parser)
 
 

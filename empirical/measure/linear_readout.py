@@ -38,7 +38,7 @@ from torch import nn
 
 from semirobust.empirical.attacks.evaluation import predict_logits
 from semirobust.empirical.measure.statistics import wilson_interval
-from semirobust.empirical.model.stages import layer_activations, weight_layers
+from semirobust.empirical.model.stages import count_weight_layers, layer_activations
 from semirobust.errors import BadInput
 from semirobust.theory.measurement import Kind, Measurement
 
@@ -140,7 +140,7 @@ def layer_features(
 def validate_layers(f_a: nn.Sequential, layers: Sequence[int]) -> tuple[int, ...]:
     """``layers`` as a tuple if each lies in ``1..a`` (the weight layers of ``f_a``);
     else :class:`BadInput`."""
-    a = len(weight_layers(f_a))
+    a = count_weight_layers(f_a)
     layers = tuple(layers)
     if not layers or any(not isinstance(i, int) or not 1 <= i <= a for i in layers):
         raise BadInput(

@@ -1,9 +1,13 @@
 """Checkpoint directories: ``model.safetensors`` + ``config.json`` (DESIGN.md).
 
 ``config.json`` holds the architecture spec (name, input shape, classes, normalisation,
-builder kwargs), the dataset, the training recipe, metrics and the seed. Loading never
-runs code from the checkpoint: weights come from safetensors, or from ``model.pt``
-through ``torch.load(weights_only=True)``; anything else is refused with a
+builder kwargs), or instead a user's model factory ``package.module:callable`` with its
+keyword arguments, input shape and classes
+(:class:`~semirobust.empirical.model.factory.FactorySpec`: importing it is the user's
+choice, made by opening the checkpoint), the dataset, the training recipe, metrics and the
+seed. Loading never runs code from the weights: they come from safetensors, or from
+``model.pt`` through ``torch.load(weights_only=True)`` (:func:`read_weights` reads a user's
+weights file the same way); anything else is refused with a
 :class:`BadInput` naming the problem: a file that only the full unpickler could read (it
 would run code), an unreadable file, weights whose names or shapes differ from the
 architecture in ``config.json`` (the first difference named), weights of another kind of
@@ -34,6 +38,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from semirobust import __version__
+from semirobust.empirical.model.factory import FactorySpec, build_factory_model
 from semirobust.empirical.model.registry import ArchitectureSpec, build_model
 from semirobust.empirical.reports.writers import (
     current_umask,
@@ -60,7 +65,7 @@ NAMES_SHOWN = 3
 class CheckpointConfig:
     """What ``config.json`` records besides the weights."""
 
-    architecture: ArchitectureSpec
+    architecture: ArchitectureSpec | FactorySpec
     dataset: str
     seed: int
     recipe: dict[str, Any] = field(default_factory=dict)
@@ -81,7 +86,8 @@ class CheckpointConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CheckpointConfig:
         return cls(
-            architecture=ArchitectureSpec.from_dict(data["architecture"]),
+            architecture=(FactorySpec if "factory" in data["architecture"] else ArchitectureSpec)
+            .from_dict(data["architecture"]),
             dataset=str(data["dataset"]),
             seed=int(data["seed"]),
             recipe=dict(data.get("recipe", {})),
@@ -110,25 +116,33 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, config: Checkpoin
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[nn.Sequential, CheckpointConfig]:
+def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[nn.Module, CheckpointConfig]:
     """Rebuild the model of checkpoint dir ``path`` in eval mode, with its config, placed on
-    ``device`` by :func:`~semirobust.empirical.runtime.device.place_model` (channels-last on CUDA)."""
+    ``device`` by :func:`~semirobust.empirical.runtime.device.place_model` (channels-last on
+    CUDA): a zoo architecture's ``nn.Sequential`` of stages, or the module a factory returns."""
     path = Path(path)
     if not path.is_dir():
         raise BadInput(f"checkpoint {path}: no such directory (expected {CONFIG_NAME} + {SAFETENSORS_NAME})")
     config = _read_config(path)
     source, state = _read_state_dict(path)
-    model = build_model(config.architecture)
+    spec = config.architecture
+    model = build_factory_model(spec) if isinstance(spec, FactorySpec) else build_model(spec)
+    load_weights(model, state, f"checkpoint {path}", source, f"the architecture in {CONFIG_NAME}")
+    return place_model(model, torch.device(device)).eval(), config
+
+
+def load_weights(model: nn.Module, state: Mapping[str, torch.Tensor], where: str, source: str,
+                 architecture: str) -> None:
+    """Load ``state`` (read from ``source``) into ``model`` (described as ``architecture``),
+    or :class:`BadInput` starting with ``where`` naming the first difference in names, shapes
+    or kinds of number, or the first tensor that is not finite."""
     mismatch = _mismatch(model.state_dict(), state, source)
     if mismatch:
-        raise BadInput(
-            f"checkpoint {path}: weights do not match the architecture in {CONFIG_NAME}: {mismatch}"
-        )
+        raise BadInput(f"{where}: weights do not match {architecture}: {mismatch}")
     non_finite = _non_finite(state, source)
     if non_finite:
-        raise BadInput(f"checkpoint {path}: {non_finite}; every measurement on this model would be meaningless")
+        raise BadInput(f"{where}: {non_finite}; every measurement on this model would be meaningless")
     model.load_state_dict(state, strict=True)
-    return place_model(model, torch.device(device)).eval(), config
 
 
 def _mismatch(
@@ -224,7 +238,9 @@ def _config_problem(config: CheckpointConfig) -> str:
         return f"architecture.input_shape {list(spec.input_shape)} must be a list of integers >= 1"
     if spec.num_classes < 2:
         return f"architecture.num_classes {spec.num_classes} must be >= 2"
-    if not all(math.isfinite(v) for v in (*spec.mean, *spec.std)) or any(v <= 0 for v in spec.std):
+    # a factory's model normalises its inputs itself (the input contract): no mean or std
+    if isinstance(spec, ArchitectureSpec) and (
+            not all(math.isfinite(v) for v in (*spec.mean, *spec.std)) or any(v <= 0 for v in spec.std)):
         return f"architecture.std {list(spec.std)} must be finite and > 0 (mean {list(spec.mean)} finite)"
     if not -(2**63) <= config.seed < 2**63:
         return f"seed {config.seed} does not fit a signed 64-bit integer"
@@ -233,39 +249,47 @@ def _config_problem(config: CheckpointConfig) -> str:
 
 def _read_state_dict(path: Path) -> tuple[str, dict[str, torch.Tensor]]:
     """The weights file's name and its tensors by name."""
-    safetensors_path, pickle_path = path / SAFETENSORS_NAME, path / STATE_DICT_NAME
-    if safetensors_path.is_file():
-        try:
-            return SAFETENSORS_NAME, load_file(str(safetensors_path))
-        except (SafetensorError, OSError, ValueError) as error:
-            raise BadInput(f"checkpoint {path}: {SAFETENSORS_NAME} is unreadable or truncated ({error})") from None
-    if pickle_path.is_file():
-        try:
-            state = torch.load(pickle_path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as error:
-            raise BadInput(_refusal(path, str(error))) from None
-        except UNREADABLE_FILE_ERRORS as error:
-            raise BadInput(
-                f"checkpoint {path}: {STATE_DICT_NAME} is unreadable or truncated, not a file "
-                f"torch.save wrote ({type(error).__name__}: {_first_sentence(str(error))})"
-            ) from None
-        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-            raise BadInput(f"checkpoint {path}: {STATE_DICT_NAME} must hold a state dict of tensors")
-        return STATE_DICT_NAME, state
+    for name in (SAFETENSORS_NAME, STATE_DICT_NAME):
+        if (path / name).is_file():
+            return name, read_weights(path / name, f"checkpoint {path}", name)
     raise BadInput(f"checkpoint {path}: no weights ({SAFETENSORS_NAME} or {STATE_DICT_NAME})")
 
 
-def _refusal(path: Path, torch_message: str) -> str:
-    """Why ``model.pt`` is refused when ``torch.load(weights_only=True)`` raised
+def read_weights(file: Path, where: str, name: str) -> dict[str, torch.Tensor]:
+    """The tensors of weights file ``file`` (called ``name`` in messages, which start with
+    ``where``) by name: safetensors when its name ends in ``.safetensors``, else a state dict
+    through ``torch.load(weights_only=True)``, which never unpickles code."""
+    if file.suffix == ".safetensors":
+        try:
+            return load_file(str(file))
+        except (SafetensorError, OSError, ValueError) as error:
+            raise BadInput(f"{where}: {name} is unreadable or truncated ({error})") from None
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise BadInput(_refusal(where, name, str(error))) from None
+    except UNREADABLE_FILE_ERRORS as error:
+        raise BadInput(
+            f"{where}: {name} is unreadable or truncated, not a file "
+            f"torch.save wrote ({type(error).__name__}: {_first_sentence(str(error))})"
+        ) from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise BadInput(f"{where}: {name} must hold a state dict of tensors")
+    return state
+
+
+def _refusal(where: str, name: str, torch_message: str) -> str:
+    """Why weights file ``name`` is refused when ``torch.load(weights_only=True)`` raised
     ``torch_message``, and what is accepted instead; names the Python object the file asks
     for when torch's message does."""
     named = re.search(r"GLOBAL (\S+)", torch_message)
     asks_for = f" (it asks for {named[1]})" if named else ""
+    accepted = (f"{SAFETENSORS_NAME}, or a {STATE_DICT_NAME}" if name == STATE_DICT_NAME
+                else "a .safetensors file, or a file")
     return (
-        f"checkpoint {path}: refusing {STATE_DICT_NAME} because loading it would need unpickling "
+        f"{where}: refusing {name} because loading it would need unpickling "
         f"arbitrary Python objects{asks_for}, which can run code; accepted weights: "
-        f"{SAFETENSORS_NAME}, or a {STATE_DICT_NAME} that torch.load(..., weights_only=True) "
-        f"loads (a state dict of tensors)"
+        f"{accepted} that torch.load(..., weights_only=True) loads (a state dict of tensors)"
     )
 
 

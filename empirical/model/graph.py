@@ -47,7 +47,7 @@ from torch import fx, nn
 from torch.nn import functional
 
 from semirobust.empirical.model.normalize import Normalize
-from semirobust.empirical.model.stages import NOT_COUNTED_ATTRIBUTE
+from semirobust.empirical.model.stages import NOT_COUNTED_ATTRIBUTE, record_nodes
 from semirobust.errors import BadInput
 
 WEIGHT_MODULE_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -180,9 +180,18 @@ class GraphView:
     def split(self, a: int) -> tuple[fx.GraphModule, fx.GraphModule]:
         """``(f_a, f_b)`` with ``f_b(f_a(x)) == model(x)``; both share the model's parameters."""
         cut = self.require_split(a)
-        position = next(i for i, node in enumerate(self.nodes) if node.name == cut)
-        return self._subgraph(self.nodes[: position + 1], inputs=None, output=self.nodes[position]), \
-            self._subgraph(self.nodes[position + 1:], inputs=self.nodes[position], output=None)
+        return self.between(None, cut), self.between(cut, None)
+
+    def between(self, start: str | None, end: str | None) -> fx.GraphModule:
+        """The graph from the value of node ``start`` (None: the model's input) to the value of
+        node ``end`` (None: the model's output), as a ``GraphModule`` sharing the model's
+        parameters; ``start`` and ``end`` are cuts (a split node, say)."""
+        position = {node.name: i for i, node in enumerate(self.nodes)}
+        first = 0 if start is None else position[start] + 1
+        last = len(self.nodes) - 1 if end is None else position[end]
+        return self._subgraph(self.nodes[first: last + 1],
+                              inputs=None if start is None else self.nodes[position[start]],
+                              output=None if end is None else self.nodes[last])
 
     def _subgraph(self, nodes: Iterable[fx.Node], *, inputs: fx.Node | None,
                   output: fx.Node | None) -> fx.GraphModule:
@@ -206,10 +215,8 @@ class GraphView:
 
     def activations(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         """``h_j`` for every counted layer (flattened per sample) and the model's output."""
-        wanted = self._activation_nodes()
-        recorder = _Recorder(self.module, set(wanted))
-        output = recorder.run(x)
-        return [recorder.values[name].flatten(start_dim=1) for name in wanted], output
+        values, output = record_nodes(self.module, self._activation_nodes(), x)
+        return [value.flatten(start_dim=1) for value in values], output
 
     def _activation_nodes(self) -> list[str]:
         order = {node.name: i for i, node in enumerate(self.nodes)}
@@ -221,21 +228,6 @@ class GraphView:
             alone = sum(start < order[other.node] <= end for other in self.counted) == 1
             names.append(self.nodes[end].name if alone else layer.node)
         return names
-
-
-class _Recorder(fx.Interpreter):
-    """Runs the graph and keeps the outputs of the named nodes."""
-
-    def __init__(self, module: fx.GraphModule, names: set[str]) -> None:
-        super().__init__(module)
-        self.names = names
-        self.values: dict[str, torch.Tensor] = {}
-
-    def run_node(self, node: fx.Node):
-        value = super().run_node(node)
-        if node.name in self.names:
-            self.values[node.name] = value
-        return value
 
 
 def graph_view(model: nn.Module, rules: CountingRules = CountingRules()) -> GraphView:

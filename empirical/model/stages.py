@@ -8,16 +8,24 @@ which is registration order for a sequential network. A module marked with
 :func:`mark_not_counted` (a residual shortcut's 1x1 projection, say) is not counted, so
 that layer counts match the paper's (ResNet-18 has 18 weight layers).
 
+A *graph stage* is an ``fx.GraphModule`` cut from a traced model
+(:func:`~semirobust.empirical.model.graph_stages.as_stages`): its counted weight layers are
+the graph nodes it declares under :data:`COUNTED_LAYERS_KEY` in its ``meta``, modules or
+functional calls (``F.linear``) alike, and the counting rules of
+:mod:`~semirobust.empirical.model.graph` decided which they are; its modules are not
+searched.
+
 A split at ``a`` gives ``f_a`` = the stages holding the first ``a`` weight layers and
 ``f_b`` = the rest; a split that would cut a stage is refused.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from torch import nn
+from torch import fx, nn
 
 from semirobust.errors import BadInput
 
@@ -44,21 +52,42 @@ def mark_not_counted(module: nn.Module) -> nn.Module:
 
 
 def weight_layers(module: nn.Module) -> list[nn.Module]:
-    """The counted conv and linear modules of ``module`` in forward (registration) order."""
+    """The counted conv and linear modules of ``module`` in forward (registration) order
+    (a graph stage declares its counted layers instead: :func:`declared_weight_layers`)."""
     return [
         m for m in module.modules()
         if isinstance(m, WEIGHT_LAYER_TYPES) and not getattr(m, NOT_COUNTED_ATTRIBUTE, False)
     ]
 
 
+#: Key of a graph stage's ``meta``: the names of its counted weight nodes, in execution order.
+COUNTED_LAYERS_KEY = "semirobust_counted_layers"
+
+
+def declared_weight_layers(module: nn.Module) -> tuple[str, ...] | None:
+    """The counted weight nodes a graph stage declares (module docstring); None for any
+    other module."""
+    if isinstance(module, fx.GraphModule):
+        return module.meta.get(COUNTED_LAYERS_KEY)
+    return None
+
+
+def _stage_count(stage: nn.Module) -> int:
+    declared = declared_weight_layers(stage)
+    return len(declared) if declared is not None else len(weight_layers(stage))
+
+
 def stage_weight_counts(model: nn.Module) -> list[int]:
     """Number of weight layers in each stage of the sequential ``model``."""
-    return [len(weight_layers(stage)) for stage in require_sequential(model)]
+    return [_stage_count(stage) for stage in require_sequential(model)]
 
 
 def count_weight_layers(model: nn.Module) -> int:
-    """``n``: the number of weight layers of the network."""
-    return len(weight_layers(model))
+    """``n``: the number of weight layers of the network (of a stage, or of a sequence of
+    stages: graph stages count what they declare)."""
+    if isinstance(model, nn.Sequential) and any(declared_weight_layers(s) is not None for s in model):
+        return sum(stage_weight_counts(model))
+    return _stage_count(model)
 
 
 @dataclass(frozen=True)
@@ -152,23 +181,55 @@ def layer_activations(model: nn.Module, x: torch.Tensor) -> tuple[list[torch.Ten
     ``h_j`` is the output of the stage that holds weight layer ``j`` when the stage holds
     exactly one (the layer with its normalisation and nonlinearity, THEORY.md section 1);
     inside a stage with several weight layers (a residual block) it is that weight
-    module's own output. Returned flattened per sample, shape ``(batch, features)``.
+    operation's own output (a module's, or a graph stage's node's). Returned flattened per
+    sample, shape ``(batch, features)``. The stages run in order, as ``model(x)`` runs them.
     """
     model = require_sequential(model)
     captured: list[torch.Tensor] = []
     handles = []
     for stage in model:
-        inner = weight_layers(stage)
-        if len(inner) == 1:
+        if _stage_count(stage) == 1:
             handles.append(stage.register_forward_hook(_capture_into(captured)))
-        else:
-            handles.extend(m.register_forward_hook(_capture_into(captured)) for m in inner)
+        elif declared_weight_layers(stage) is None:
+            handles.extend(m.register_forward_hook(_capture_into(captured)) for m in weight_layers(stage))
     try:
-        logits = model(x)
+        h = x
+        for stage in model:
+            declared = declared_weight_layers(stage)
+            if declared is not None and len(declared) > 1:
+                values, h = record_nodes(stage, declared, h)
+                captured.extend(value.flatten(start_dim=1) for value in values)
+            else:
+                h = stage(h)
     finally:
         for handle in handles:
             handle.remove()
-    return captured, logits
+    return captured, h
+
+
+def record_nodes(module: fx.GraphModule, names: Sequence[str], *inputs: torch.Tensor
+                 ) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """The outputs of the nodes ``names`` of ``module`` (in that order) and its output, from
+    one run of its graph node by node (the same operations in the same order as its
+    ``forward``)."""
+    recorder = _Recorder(module, set(names))
+    output = recorder.run(*inputs)
+    return [recorder.values[name] for name in names], output
+
+
+class _Recorder(fx.Interpreter):
+    """Runs the graph and keeps the outputs of the named nodes."""
+
+    def __init__(self, module: fx.GraphModule, names: set[str]) -> None:
+        super().__init__(module)
+        self.names = names
+        self.values: dict[str, torch.Tensor] = {}
+
+    def run_node(self, node: fx.Node):
+        value = super().run_node(node)
+        if node.name in self.names:
+            self.values[node.name] = value
+        return value
 
 
 def _capture_into(store: list[torch.Tensor]):

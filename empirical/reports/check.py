@@ -32,7 +32,7 @@ SHOWN = ("clean_margin", "gamma_whole", "gamma_transfer", "L_b", "Delta_a")
 def algorithm1_run_of(checkpoint: Path) -> Algorithm1Result | None:
     """The Algorithm 1 run next to a checkpoint made by it (``RUN/robust``), if any."""
     results = Path(checkpoint).parent / "results.json"
-    if results.is_file():
+    if Path(checkpoint).is_dir() and results.is_file():
         data = json.loads(results.read_text())
         if "trials" in data and "Acc*" in data:
             return Algorithm1Result.from_dict(data)
@@ -46,8 +46,9 @@ def check_json(result: CheckResult, metadata: Mapping[str, Any], checkpoint: Pat
 
 
 def write_check_report(result: CheckResult, out: Path, checkpoint: Path,
-                       metadata: Mapping[str, Any]) -> str:
-    """Write ``report.json``, ``report.md`` and ``plots/`` under ``out``; return the stdout summary."""
+                       metadata: Mapping[str, Any], *, source: str | None = None) -> str:
+    """Write ``report.json``, ``report.md`` and ``plots/`` under ``out``; return the stdout
+    summary. ``source`` says in ``report.md`` what was checked (default: the checkpoint)."""
     out = Path(out)
     plots = [
         plot_bounds_across_splits(result.per_split, result.measurements["gamma_whole"][::-1],
@@ -70,7 +71,7 @@ def write_check_report(result: CheckResult, out: Path, checkpoint: Path,
     lines = [
         "# semirobust check",
         "",
-        f"Checkpoint `{checkpoint}`; split a = {settings.a} of n = {result.n_layers} weight layers "
+        f"{source or f'Checkpoint `{checkpoint}`'}; split a = {settings.a} of n = {result.n_layers} weight layers "
         f"({result.n_layers - settings.a} in f_b); threat model {settings.threat.norm} "
         f"eps = {settings.threat.eps:g}; first {result.samples} test inputs. Readouts: the trained "
         "rest of the network after each layer (canonical, caveat C1).",

@@ -37,6 +37,7 @@ from semirobust.empirical.dependency import dependency_per_layer_pair
 from semirobust.empirical.measure.per_sample import lipschitz_transfer_rows
 from semirobust.empirical.measure.sandwich import gamma_sandwich, margin_attack
 from semirobust.empirical.measure.transfer import TransferBound, lipschitz_transfer_bound
+from semirobust.empirical.model.graph_stages import as_stages
 from semirobust.empirical.model.stages import (
     count_weight_layers,
     layer_activations,
@@ -164,9 +165,15 @@ class CheckResult:
         return {**data, "markdown": verdict.describe(label)}
 
 
-def run_check(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, settings: CheckSettings,
+def run_check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: CheckSettings,
               *, device: torch.device) -> CheckResult:
-    """All measurements, per-split bounds and verdicts for ``model`` split at ``settings.a``."""
+    """All measurements, per-split bounds and verdicts for ``model`` split at ``settings.a``.
+
+    ``model`` is an ``nn.Sequential`` of stages, or any module, which is traced into stages
+    first (:func:`~semirobust.empirical.model.graph_stages.as_stages`: its splits, weight
+    layers and activations are the graph's)."""
+    if not isinstance(model, nn.Sequential):
+        model = as_stages(model)
     model = model.to(device).eval()
     x, y = x[:settings.n], y[:settings.n]
     n_layers = count_weight_layers(model)

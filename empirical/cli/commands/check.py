@@ -1,4 +1,5 @@
-"""``semirobust check``: all quantities, all verdicts, report and plots for one checkpoint.
+"""``semirobust check``: all quantities, all verdicts, report and plots for one checkpoint
+(or a user's own model: ``--model package.module:callable --weights FILE --dataset D``).
 
 Measures, on the first ``--samples`` test inputs of the checkpoint's own dataset draw (its
 recorded seed; ``--seed`` drives the attacks and estimators only): robust accuracy, the
@@ -60,5 +61,6 @@ def run(args: argparse.Namespace) -> int:
     )
     x, y = opened.test_inputs(None)
     result = run_check(opened.model, x, y, settings, device=opened.device)
-    print(write_check_report(result, Path(args.out), opened.path, metadata=run_metadata(args)))
+    print(write_check_report(result, Path(args.out), opened.path, metadata=run_metadata(args),
+                             source=opened.description))
     return 0

@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         )
     result: dict[str, Any] = {
         **run_metadata(args),
-        "checkpoint": str(args.checkpoint),
+        "checkpoint": str(opened.path),
         "dataset": config.dataset,
         "dataset_seed": config.seed,
         "architecture": config.architecture.to_dict(),

@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         raise BadInput(with_reduction_hint(error, args.reduction)) from None
     result = {
         **run_metadata(args),
-        "checkpoint": str(args.checkpoint),
+        "checkpoint": str(opened.path),
         "dataset": opened.config.dataset,
         "dataset_seed": opened.config.seed,
         "eps_source": args.eps_source,

@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     fit_count = fit_inputs(y.numel(), args.fit_fraction)
     study = run_s1(model, a, x[:fit_count], x[fit_count:], y[fit_count:], config, device=device)
     write_s1_json(study, args.json, {
-        **run_metadata(args), "checkpoint": str(args.checkpoint), "dataset": opened.config.dataset,
+        **run_metadata(args), "checkpoint": str(opened.path), "dataset": opened.config.dataset,
         "dataset_seed": opened.config.seed, "eps_source": args.eps_source, "device": str(device),
     })
     print(s1_table(study))
