@@ -32,6 +32,7 @@ from torch import nn
 from semirobust.empirical.bounds.box import Box
 from semirobust.empirical.bounds.linear import (
     BoundedLayers,
+    CompoundBounds,
     LayerBounds,
     ResidualBounds,
     SlopedBox,
@@ -111,6 +112,8 @@ def _with_slopes(
                     summed,
                 )
             )
+        elif isinstance(bound, CompoundBounds):
+            out.append(bound.sloped(lambda box: _sloped(box, specs, slopes)))
         elif isinstance(layer, nn.ReLU):
             out.append(_sloped(bound, specs, slopes))
         else:

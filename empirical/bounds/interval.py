@@ -44,6 +44,7 @@ _INTERVAL_RULES: LayerRules[IntervalRule] = LayerRules(
 register_interval_rule = _INTERVAL_RULES.register
 #: The rule registered for ``type(module)`` or its nearest registered base class.
 interval_rule_for = _INTERVAL_RULES.rule_for
+has_interval_rule = _INTERVAL_RULES.has
 
 
 def propagate_interval(module: nn.Module, box: Box) -> Box:

@@ -32,6 +32,7 @@ full CROWN), intersected with the interval box. Upper bounds are ``-lower(-c)``.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -82,6 +83,8 @@ def backward(
     for layer, bound in zip(reversed(layers), reversed(bounds), strict=True):
         if isinstance(bound, ResidualBounds):
             coefficients, offset = _residual_backward(bound, coefficients)
+        elif isinstance(bound, CompoundBounds):
+            coefficients, offset = bound.pull(coefficients)
         else:
             coefficients, offset = backward_rule_for(layer)(layer, coefficients, bound)
         constant = constant + offset
@@ -130,7 +133,43 @@ class SlopedBox(Box):
     slope: torch.Tensor | None = None
 
 
-LayerBounds = Box | ResidualBounds
+class CompoundBounds(ABC):
+    """What the relaxation of a layer with inner structure (a traced graph,
+    :mod:`semirobust.empirical.bounds.graph_linear`) reads; it carries coefficients on its
+    output back to its input itself."""
+
+    @abstractmethod
+    def pull(self, coefficients: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(A_in, c)`` with ``A . g(h) >= A_in . h + c`` for ``h`` in the bounded set."""
+
+    @property
+    @abstractmethod
+    def widest(self) -> int:
+        """The largest feature count of a box inside."""
+
+    @abstractmethod
+    def sloped(self, slope: Callable[[Box], SlopedBox]) -> CompoundBounds:
+        """The same bounds with every ReLU's input box replaced by ``slope(box)``
+        (alpha-CROWN's free lower slopes)."""
+
+    @abstractmethod
+    def tail_lower(self, coefficients: torch.Tensor) -> torch.Tensor:
+        """``min A . g`` carrying ``A`` back through the layer's trailing affine part only,
+        concretised at the boxes of the nonlinear values it reaches (interval bounds of a
+        specification, :mod:`semirobust.empirical.bounds.margin`)."""
+
+
+LayerBounds = Box | ResidualBounds | CompoundBounds
+#: ``rule(module, input_box, intermediate, reach) -> (bounds, output_box)`` for a layer with
+#: inner structure; ``reach`` is the reach of its input (see :func:`bound_layers`).
+CompoundRule = Callable[[nn.Module, Box, str, "Reach"], tuple[CompoundBounds, Box]]
+_COMPOUND_RULES: LayerRules[CompoundRule] = LayerRules(
+    "the linear relaxation (CROWN) of a structured layer", "Register it with register_compound_rule."
+)
+#: Decorator: the relaxation of a layer type with inner structure (a traced graph).
+register_compound_rule = _COMPOUND_RULES.register
+has_compound_rule = _COMPOUND_RULES.has
+compound_rule_for = _COMPOUND_RULES.rule_for
 # ``pull(A) = (A_in, c)`` with ``A . g(h) >= A_in . h + c`` for some map ``g``.
 Pull = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -176,6 +215,8 @@ def _widest(bounds: Iterable[LayerBounds]) -> int:
         (
             b.shape[1:].numel()
             if isinstance(b, Box)
+            else b.widest
+            if isinstance(b, CompoundBounds)
             else _widest([*b.branch.bounds, *b.shortcut.bounds, b.summed])
             for b in bounds
         ),
@@ -205,7 +246,10 @@ def bound_layers(
     bounds: list[LayerBounds] = []
     for index, layer in enumerate(layers):
         parts = residual_parts(layer)
-        if parts is None:
+        if has_compound_rule(layer):
+            inner_reach = reach.through(layers[:index], bounds)
+            bound, out = compound_rule_for(layer)(layer, box, intermediate, inner_reach)
+        elif parts is None:
             bound, out = box, propagate_interval(layer, box)
         else:
             inner_reach = reach.through(layers[:index], bounds)
@@ -220,7 +264,7 @@ def bound_layers(
         ):
             after = layers[index + 2] if index + 2 < len(layers) else None
             only_unstable = isinstance(following, nn.ReLU) and (after is None or is_affine(after))
-            out = _tightened(out, reach.through(layers[: index + 1], bounds), only_unstable)
+            out = tightened(out, reach.through(layers[: index + 1], bounds), only_unstable)
         box = out
     return BoundedLayers(tuple(layers), tuple(bounds), box)
 
@@ -241,14 +285,14 @@ def _bound_residual(
     if intermediate == "crown" and not is_affine(activation):
         widest = _widest([*branch.bounds, *shortcut.bounds])
         sum_reach = reach.before(partial(_sum_backward, branch, shortcut), widest)
-        summed = _tightened(summed, sum_reach, only_unstable=isinstance(activation, nn.ReLU))
+        summed = tightened(summed, sum_reach, only_unstable=isinstance(activation, nn.ReLU))
     return (
         ResidualBounds(branch, shortcut, activation, summed),
         propagate_interval(activation, summed),
     )
 
 
-def _tightened(box: Box, reach: Reach, only_unstable: bool) -> Box:
+def tightened(box: Box, reach: Reach, only_unstable: bool) -> Box:
     """``box`` intersected with the backward bounds of its neurons (of those it leaves
     unstable in some sample, when ``only_unstable``)."""
     selected = _unstable_neurons(box) if only_unstable else None

@@ -34,10 +34,13 @@ from semirobust.empirical.bounds.box import Box, input_box
 from semirobust.empirical.bounds.interval import propagate_interval
 from semirobust.empirical.bounds.layer_rules import float64_eval_copy, is_affine, primitive_layers
 from semirobust.empirical.bounds.linear import (
+    Reach,
     backward,
     bound_layers,
+    compound_rule_for,
     concretize,
     has_backward_rule,
+    has_compound_rule,
 )
 from semirobust.errors import BadInput
 
@@ -66,13 +69,21 @@ def _ibp_spec(
     layers: Sequence[nn.Module], box: Box, spec: torch.Tensor, _alpha: AlphaSettings | None = None
 ) -> torch.Tensor:
     start = _affine_tail_start(layers)
-    for layer in layers[:start]:
+    structured = start > 0 and has_compound_rule(layers[start - 1])
+    for layer in layers[: start - 1 if structured else start]:
         box = propagate_interval(layer, box)
+    inner = None
+    if structured:  # a traced graph: the spec goes on through its own trailing affine nodes
+        inner, box = compound_rule_for(layers[start - 1])(
+            layers[start - 1], box, "ibp", Reach.of_box(box)
+        )
     tail_boxes = [box]
     for layer in layers[start:-1]:
         tail_boxes.append(propagate_interval(layer, tail_boxes[-1]))
-    coefficients, constant = backward(layers[start:], tail_boxes, spec)
-    return concretize(coefficients, constant, box)
+    coefficients, constant = backward(layers[start:], tail_boxes[: len(layers) - start], spec)
+    if inner is None:
+        return concretize(coefficients, constant, box)
+    return inner.tail_lower(coefficients) + constant
 
 
 def _crown_spec(intermediate: str) -> SpecBound:
