@@ -110,6 +110,11 @@ def _with_slopes(
                     ),
                     bound.activation,
                     summed,
+                    None
+                    if bound.pre is None
+                    else BoundedLayers(
+                        bound.pre.layers, _with_slopes(bound.pre, specs, slopes), bound.pre.output
+                    ),
                 )
             )
         elif isinstance(bound, CompoundBounds):

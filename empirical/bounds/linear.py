@@ -113,13 +113,15 @@ class BoundedLayers:
 @dataclass(frozen=True)
 class ResidualBounds:
     """What a residual block's relaxation reads: its branch and its shortcut with their
-    own bounds (both from the block's input box), its activation, and the box of the
-    sum ``s = branch(h) + shortcut(h)`` that the activation's relaxation reads."""
+    own bounds (both from the box of ``pre(h)``, the block's input box when it has no
+    ``pre``), its activation, the box of the sum ``s = branch + shortcut`` that the
+    activation's relaxation reads, and the shared ``pre`` layers with their bounds."""
 
     branch: BoundedLayers
     shortcut: BoundedLayers
     activation: nn.Module | None
     summed: Box
+    pre: BoundedLayers | None = None
 
 
 @dataclass(frozen=True)
@@ -217,7 +219,8 @@ def _widest(bounds: Iterable[LayerBounds]) -> int:
             if isinstance(b, Box)
             else b.widest
             if isinstance(b, CompoundBounds)
-            else _widest([*b.branch.bounds, *b.shortcut.bounds, b.summed])
+            else _widest([*b.branch.bounds, *b.shortcut.bounds, b.summed,
+                          *(b.pre.bounds if b.pre is not None else ())])
             for b in bounds
         ),
         default=0,
@@ -274,6 +277,10 @@ def _bound_residual(
 ) -> tuple[ResidualBounds, Box]:
     """The bounds inside a residual block with input box ``box`` (``reach``: of its input)
     and the box of its output."""
+    pre = None
+    if parts.pre is not None:
+        pre = bound_layers(primitive_layers(parts.pre), box, intermediate, reach)
+        box, reach = pre.output, reach.through(pre.layers, pre.bounds)
     branch = bound_layers(primitive_layers(parts.branch), box, intermediate, reach)
     shortcut = bound_layers(primitive_layers(parts.shortcut), box, intermediate, reach)
     summed = Box(
@@ -281,13 +288,13 @@ def _bound_residual(
     )
     activation = parts.activation
     if activation is None:
-        return ResidualBounds(branch, shortcut, None, summed), summed
+        return ResidualBounds(branch, shortcut, None, summed, pre), summed
     if intermediate == "crown" and not is_affine(activation):
         widest = _widest([*branch.bounds, *shortcut.bounds])
         sum_reach = reach.before(partial(_sum_backward, branch, shortcut), widest)
         summed = tightened(summed, sum_reach, only_unstable=isinstance(activation, nn.ReLU))
     return (
-        ResidualBounds(branch, shortcut, activation, summed),
+        ResidualBounds(branch, shortcut, activation, summed, pre),
         propagate_interval(activation, summed),
     )
 
@@ -340,11 +347,15 @@ def _residual_backward(
     bounds: ResidualBounds, coefficients: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``A . act(s) >= A_s . s + c_act`` by the activation's rule on the box of ``s``,
-    then the sum carried back to the block's input."""
+    then the sum carried back to the block's input (through ``pre`` once, after the two
+    paths' coefficients are added)."""
     constant = coefficients.new_zeros(coefficients.shape[:2])
     if bounds.activation is not None:
         coefficients, constant = backward([bounds.activation], [bounds.summed], coefficients)
     pulled, offset = _sum_backward(bounds.branch, bounds.shortcut, coefficients)
+    if bounds.pre is not None:
+        pulled, before = backward(bounds.pre.layers, bounds.pre.bounds, pulled)
+        offset = offset + before
     return pulled, constant + offset
 
 
