@@ -19,7 +19,9 @@ output of every affine node that feeds a nonlinear node is intersected with this
 backward pass run back to the network's input (only the neurons the interval box leaves
 unstable when every nonlinear user is a ReLU whose own users are affine, all neurons
 otherwise), the rule of :func:`~semirobust.empirical.bounds.linear.bound_layers` for a
-sequence. Registered as the structured-layer rule of ``fx.GraphModule``, so a traced model
+sequence; so is the graph's input when it feeds a nonlinear node and the graph is a later
+stage of a sequence (its input is the output of the stage before, as when a stage ends
+with a residual add and the next begins with its ReLU). Registered as the structured-layer rule of ``fx.GraphModule``, so a traced model
 is bounded whole or as a stage of an ``nn.Sequential``.
 """
 
@@ -150,12 +152,13 @@ def pull_graph(
     return result, constant
 
 
-def _tightening(program: GraphProgram, node: GraphNode) -> bool | None:
-    """``None`` when the node's box is not tightened (not affine, or no nonlinear user);
-    else whether only its unstable neurons are (every nonlinear user a ReLU whose own users
-    are affine: the relaxation then reads nothing else of the box)."""
-    nonlinear = [program.by_name[u] for u in program.users[node.name] if not program.by_name[u].affine]
-    if not node.affine or not nonlinear:
+def _tightening(program: GraphProgram, name: str) -> bool | None:
+    """``None`` when the box of value ``name`` (an affine node's output, or the graph's
+    input) is not tightened (no nonlinear user); else whether only its unstable neurons are
+    (every nonlinear user a ReLU whose own users are affine: the relaxation then reads
+    nothing else of the box)."""
+    nonlinear = [program.by_name[u] for u in program.users[name] if not program.by_name[u].affine]
+    if not nonlinear:
         return None
     return all(
         isinstance(user, ModuleNode) and isinstance(user.module, nn.ReLU)
@@ -171,13 +174,16 @@ def bound_graph(
     """What the relaxation of a traced graph reads for inputs in ``box`` (``reach``: the reach
     of its input), and the box of its output."""
     program = graph_program(module, box.lower, _has_rules, WHAT)
+    crown = intermediate == "crown"
+    if crown and not reach.at_input and (only_unstable := _tightening(program, program.input)) is not None:
+        box = tightened(box, reach, only_unstable)  # the previous stage's output, read nonlinearly
     boxes: dict[str, Box] = {program.input: box}
     reads: dict[str, Box] = {}
     for node in program.nodes:
         if isinstance(node, ModuleNode):
             reads[node.name] = boxes[node.inputs[0]]
         out = node_interval(node, boxes)
-        only_unstable = _tightening(program, node) if intermediate == "crown" else None
+        only_unstable = _tightening(program, node.name) if crown and node.affine else None
         if only_unstable is not None:
             widest = max(b.shape[1:].numel() for b in [*boxes.values(), out])
             node_reach = reach.before(partial(pull_graph, program, reads, node.name), widest)

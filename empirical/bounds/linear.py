@@ -185,6 +185,7 @@ class Reach:
 
     lower: Callable[[torch.Tensor], torch.Tensor]
     widest: int
+    at_input: bool = False  # the reach of the input box itself (its bounds are the box)
 
     @staticmethod
     def of_box(box: Box) -> Reach:
@@ -193,7 +194,7 @@ class Reach:
         def lower(coefficients: torch.Tensor) -> torch.Tensor:
             return concretize(coefficients, coefficients.new_zeros(coefficients.shape[:2]), box)
 
-        return Reach(lower, _widest([box]))
+        return Reach(lower, _widest([box]), at_input=True)
 
     def before(self, pull: Pull, widest: int) -> Reach:
         """The reach of ``g(h)``, ``h`` the input this reach is about, given ``g``'s ``pull``
@@ -250,7 +251,7 @@ def bound_layers(
     for index, layer in enumerate(layers):
         parts = residual_parts(layer)
         if has_compound_rule(layer):
-            inner_reach = reach.through(layers[:index], bounds)
+            inner_reach = reach.through(layers[:index], bounds) if index else reach
             bound, out = compound_rule_for(layer)(layer, box, intermediate, inner_reach)
         elif parts is None:
             bound, out = box, propagate_interval(layer, box)
