@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from semirobust.empirical.bounds.box import Box
-from semirobust.empirical.bounds.layer_rules import UnsupportedLayer, is_affine
+from semirobust.empirical.bounds.layer_rules import UnsupportedLayer, is_affine, primitive_layers
 from semirobust.empirical.model.graph import STATE, _value_kinds
 
 HasRule = Callable[[nn.Module], bool]
@@ -110,6 +110,28 @@ def graph_unsupported(module: fx.GraphModule, has_rule: HasRule) -> list[str]:
         if reason is not None:
             problems.append(f"{node.name}: {node.op} {_target_name(node, modules)}{reason}")
     return problems
+
+
+def require_rules(model: nn.Module, has_rule: HasRule, what: str) -> None:
+    """Before any work: one :class:`UnsupportedLayer` naming every unsupported node of every
+    traced graph among ``model``'s primitive layers (a traced model, or an ``nn.Sequential``
+    with traced stages), and every other primitive layer without a rule, prefixed by its
+    stage. A model without traced graphs is left to its layers' own rules."""
+    layers = primitive_layers(model)
+    if not any(isinstance(layer, fx.GraphModule) for layer in layers):
+        return
+    problems = []
+    for index, layer in enumerate(layers):
+        prefix = "" if layer is model else f"stage {index} "
+        if isinstance(layer, fx.GraphModule):
+            problems += [f"{prefix}{entry}" for entry in graph_unsupported(layer, has_rule)]
+        elif not has_rule(layer):
+            problems.append(f"{prefix}{type(layer).__name__}: no rule for layer type "
+                            f"{type(layer).__module__}.{type(layer).__name__}")
+    if problems:
+        raise UnsupportedLayer(
+            f"{what} has no rule for {len(problems)} graph node(s) or layer(s): {'; '.join(problems)}"
+        )
 
 
 def graph_program(

@@ -36,6 +36,7 @@ from typing import Any
 import torch
 from torch import fx, nn
 
+from semirobust.empirical.bounds.graph_nodes import require_rules
 from semirobust.empirical.bounds.layer_rules import (
     BATCH_NORM_TYPES,
     POOL_TYPES,
@@ -169,6 +170,7 @@ def lipschitz_upper(
     """Per-layer l2 Lipschitz bounds of ``model`` (eval mode) for inputs of shape
     ``input_shape`` (without the batch dimension), and their product; computed in float64
     on ``device``."""
+    require_rules(model, has_lipschitz_rule, _LIPSCHITZ_RULES.what)
     model64 = float64_eval_copy(model, device)
     with torch.no_grad():
         shape = tuple(int(s) for s in input_shape)

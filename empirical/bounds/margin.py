@@ -31,7 +31,9 @@ from torch import nn
 from semirobust.empirical.attacks.threat import ThreatModel
 from semirobust.empirical.bounds.alpha_crown import DEFAULT_ALPHA, AlphaSettings, alpha_crown_bound
 from semirobust.empirical.bounds.box import Box, input_box
-from semirobust.empirical.bounds.interval import propagate_interval
+from semirobust.empirical.bounds.graph_nodes import require_rules
+from semirobust.empirical.bounds.interval import has_interval_rule, propagate_interval
+from semirobust.empirical.bounds.residual import residual_parts
 from semirobust.empirical.bounds.layer_rules import float64_eval_copy, is_affine, primitive_layers
 from semirobust.empirical.bounds.linear import (
     Reach,
@@ -128,6 +130,13 @@ def method_settings(method: str, alpha: AlphaSettings = DEFAULT_ALPHA) -> dict[s
     return settings
 
 
+def _has_rules(module: nn.Module) -> bool:
+    """Interval propagation and the linear relaxation both know ``module``."""
+    return has_interval_rule(module) and (
+        has_backward_rule(module) or residual_parts(module) is not None
+    )
+
+
 def certified_margin_lower(
     model: nn.Module,
     x: torch.Tensor,
@@ -145,6 +154,7 @@ def certified_margin_lower(
         raise BadInput(f"method={method!r}: expected one of {', '.join(MARGIN_METHODS)}")
     if x.shape[0] != y.shape[0]:
         raise BadInput(f"inputs ({x.shape[0]}) and labels ({y.shape[0]}) differ in number")
+    require_rules(model, _has_rules, "certified margin bounds")
     model64 = float64_eval_copy(model, device)
     model64.requires_grad_(False)
     layers = primitive_layers(model64)
