@@ -98,7 +98,9 @@ def test_the_graph_lipschitz_bound_is_above_local_jacobian_norms(name):
     bound = lipschitz_upper(model, shape)
     assert bound.certified and len(bound.layers) == 1
     model64 = model.double().eval()
-    points = torch.rand((3, *shape), generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    points = torch.rand(
+        (3, *shape), generator=torch.Generator().manual_seed(4), dtype=torch.float64
+    )
     for point in points:
         assert spectral_norm_of_jacobian(model64, point) <= bound.product * (1 + 1e-9)
 
@@ -181,11 +183,15 @@ def test_zoo_models_give_the_stage_paths_bounds_through_the_graph(name):
     x = torch.rand((2, *shape), generator=torch.Generator().manual_seed(1))
     y = torch.tensor([0, 1])
     threat = ThreatModel("linf", 0.01)
-    for stage_bound, graph_bound in zip(interval_bounds(model, x, threat),
-                                        interval_bounds(graph, x, threat), strict=True):
+    for stage_bound, graph_bound in zip(
+        interval_bounds(model, x, threat), interval_bounds(graph, x, threat), strict=True
+    ):
         assert relative(graph_bound, stage_bound) <= 1e-6
-    methods = ("ibp", "crown-ibp", "crown", "alpha-crown") if name in ("alexnet", "resnet18") \
+    methods = (
+        ("ibp", "crown-ibp", "crown", "alpha-crown")
+        if name in ("alexnet", "resnet18")
         else ("ibp", "crown-ibp")
+    )
     for method in methods:
         stage = certified_margin_lower(model, x, y, threat, method)
         assert relative(certified_margin_lower(graph, x, y, threat, method), stage) <= 1e-6, method
@@ -193,8 +199,11 @@ def test_zoo_models_give_the_stage_paths_bounds_through_the_graph(name):
     graph_lipschitz = lipschitz_upper(graph, shape)
     assert abs(graph_lipschitz.product / stage_lipschitz.product - 1) <= 1e-6
     a = graph_view(graph).valid_splits[1]
-    for stage_part, graph_part in zip(split_lipschitz(model, stage_lipschitz, a),
-                                      split_lipschitz(graph, graph_lipschitz, a), strict=True):
+    for stage_part, graph_part in zip(
+        split_lipschitz(model, stage_lipschitz, a),
+        split_lipschitz(graph, graph_lipschitz, a),
+        strict=True,
+    ):
         assert abs(graph_part.product / stage_part.product - 1) <= 1e-6
     f_a_graph, _ = graph_view(model).split(a)
     f_a_stage = split_network(model, a).f_a
@@ -219,7 +228,10 @@ def test_graph_modules_are_stages_of_a_sequential():
     for method in METHODS:
         whole = certified_margin_lower(model, x, y, threat, method)
         assert relative(certified_margin_lower(staged, x, y, threat, method), whole) <= 1e-6
-    assert abs(lipschitz_upper(staged, shape).product / lipschitz_upper(model, shape).product - 1) < 1e-6
+    assert (
+        abs(lipschitz_upper(staged, shape).product / lipschitz_upper(model, shape).product - 1)
+        < 1e-6
+    )
     sensitivity = certified_feature_sensitivity(f_a, x, threat, method="crown")
     points = sample_threat_set(x, threat, 16, seed=6)
     f_a64 = f_a.double()
@@ -247,7 +259,13 @@ class MixedHead(nn.Module):
 def test_every_unsupported_node_is_named_in_one_error():
     model = trace_model(MixedHead())
     listed = graph_unsupported(model, has_interval_rule)
-    assert [entry.split(":")[0] for entry in listed] == ["sort", "getattr_1", "mul", "softmax", "norm"]
+    assert [entry.split(":")[0] for entry in listed] == [
+        "sort",
+        "getattr_1",
+        "mul",
+        "softmax",
+        "norm",
+    ]
     assert "norm: call_module norm (LayerNorm)" in listed
     x, y = torch.rand(2, 4), torch.tensor([0, 1])
     threat = ThreatModel("linf", 0.01)

@@ -21,7 +21,12 @@ from __future__ import annotations
 from torch import fx
 
 from semirobust.empirical.bounds.box import Box
-from semirobust.empirical.bounds.graph_nodes import GraphNode, GraphProgram, ModuleNode, graph_program
+from semirobust.empirical.bounds.graph_nodes import (
+    GraphNode,
+    GraphProgram,
+    ModuleNode,
+    graph_program,
+)
 from semirobust.empirical.bounds.interval import (
     has_interval_rule,
     propagate_interval,

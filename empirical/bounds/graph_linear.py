@@ -21,8 +21,9 @@ unstable when every nonlinear user is a ReLU whose own users are affine, all neu
 otherwise), the rule of :func:`~semirobust.empirical.bounds.linear.bound_layers` for a
 sequence; so is the graph's input when it feeds a nonlinear node and the graph is a later
 stage of a sequence (its input is the output of the stage before, as when a stage ends
-with a residual add and the next begins with its ReLU). Registered as the structured-layer rule of ``fx.GraphModule``, so a traced model
-is bounded whole or as a stage of an ``nn.Sequential``.
+with a residual add and the next begins with its ReLU). Registered as the structured-layer
+rule of ``fx.GraphModule``, so a traced model is bounded whole or as a stage of an
+``nn.Sequential``.
 """
 
 from __future__ import annotations
@@ -36,7 +37,13 @@ from torch import fx, nn
 
 from semirobust.empirical.bounds.box import Box
 from semirobust.empirical.bounds.graph_interval import node_interval
-from semirobust.empirical.bounds.graph_nodes import AffineNode, GraphNode, GraphProgram, ModuleNode, graph_program
+from semirobust.empirical.bounds.graph_nodes import (
+    AffineNode,
+    GraphNode,
+    GraphProgram,
+    ModuleNode,
+    graph_program,
+)
 from semirobust.empirical.bounds.interval import has_interval_rule
 from semirobust.empirical.bounds.linear import (
     CompoundBounds,
@@ -91,7 +98,9 @@ class GraphBounds(CompoundBounds):
             if incoming is None:
                 continue
             if not node.affine:
-                value = value + concretize(incoming, value.new_zeros(value.shape), self.boxes[node.name])
+                value = value + concretize(
+                    incoming, value.new_zeros(value.shape), self.boxes[node.name]
+                )
                 continue
             pulled, constant = node_backward(self.program, node, incoming, self.reads)
             value = value + constant
@@ -112,7 +121,9 @@ def node_backward(
     """The coefficients on each state input of ``node`` and the constant, given the
     coefficients on its output."""
     if isinstance(node, ModuleNode):
-        pulled, constant = backward_rule_for(node.module)(node.module, coefficients, reads[node.name])
+        pulled, constant = backward_rule_for(node.module)(
+            node.module, coefficients, reads[node.name]
+        )
         return [pulled], constant
     return _affine_backward(program, node, coefficients)
 
@@ -161,7 +172,8 @@ def _tightening(program: GraphProgram, name: str) -> bool | None:
     if not nonlinear:
         return None
     return all(
-        isinstance(user, ModuleNode) and isinstance(user.module, nn.ReLU)
+        isinstance(user, ModuleNode)
+        and isinstance(user.module, nn.ReLU)
         and all(program.by_name[w].affine for w in program.users[user.name])
         for user in nonlinear
     )
@@ -175,7 +187,11 @@ def bound_graph(
     of its input), and the box of its output."""
     program = graph_program(module, box.lower, _has_rules, WHAT)
     crown = intermediate == "crown"
-    if crown and not reach.at_input and (only_unstable := _tightening(program, program.input)) is not None:
+    if (
+        crown
+        and not reach.at_input
+        and (only_unstable := _tightening(program, program.input)) is not None
+    ):
         box = tightened(box, reach, only_unstable)  # the previous stage's output, read nonlinearly
     boxes: dict[str, Box] = {program.input: box}
     reads: dict[str, Box] = {}

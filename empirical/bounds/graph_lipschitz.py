@@ -49,11 +49,18 @@ def _folded(program: GraphProgram) -> dict[str, str]:
     pairs = {}
     for node in program.nodes:
         users = program.users[node.name]
-        if (isinstance(node, ModuleNode) and isinstance(node.module, (nn.Conv2d, nn.Linear))
-                and len(users) == 1 and node.name != program.output):
+        if (
+            isinstance(node, ModuleNode)
+            and isinstance(node.module, (nn.Conv2d, nn.Linear))
+            and len(users) == 1
+            and node.name != program.output
+        ):
             user = program.by_name[users[0]]
-            if (isinstance(user, ModuleNode) and isinstance(user.module, BATCH_NORM_TYPES)
-                    and user.owner == node.owner):
+            if (
+                isinstance(user, ModuleNode)
+                and isinstance(user.module, BATCH_NORM_TYPES)
+                and user.owner == node.owner
+            ):
                 pairs[user.name] = node.name
     return pairs
 
@@ -84,7 +91,9 @@ def graph_factors(
             continue
         norms = node.norms([program.shapes[name] for name in node.inputs])
         terms = [norm * bounds[name] for norm, name in zip(norms, node.inputs, strict=True)]
-        bounds[node.name] = math.sqrt(sum(t * t for t in terms)) if node.combine == "l2" else sum(terms)
+        bounds[node.name] = (
+            math.sqrt(sum(t * t for t in terms)) if node.combine == "l2" else sum(terms)
+        )
     return bounds, factors
 
 
@@ -93,8 +102,11 @@ def graph_lipschitz(items: Sequence[LayerItem], settings: OperatorNormSettings) 
     """One factor for a traced graph: ``L(output)`` over its DAG (module docstring)."""
     path, module, input_shape = items[0]
     reference = next(iter([*module.parameters(), *module.buffers()]), None)
-    probe = torch.zeros((1, *input_shape), dtype=torch.float64,
-                        device=reference.device if reference is not None else "cpu")
+    probe = torch.zeros(
+        (1, *input_shape),
+        dtype=torch.float64,
+        device=reference.device if reference is not None else "cpu",
+    )
     program = graph_program(module, probe, has_lipschitz_rule, WHAT)
     bounds, factors = graph_factors(program, settings)
     folds = sum("+" in factor.path for factor in factors)
@@ -102,5 +114,10 @@ def graph_lipschitz(items: Sequence[LayerItem], settings: OperatorNormSettings) 
         f"graph: {len(factors)} module factors ({folds} BatchNorms folded) combined over the DAG, "
         "L(op u) <= L_op L(u), L(u + v) <= L(u) + L(v), L(cat) <= sqrt(sum L^2)"
     )
-    return LayerLipschitz(path, type(module).__name__, bounds[program.output], method,
-                          all(factor.certified for factor in factors))
+    return LayerLipschitz(
+        path,
+        type(module).__name__,
+        bounds[program.output],
+        method,
+        all(factor.certified for factor in factors),
+    )

@@ -126,11 +126,14 @@ def require_rules(model: nn.Module, has_rule: HasRule, what: str) -> None:
         if isinstance(layer, fx.GraphModule):
             problems += [f"{prefix}{entry}" for entry in graph_unsupported(layer, has_rule)]
         elif not has_rule(layer):
-            problems.append(f"{prefix}{type(layer).__name__}: no rule for layer type "
-                            f"{type(layer).__module__}.{type(layer).__name__}")
+            problems.append(
+                f"{prefix}{type(layer).__name__}: no rule for layer type "
+                f"{type(layer).__module__}.{type(layer).__name__}"
+            )
     if problems:
         raise UnsupportedLayer(
-            f"{what} has no rule for {len(problems)} graph node(s) or layer(s): {'; '.join(problems)}"
+            f"{what} has no rule for {len(problems)} graph node(s) or layer(s): "
+            f"{'; '.join(problems)}"
         )
 
 
@@ -160,10 +163,19 @@ def graph_program(
         users[node.name] = tuple(u.name for u in node.users if kinds.get(u) == STATE)
         if node.op != "placeholder":
             nodes.append(_interpret(node, modules, kinds, values))
-    shapes = {n.name: tuple(values[n].shape) for n in module.graph.nodes
-              if n.op != "output" and kinds.get(n) == STATE}
-    return GraphProgram(placeholders[0].name, tuple(nodes), output.name, shapes, users,
-                        {node.name: node for node in nodes})
+    shapes = {
+        n.name: tuple(values[n].shape)
+        for n in module.graph.nodes
+        if n.op != "output" and kinds.get(n) == STATE
+    }
+    return GraphProgram(
+        placeholders[0].name,
+        tuple(nodes),
+        output.name,
+        shapes,
+        users,
+        {node.name: node for node in nodes},
+    )
 
 
 # ---- which nodes are supported -----------------------------------------------------------
@@ -174,13 +186,30 @@ MUL = {operator.mul, operator.imul, torch.mul, "mul", "mul_"}
 DIV = {operator.truediv, operator.itruediv, torch.div, torch.true_divide, "div", "div_"}
 NEG = {operator.neg, torch.neg, "neg"}
 CAT = {torch.cat, torch.concat}
-RESHAPE = {torch.flatten, torch.reshape, torch.squeeze, torch.unsqueeze, "flatten", "view",
-           "reshape", "squeeze", "unsqueeze", "contiguous"}
+RESHAPE = {
+    torch.flatten,
+    torch.reshape,
+    torch.squeeze,
+    torch.unsqueeze,
+    "flatten",
+    "view",
+    "reshape",
+    "squeeze",
+    "unsqueeze",
+    "contiguous",
+}
 TRANSPOSE = {torch.transpose, torch.permute, "transpose", "permute"}
 REDUCE = {torch.mean: "mean", "mean": "mean", torch.sum: "sum", "sum": "sum"}
 RELU = {F.relu, torch.relu, torch.relu_, "relu", "relu_"}
-MODULE_FUNCTIONS = {F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d, F.linear, F.conv2d,
-                    F.batch_norm, F.dropout}
+MODULE_FUNCTIONS = {
+    F.max_pool2d,
+    F.avg_pool2d,
+    F.adaptive_avg_pool2d,
+    F.linear,
+    F.conv2d,
+    F.batch_norm,
+    F.dropout,
+}
 
 
 def _key(node: fx.Node):
@@ -220,15 +249,21 @@ def _unsupported_reason(
     if _is(node, RELU):
         return None if len(states) == 1 else ""
     if node.op == "call_function" and node.target in MODULE_FUNCTIONS:
-        if states != [node.args[0]] or (node.target in (F.batch_norm, F.dropout) and _training(node)):
+        if states != [node.args[0]] or (
+            node.target in (F.batch_norm, F.dropout) and _training(node)
+        ):
             return " (in training mode)" if _training(node) else " (state in a constant argument)"
         return None
     if _is(node, ADD) or _is(node, SUB):
         return None if not node.kwargs else " (keyword arguments)"
     if _is(node, MUL) or _is(node, DIV):
         first_is_state = isinstance(node.args[0], fx.Node) and kinds.get(node.args[0]) == STATE
-        if (node.kwargs or len(states) != 1 or _occurrences(node, states[0]) != 1
-                or (_is(node, DIV) and not first_is_state)):
+        if (
+            node.kwargs
+            or len(states) != 1
+            or _occurrences(node, states[0]) != 1
+            or (_is(node, DIV) and not first_is_state)
+        ):
             return " (a product or quotient of input-dependent values)"
         return None
     if _is(node, NEG):
@@ -236,13 +271,21 @@ def _unsupported_reason(
     if _is(node, CAT):
         return None if _cat_dim(node) != 0 else " (along the batch dimension)"
     if _is(node, RESHAPE) or _is(node, TRANSPOSE):
-        return None if len(states) == 1 and not _moves_batch(node) else " (moves the batch dimension)"
+        return (
+            None if len(states) == 1 and not _moves_batch(node) else " (moves the batch dimension)"
+        )
     if _is(node, REDUCE):
-        return None if len(states) == 1 and _reduced_dims(node) is not None else \
-            " (reduces over the batch dimension)"
+        return (
+            None
+            if len(states) == 1 and _reduced_dims(node) is not None
+            else " (reduces over the batch dimension)"
+        )
     if node.op == "call_function" and node.target is operator.getitem:
-        return None if len(states) == 1 and _basic_feature_index(node.args[1]) else \
-            " (an index that is not basic slicing of feature dimensions)"
+        return (
+            None
+            if len(states) == 1 and _basic_feature_index(node.args[1])
+            else " (an index that is not basic slicing of feature dimensions)"
+        )
     return ""
 
 
@@ -268,7 +311,11 @@ def _moves_batch(node: fx.Node) -> bool:
         dims = [_argument(node, 1, "dim0", 0), _argument(node, 2, "dim1", 1)]
         return any(not isinstance(d, int) or d == 0 for d in dims)
     if target in (torch.permute, "permute"):
-        dims = node.args[1] if len(node.args) == 2 and isinstance(node.args[1], (tuple, list)) else node.args[1:]
+        dims = (
+            node.args[1]
+            if len(node.args) == 2 and isinstance(node.args[1], (tuple, list))
+            else node.args[1:]
+        )
         return not dims or dims[0] != 0
     if target in (torch.flatten, "flatten"):
         return _argument(node, 1, "start_dim", 0) == 0
@@ -326,8 +373,11 @@ def _owner(node: fx.Node) -> str:
     stack = list(node.meta.get("nn_module_stack", {}).values())
     if node.op == "call_module" and stack and stack[-1][0] == node.target:
         stack = stack[:-1]
-    owners = [path for path, kind in stack
-              if not (isinstance(kind, type) and issubclass(kind, nn.Sequential))]
+    owners = [
+        path
+        for path, kind in stack
+        if not (isinstance(kind, type) and issubclass(kind, nn.Sequential))
+    ]
     return owners[-1] if owners else ""
 
 
@@ -338,8 +388,12 @@ def _out_of_place(module: nn.Module) -> nn.Module:
     return module
 
 
-def _interpret(node: fx.Node, modules: dict[str, nn.Module], kinds: dict[fx.Node, str],
-               values: dict[fx.Node, object]) -> GraphNode:
+def _interpret(
+    node: fx.Node,
+    modules: dict[str, nn.Module],
+    kinds: dict[fx.Node, str],
+    values: dict[fx.Node, object],
+) -> GraphNode:
     inputs = tuple(p.name for p in _state_args(node, kinds))
     if node.op == "call_module":
         module = _out_of_place(modules[node.target])
@@ -361,34 +415,63 @@ def _module_twin(node: fx.Node, values: dict[fx.Node, object]) -> nn.Module:
     if _is(node, RELU):
         return nn.ReLU()
     if target is F.max_pool2d:
-        return nn.MaxPool2d(arg(1, "kernel_size", None), arg(2, "stride", None), arg(3, "padding", 0),
-                            arg(4, "dilation", 1), ceil_mode=bool(arg(5, "ceil_mode", False)))
+        return nn.MaxPool2d(
+            arg(1, "kernel_size", None),
+            arg(2, "stride", None),
+            arg(3, "padding", 0),
+            arg(4, "dilation", 1),
+            ceil_mode=bool(arg(5, "ceil_mode", False)),
+        )
     if target is F.avg_pool2d:
-        return nn.AvgPool2d(arg(1, "kernel_size", None), arg(2, "stride", None), arg(3, "padding", 0),
-                            bool(arg(4, "ceil_mode", False)), bool(arg(5, "count_include_pad", True)),
-                            arg(6, "divisor_override", None))
+        return nn.AvgPool2d(
+            arg(1, "kernel_size", None),
+            arg(2, "stride", None),
+            arg(3, "padding", 0),
+            bool(arg(4, "ceil_mode", False)),
+            bool(arg(5, "count_include_pad", True)),
+            arg(6, "divisor_override", None),
+        )
     if target is F.adaptive_avg_pool2d:
         return nn.AdaptiveAvgPool2d(arg(1, "output_size", None))
     if target is F.dropout:
         return nn.Identity()
     if target is F.linear:
         weight, bias = arg(1, "weight", None), arg(2, "bias", None)
-        layer = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None,
-                          dtype=weight.dtype, device=weight.device)
+        layer = nn.Linear(
+            weight.shape[1],
+            weight.shape[0],
+            bias=bias is not None,
+            dtype=weight.dtype,
+            device=weight.device,
+        )
         return _with_tensors(layer, weight=weight, bias=bias)
     if target is F.conv2d:
         weight, bias = arg(1, "weight", None), arg(2, "bias", None)
         groups = arg(6, "groups", 1)
-        layer = nn.Conv2d(weight.shape[1] * groups, weight.shape[0], tuple(weight.shape[2:]),
-                          arg(3, "stride", 1), arg(4, "padding", 0), arg(5, "dilation", 1), groups,
-                          bias=bias is not None, dtype=weight.dtype, device=weight.device)
+        layer = nn.Conv2d(
+            weight.shape[1] * groups,
+            weight.shape[0],
+            tuple(weight.shape[2:]),
+            arg(3, "stride", 1),
+            arg(4, "padding", 0),
+            arg(5, "dilation", 1),
+            groups,
+            bias=bias is not None,
+            dtype=weight.dtype,
+            device=weight.device,
+        )
         return _with_tensors(layer, weight=weight, bias=bias)
     # F.batch_norm in eval mode
     mean, var = arg(1, "running_mean", None), arg(2, "running_var", None)
     weight, bias = arg(3, "weight", None), arg(4, "bias", None)
     kind = nn.BatchNorm2d if values[node.args[0]].dim() == 4 else nn.BatchNorm1d
-    layer = kind(mean.shape[0], eps=float(arg(7, "eps", 1e-5)), affine=weight is not None,
-                 dtype=mean.dtype, device=mean.device).eval()
+    layer = kind(
+        mean.shape[0],
+        eps=float(arg(7, "eps", 1e-5)),
+        affine=weight is not None,
+        dtype=mean.dtype,
+        device=mean.device,
+    ).eval()
     layer.running_mean, layer.running_var = mean, var
     return _with_tensors(layer, weight=weight, bias=bias)
 
@@ -404,8 +487,9 @@ def _with_tensors(layer: nn.Module, **tensors: torch.Tensor | None) -> nn.Module
     return layer
 
 
-def _evaluator(node: fx.Node, inputs: tuple[str, ...], values: dict[fx.Node, object],
-               target=None) -> Callable[..., torch.Tensor]:
+def _evaluator(
+    node: fx.Node, inputs: tuple[str, ...], values: dict[fx.Node, object], target=None
+) -> Callable[..., torch.Tensor]:
     """``apply(*states)``: the node's operation with its state arguments replaced (in
     ``inputs`` order) and every other argument its probed value; in-place forms run out of
     place (``target`` overrides the operation)."""
@@ -426,13 +510,21 @@ def _evaluator(node: fx.Node, inputs: tuple[str, ...], values: dict[fx.Node, obj
     return apply
 
 
-_OUT_OF_PLACE = {operator.iadd: operator.add, operator.isub: operator.sub,
-                 operator.imul: operator.mul, operator.itruediv: operator.truediv,
-                 "add_": "add", "sub_": "sub", "mul_": "mul", "div_": "div"}
+_OUT_OF_PLACE = {
+    operator.iadd: operator.add,
+    operator.isub: operator.sub,
+    operator.imul: operator.mul,
+    operator.itruediv: operator.truediv,
+    "add_": "add",
+    "sub_": "sub",
+    "mul_": "mul",
+    "div_": "div",
+}
 
 
-def _affine(node: fx.Node, inputs: tuple[str, ...], kinds: dict[fx.Node, str],
-            values: dict[fx.Node, object]) -> AffineNode:
+def _affine(
+    node: fx.Node, inputs: tuple[str, ...], kinds: dict[fx.Node, str], values: dict[fx.Node, object]
+) -> AffineNode:
     apply = _evaluator(node, inputs, values, _OUT_OF_PLACE.get(node.target))
     shape_in = [tuple(values[_node_named(node, name)].shape) for name in inputs]
     out_shape = tuple(values[node].shape)
@@ -449,8 +541,10 @@ def _affine(node: fx.Node, inputs: tuple[str, ...], kinds: dict[fx.Node, str],
     def broadcast_norms(shapes: Sequence[tuple[int, ...]]) -> list[float]:
         # a summand used k times and broadcast to the output (each of its values repeated
         # m times) has ||J|| <= k sqrt(m)
-        return [k * math.sqrt(math.prod(out_shape[1:]) / math.prod(s[1:]))
-                for k, s in zip(uses, shapes, strict=True)]
+        return [
+            k * math.sqrt(math.prod(out_shape[1:]) / math.prod(s[1:]))
+            for k, s in zip(uses, shapes, strict=True)
+        ]
 
     def unit_norms(shapes: Sequence[tuple[int, ...]]) -> list[float]:
         # reordered or selected coordinates, an input used k times: ||J|| = sqrt(k) per input
@@ -470,9 +564,15 @@ def _affine(node: fx.Node, inputs: tuple[str, ...], kinds: dict[fx.Node, str],
 
         return AffineNode(node.name, inputs, apply, difference, broadcast_norms, "sum", "sub")
     if _is(node, NEG):
-        return AffineNode(node.name, inputs, apply,
-                          lambda boxes: Box(apply(boxes[0].upper), apply(boxes[0].lower)),
-                          unit_norms, "sum", "neg")
+        return AffineNode(
+            node.name,
+            inputs,
+            apply,
+            lambda boxes: Box(apply(boxes[0].upper), apply(boxes[0].lower)),
+            unit_norms,
+            "sum",
+            "neg",
+        )
     if _is(node, MUL) or _is(node, DIV):
         probe = values[_node_named(node, inputs[0])]
         scale = float(apply(torch.ones_like(probe)).abs().max())
@@ -482,17 +582,30 @@ def _affine(node: fx.Node, inputs: tuple[str, ...], kinds: dict[fx.Node, str],
             centre, radius = apply(boxes[0].centre), apply(boxes[0].radius).abs()
             return Box(centre - radius, centre + radius)
 
-        return AffineNode(node.name, inputs, apply, scaled,
-                          lambda shapes: [scale * multiplicity], "sum",
-                          f"{'mul' if _is(node, MUL) else 'div'} by a constant: max |factor| {scale:.4g}")
+        return AffineNode(
+            node.name,
+            inputs,
+            apply,
+            scaled,
+            lambda shapes: [scale * multiplicity],
+            "sum",
+            f"{'mul' if _is(node, MUL) else 'div'} by a constant: max |factor| {scale:.4g}",
+        )
     if _is(node, CAT):
         return AffineNode(node.name, inputs, apply, monotone, unit_norms, "l2", "cat")
     if _is(node, REDUCE):
         kind = REDUCE[node.target]
         count = math.prod(shape_in[0][1:]) / math.prod(out_shape[1:])
         norm = 1 / math.sqrt(count) if kind == "mean" else math.sqrt(count)
-        return AffineNode(node.name, inputs, apply, monotone, lambda shapes: [norm], "sum",
-                          f"{kind} of {count:g} values: norm {norm:.4g}")
+        return AffineNode(
+            node.name,
+            inputs,
+            apply,
+            monotone,
+            lambda shapes: [norm],
+            "sum",
+            f"{kind} of {count:g} values: norm {norm:.4g}",
+        )
     # reshapes, transposes and basic indexing: coordinates selected or reordered
     return AffineNode(node.name, inputs, apply, monotone, unit_norms, "sum", description)
 

@@ -21,6 +21,11 @@ walk backwards carrying a coefficient tensor ``A`` (initially ``c``) and a const
   ``A_s . s = A_s . branch(h) + A_s . shortcut(h)``, each term carried back through its
   own layers (their rules, their own intermediate bounds) to ``h``; the block's
   coefficient on ``h`` is the sum of the two results, its constant the sum of all three.
+  A block's ``pre`` (a pre-activation shared by both paths) is passed once, after the
+  two results are added;
+* a layer with inner structure (a traced ``fx.GraphModule``, registered with
+  :func:`register_compound_rule` by :mod:`semirobust.empirical.bounds.graph_linear`) carries
+  the coefficients through its own nodes (:class:`CompoundBounds`).
 
 At the input box ``[l, u]`` the bound is ``const + sum(A+ * l + A- * u)``. The
 pre-activation bounds the relaxations need, inside residual branches too, come from
@@ -166,7 +171,8 @@ LayerBounds = Box | ResidualBounds | CompoundBounds
 #: inner structure; ``reach`` is the reach of its input (see :func:`bound_layers`).
 CompoundRule = Callable[[nn.Module, Box, str, "Reach"], tuple[CompoundBounds, Box]]
 _COMPOUND_RULES: LayerRules[CompoundRule] = LayerRules(
-    "the linear relaxation (CROWN) of a structured layer", "Register it with register_compound_rule."
+    "the linear relaxation (CROWN) of a structured layer",
+    "Register it with register_compound_rule.",
 )
 #: Decorator: the relaxation of a layer type with inner structure (a traced graph).
 register_compound_rule = _COMPOUND_RULES.register

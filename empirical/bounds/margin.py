@@ -33,7 +33,6 @@ from semirobust.empirical.bounds.alpha_crown import DEFAULT_ALPHA, AlphaSettings
 from semirobust.empirical.bounds.box import Box, input_box
 from semirobust.empirical.bounds.graph_nodes import require_rules
 from semirobust.empirical.bounds.interval import has_interval_rule, propagate_interval
-from semirobust.empirical.bounds.residual import residual_parts
 from semirobust.empirical.bounds.layer_rules import float64_eval_copy, is_affine, primitive_layers
 from semirobust.empirical.bounds.linear import (
     Reach,
@@ -44,6 +43,7 @@ from semirobust.empirical.bounds.linear import (
     has_backward_rule,
     has_compound_rule,
 )
+from semirobust.empirical.bounds.residual import residual_parts
 from semirobust.errors import BadInput
 
 # ``bound(layers, input_box, spec, alpha_settings) -> lower bound per sample and spec``
