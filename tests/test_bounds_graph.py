@@ -34,6 +34,7 @@ from semirobust.empirical.bounds.interval import has_interval_rule
 from semirobust.empirical.bounds.layer_rules import UnsupportedLayer, float64_eval_copy
 from semirobust.empirical.bounds.linear import backward, bound_layers, concretize
 from semirobust.empirical.measure.sandwich import gamma_sandwich
+from semirobust.empirical.model import Normalize
 from semirobust.empirical.model.graph import graph_view, trace_model
 from semirobust.empirical.model.stages import split_network
 
@@ -352,3 +353,71 @@ def test_a_functional_mlp_graph_agrees_with_the_oracle(seed, eps):
             ours = concretize(*backward(layers, bounded.bounds, spec), box)
             theirs = method(flat, bound_upper=False).concretize().lower
         torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-5)
+
+
+class FunctionalConvNet(nn.Module):
+    """A CNN written in functions only: normalisation by buffers, ``F.conv2d`` and
+    ``F.batch_norm`` (eval) on parameters, ``F.relu``, ``F.max_pool2d``,
+    ``F.adaptive_avg_pool2d``, ``F.linear``; :meth:`as_sequential` is the same network of
+    modules for the stage path."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(seed)
+
+        def draw(*shape: int, scale: float = 1.0, shift: float = 0.0) -> torch.Tensor:
+            return shift + scale * torch.randn(*shape, generator=generator)
+
+        self.register_buffer("mean", torch.tensor([0.4]).view(1, 1, 1, 1))
+        self.register_buffer("std", torch.tensor([0.25]).view(1, 1, 1, 1))
+        self.conv_weight = nn.Parameter(draw(4, 1, 3, 3, scale=0.5))
+        self.conv_bias = nn.Parameter(draw(4, scale=0.1))
+        self.register_buffer("running_mean", draw(4, scale=0.2))
+        self.register_buffer("running_var", 0.5 + torch.rand(4, generator=generator))
+        self.gamma = nn.Parameter(draw(4, scale=0.2, shift=1.0))
+        self.beta = nn.Parameter(draw(4, scale=0.1))
+        self.head = nn.Parameter(draw(3, 4, scale=0.5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x - self.mean) / self.std
+        h = F.conv2d(x, self.conv_weight, self.conv_bias, padding=1)
+        h = F.batch_norm(h, self.running_mean, self.running_var, self.gamma, self.beta, False)
+        h = F.max_pool2d(F.relu(h), 2)
+        return F.linear(torch.flatten(F.adaptive_avg_pool2d(h, 1), 1), self.head)
+
+    def as_sequential(self) -> nn.Sequential:
+        conv, norm = nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4)
+        head = nn.Linear(4, 3, bias=False)
+        with torch.no_grad():
+            conv.weight.copy_(self.conv_weight)
+            conv.bias.copy_(self.conv_bias)
+            norm.running_mean.copy_(self.running_mean)
+            norm.running_var.copy_(self.running_var)
+            norm.weight.copy_(self.gamma)
+            norm.bias.copy_(self.beta)
+            head.weight.copy_(self.head)
+        layers = [Normalize([0.4], [0.25]), conv, norm, nn.ReLU(), nn.MaxPool2d(2),
+                  nn.AdaptiveAvgPool2d(1), nn.Flatten(), head]
+        return nn.Sequential(*layers).eval()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_functional_calls_are_bounded_like_their_modules(seed):
+    """The same network written with functions (traced) and with modules (stage path): IBP
+    boxes, every margin method and the Lipschitz product (conv and functional batch norm
+    folded alike) agree within 1e-9."""
+    functional = FunctionalConvNet(seed)
+    graph, stages = trace_model(functional), functional.as_sequential()
+    x = torch.rand((3, 1, 6, 6), generator=torch.Generator().manual_seed(seed))
+    y = torch.tensor([0, 1, 2])
+    threat = ThreatModel("linf", 0.03)
+    for ours, theirs in zip(interval_bounds(graph, x, threat), interval_bounds(stages, x, threat),
+                            strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-9, atol=1e-12)
+    for method in (*METHODS, "alpha-crown"):
+        torch.testing.assert_close(certified_margin_lower(graph, x, y, threat, method),
+                                   certified_margin_lower(stages, x, y, threat, method),
+                                   rtol=1e-9, atol=1e-12)
+    graph_bound, stage_bound = lipschitz_upper(graph, (1, 6, 6)), lipschitz_upper(stages, (1, 6, 6))
+    assert "(1 BatchNorms folded)" in graph_bound.layers[0].method
+    assert graph_bound.product == pytest.approx(stage_bound.product, rel=1e-9)
