@@ -75,7 +75,6 @@ class AffineNode:
     interval: Callable[[Sequence[Box]], Box]
     norms: Callable[[Sequence[tuple[int, ...]]], list[float]]
     combine: str
-    description: str
 
     affine = True
 
@@ -212,12 +211,8 @@ MODULE_FUNCTIONS = {
 }
 
 
-def _key(node: fx.Node):
-    return node.target
-
-
 def _is(node: fx.Node, family: set | dict) -> bool:
-    return node.op in ("call_function", "call_method") and _key(node) in family
+    return node.op in ("call_function", "call_method") and node.target in family
 
 
 def _target_name(node: fx.Node, modules: dict[str, nn.Module]) -> str:
@@ -403,14 +398,19 @@ def _interpret(
     return _affine(node, inputs, kinds, values)
 
 
-def _resolved(node: fx.Node, values: dict[fx.Node, object], position: int, name: str, default):
-    value = _argument(node, position, name, default)
-    return values[value] if isinstance(value, fx.Node) else value
+def _resolver(node: fx.Node, values: dict[fx.Node, object]):
+    """``arg(position, name, default)``: the node's argument, its probed value if a node."""
+
+    def arg(position: int, name: str, default):
+        value = _argument(node, position, name, default)
+        return values[value] if isinstance(value, fx.Node) else value
+
+    return arg
 
 
 def _module_twin(node: fx.Node, values: dict[fx.Node, object]) -> nn.Module:
     """The module computing what the function node computes, around its constants."""
-    arg = partial_resolver(node, values)
+    arg = _resolver(node, values)
     target = node.target
     if _is(node, RELU):
         return nn.ReLU()
@@ -474,10 +474,6 @@ def _module_twin(node: fx.Node, values: dict[fx.Node, object]) -> nn.Module:
     ).eval()
     layer.running_mean, layer.running_var = mean, var
     return _with_tensors(layer, weight=weight, bias=bias)
-
-
-def partial_resolver(node: fx.Node, values: dict[fx.Node, object]):
-    return lambda position, name, default: _resolved(node, values, position, name, default)
 
 
 def _with_tensors(layer: nn.Module, **tensors: torch.Tensor | None) -> nn.Module:
@@ -551,9 +547,8 @@ def _affine(
         # in a concatenation (combined in l2), <= k otherwise
         return [math.sqrt(k) if _is(node, CAT) else float(k) for k in uses]
 
-    description = node.name
     if _is(node, ADD):
-        return AffineNode(node.name, inputs, apply, monotone, broadcast_norms, "sum", "add")
+        return AffineNode(node.name, inputs, apply, monotone, broadcast_norms, "sum")
     if _is(node, SUB):
         negated = [_position(node, name) == 1 for name in inputs]
 
@@ -562,7 +557,7 @@ def _affine(
             high = [b.lower if neg else b.upper for b, neg in zip(boxes, negated, strict=True)]
             return Box(apply(*low), apply(*high))
 
-        return AffineNode(node.name, inputs, apply, difference, broadcast_norms, "sum", "sub")
+        return AffineNode(node.name, inputs, apply, difference, broadcast_norms, "sum")
     if _is(node, NEG):
         return AffineNode(
             node.name,
@@ -571,7 +566,6 @@ def _affine(
             lambda boxes: Box(apply(boxes[0].upper), apply(boxes[0].lower)),
             unit_norms,
             "sum",
-            "neg",
         )
     if _is(node, MUL) or _is(node, DIV):
         probe = values[_node_named(node, inputs[0])]
@@ -589,10 +583,9 @@ def _affine(
             scaled,
             lambda shapes: [scale * multiplicity],
             "sum",
-            f"{'mul' if _is(node, MUL) else 'div'} by a constant: max |factor| {scale:.4g}",
         )
     if _is(node, CAT):
-        return AffineNode(node.name, inputs, apply, monotone, unit_norms, "l2", "cat")
+        return AffineNode(node.name, inputs, apply, monotone, unit_norms, "l2")
     if _is(node, REDUCE):
         kind = REDUCE[node.target]
         count = math.prod(shape_in[0][1:]) / math.prod(out_shape[1:])
@@ -604,10 +597,9 @@ def _affine(
             monotone,
             lambda shapes: [norm],
             "sum",
-            f"{kind} of {count:g} values: norm {norm:.4g}",
         )
     # reshapes, transposes and basic indexing: coordinates selected or reordered
-    return AffineNode(node.name, inputs, apply, monotone, unit_norms, "sum", description)
+    return AffineNode(node.name, inputs, apply, monotone, unit_norms, "sum")
 
 
 def _node_named(node: fx.Node, name: str) -> fx.Node:
