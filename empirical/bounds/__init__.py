@@ -10,7 +10,12 @@
   :func:`register_backward_rule`, :func:`register_residual_block`.
 """
 
-from semirobust.empirical.bounds import zoo_blocks  # noqa: F401  (registers the zoo's residual blocks)
+from semirobust.empirical.bounds import (  # noqa: F401  (register the rules of fx.GraphModule)
+    graph_interval,
+    graph_linear,
+    graph_lipschitz,
+    zoo_blocks,
+)
 from semirobust.empirical.bounds.alpha_crown import AlphaSettings, alpha_crown_bound
 from semirobust.empirical.bounds.box import Box, input_box
 from semirobust.empirical.bounds.interval import (

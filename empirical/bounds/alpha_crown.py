@@ -32,6 +32,7 @@ from torch import nn
 from semirobust.empirical.bounds.box import Box
 from semirobust.empirical.bounds.linear import (
     BoundedLayers,
+    CompoundBounds,
     LayerBounds,
     ResidualBounds,
     SlopedBox,
@@ -109,8 +110,15 @@ def _with_slopes(
                     ),
                     bound.activation,
                     summed,
+                    None
+                    if bound.pre is None
+                    else BoundedLayers(
+                        bound.pre.layers, _with_slopes(bound.pre, specs, slopes), bound.pre.output
+                    ),
                 )
             )
+        elif isinstance(bound, CompoundBounds):
+            out.append(bound.sloped(lambda box: _sloped(box, specs, slopes)))
         elif isinstance(layer, nn.ReLU):
             out.append(_sloped(bound, specs, slopes))
         else:

@@ -25,6 +25,7 @@ from torch import nn
 
 from semirobust.empirical.attacks.threat import ThreatModel
 from semirobust.empirical.bounds.box import Box, input_box
+from semirobust.empirical.bounds.graph_nodes import require_rules
 from semirobust.empirical.bounds.layer_rules import (
     POOL_TYPES,
     SHAPE_TYPES,
@@ -44,6 +45,7 @@ _INTERVAL_RULES: LayerRules[IntervalRule] = LayerRules(
 register_interval_rule = _INTERVAL_RULES.register
 #: The rule registered for ``type(module)`` or its nearest registered base class.
 interval_rule_for = _INTERVAL_RULES.rule_for
+has_interval_rule = _INTERVAL_RULES.has
 
 
 def propagate_interval(module: nn.Module, box: Box) -> Box:
@@ -56,6 +58,7 @@ def interval_bounds(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(lower, upper)``: a sound element-wise enclosure of ``model(x + delta)`` over the
     threat set (intersected with ``[0,1]``), computed by IBP in float64."""
+    require_rules(model, has_interval_rule, _INTERVAL_RULES.what)
     model64 = float64_eval_copy(model)
     with torch.no_grad():
         box = propagate_interval(model64, input_box(x.detach().cpu().double(), threat))

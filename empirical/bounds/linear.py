@@ -21,6 +21,11 @@ walk backwards carrying a coefficient tensor ``A`` (initially ``c``) and a const
   ``A_s . s = A_s . branch(h) + A_s . shortcut(h)``, each term carried back through its
   own layers (their rules, their own intermediate bounds) to ``h``; the block's
   coefficient on ``h`` is the sum of the two results, its constant the sum of all three.
+  A block's ``pre`` (a pre-activation shared by both paths) is passed once, after the
+  two results are added;
+* a layer with inner structure (a traced ``fx.GraphModule``, registered with
+  :func:`register_compound_rule` by :mod:`semirobust.empirical.bounds.graph_linear`) carries
+  the coefficients through its own nodes (:class:`CompoundBounds`).
 
 At the input box ``[l, u]`` the bound is ``const + sum(A+ * l + A- * u)``. The
 pre-activation bounds the relaxations need, inside residual branches too, come from
@@ -32,6 +37,7 @@ full CROWN), intersected with the interval box. Upper bounds are ``-lower(-c)``.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -82,6 +88,8 @@ def backward(
     for layer, bound in zip(reversed(layers), reversed(bounds), strict=True):
         if isinstance(bound, ResidualBounds):
             coefficients, offset = _residual_backward(bound, coefficients)
+        elif isinstance(bound, CompoundBounds):
+            coefficients, offset = bound.pull(coefficients)
         else:
             coefficients, offset = backward_rule_for(layer)(layer, coefficients, bound)
         constant = constant + offset
@@ -110,13 +118,15 @@ class BoundedLayers:
 @dataclass(frozen=True)
 class ResidualBounds:
     """What a residual block's relaxation reads: its branch and its shortcut with their
-    own bounds (both from the block's input box), its activation, and the box of the
-    sum ``s = branch(h) + shortcut(h)`` that the activation's relaxation reads."""
+    own bounds (both from the box of ``pre(h)``, the block's input box when it has no
+    ``pre``), its activation, the box of the sum ``s = branch + shortcut`` that the
+    activation's relaxation reads, and the shared ``pre`` layers with their bounds."""
 
     branch: BoundedLayers
     shortcut: BoundedLayers
     activation: nn.Module | None
     summed: Box
+    pre: BoundedLayers | None = None
 
 
 @dataclass(frozen=True)
@@ -130,7 +140,44 @@ class SlopedBox(Box):
     slope: torch.Tensor | None = None
 
 
-LayerBounds = Box | ResidualBounds
+class CompoundBounds(ABC):
+    """What the relaxation of a layer with inner structure (a traced graph,
+    :mod:`semirobust.empirical.bounds.graph_linear`) reads; it carries coefficients on its
+    output back to its input itself."""
+
+    @abstractmethod
+    def pull(self, coefficients: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(A_in, c)`` with ``A . g(h) >= A_in . h + c`` for ``h`` in the bounded set."""
+
+    @property
+    @abstractmethod
+    def widest(self) -> int:
+        """The largest feature count of a box inside."""
+
+    @abstractmethod
+    def sloped(self, slope: Callable[[Box], SlopedBox]) -> CompoundBounds:
+        """The same bounds with every ReLU's input box replaced by ``slope(box)``
+        (alpha-CROWN's free lower slopes)."""
+
+    @abstractmethod
+    def tail_lower(self, coefficients: torch.Tensor) -> torch.Tensor:
+        """``min A . g`` carrying ``A`` back through the layer's trailing affine part only,
+        concretised at the boxes of the nonlinear values it reaches (interval bounds of a
+        specification, :mod:`semirobust.empirical.bounds.margin`)."""
+
+
+LayerBounds = Box | ResidualBounds | CompoundBounds
+#: ``rule(module, input_box, intermediate, reach) -> (bounds, output_box)`` for a layer with
+#: inner structure; ``reach`` is the reach of its input (see :func:`bound_layers`).
+CompoundRule = Callable[[nn.Module, Box, str, "Reach"], tuple[CompoundBounds, Box]]
+_COMPOUND_RULES: LayerRules[CompoundRule] = LayerRules(
+    "the linear relaxation (CROWN) of a structured layer",
+    "Register it with register_compound_rule.",
+)
+#: Decorator: the relaxation of a layer type with inner structure (a traced graph).
+register_compound_rule = _COMPOUND_RULES.register
+has_compound_rule = _COMPOUND_RULES.has
+compound_rule_for = _COMPOUND_RULES.rule_for
 # ``pull(A) = (A_in, c)`` with ``A . g(h) >= A_in . h + c`` for some map ``g``.
 Pull = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -144,6 +191,7 @@ class Reach:
 
     lower: Callable[[torch.Tensor], torch.Tensor]
     widest: int
+    at_input: bool = False  # the reach of the input box itself (its bounds are the box)
 
     @staticmethod
     def of_box(box: Box) -> Reach:
@@ -152,7 +200,7 @@ class Reach:
         def lower(coefficients: torch.Tensor) -> torch.Tensor:
             return concretize(coefficients, coefficients.new_zeros(coefficients.shape[:2]), box)
 
-        return Reach(lower, _widest([box]))
+        return Reach(lower, _widest([box]), at_input=True)
 
     def before(self, pull: Pull, widest: int) -> Reach:
         """The reach of ``g(h)``, ``h`` the input this reach is about, given ``g``'s ``pull``
@@ -176,7 +224,10 @@ def _widest(bounds: Iterable[LayerBounds]) -> int:
         (
             b.shape[1:].numel()
             if isinstance(b, Box)
-            else _widest([*b.branch.bounds, *b.shortcut.bounds, b.summed])
+            else b.widest
+            if isinstance(b, CompoundBounds)
+            else _widest([*b.branch.bounds, *b.shortcut.bounds, b.summed,
+                          *(b.pre.bounds if b.pre is not None else ())])
             for b in bounds
         ),
         default=0,
@@ -205,7 +256,10 @@ def bound_layers(
     bounds: list[LayerBounds] = []
     for index, layer in enumerate(layers):
         parts = residual_parts(layer)
-        if parts is None:
+        if has_compound_rule(layer):
+            inner_reach = reach.through(layers[:index], bounds) if index else reach
+            bound, out = compound_rule_for(layer)(layer, box, intermediate, inner_reach)
+        elif parts is None:
             bound, out = box, propagate_interval(layer, box)
         else:
             inner_reach = reach.through(layers[:index], bounds)
@@ -220,7 +274,7 @@ def bound_layers(
         ):
             after = layers[index + 2] if index + 2 < len(layers) else None
             only_unstable = isinstance(following, nn.ReLU) and (after is None or is_affine(after))
-            out = _tightened(out, reach.through(layers[: index + 1], bounds), only_unstable)
+            out = tightened(out, reach.through(layers[: index + 1], bounds), only_unstable)
         box = out
     return BoundedLayers(tuple(layers), tuple(bounds), box)
 
@@ -230,6 +284,10 @@ def _bound_residual(
 ) -> tuple[ResidualBounds, Box]:
     """The bounds inside a residual block with input box ``box`` (``reach``: of its input)
     and the box of its output."""
+    pre = None
+    if parts.pre is not None:
+        pre = bound_layers(primitive_layers(parts.pre), box, intermediate, reach)
+        box, reach = pre.output, reach.through(pre.layers, pre.bounds)
     branch = bound_layers(primitive_layers(parts.branch), box, intermediate, reach)
     shortcut = bound_layers(primitive_layers(parts.shortcut), box, intermediate, reach)
     summed = Box(
@@ -237,18 +295,18 @@ def _bound_residual(
     )
     activation = parts.activation
     if activation is None:
-        return ResidualBounds(branch, shortcut, None, summed), summed
+        return ResidualBounds(branch, shortcut, None, summed, pre), summed
     if intermediate == "crown" and not is_affine(activation):
         widest = _widest([*branch.bounds, *shortcut.bounds])
         sum_reach = reach.before(partial(_sum_backward, branch, shortcut), widest)
-        summed = _tightened(summed, sum_reach, only_unstable=isinstance(activation, nn.ReLU))
+        summed = tightened(summed, sum_reach, only_unstable=isinstance(activation, nn.ReLU))
     return (
-        ResidualBounds(branch, shortcut, activation, summed),
+        ResidualBounds(branch, shortcut, activation, summed, pre),
         propagate_interval(activation, summed),
     )
 
 
-def _tightened(box: Box, reach: Reach, only_unstable: bool) -> Box:
+def tightened(box: Box, reach: Reach, only_unstable: bool) -> Box:
     """``box`` intersected with the backward bounds of its neurons (of those it leaves
     unstable in some sample, when ``only_unstable``)."""
     selected = _unstable_neurons(box) if only_unstable else None
@@ -296,11 +354,15 @@ def _residual_backward(
     bounds: ResidualBounds, coefficients: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``A . act(s) >= A_s . s + c_act`` by the activation's rule on the box of ``s``,
-    then the sum carried back to the block's input."""
+    then the sum carried back to the block's input (through ``pre`` once, after the two
+    paths' coefficients are added)."""
     constant = coefficients.new_zeros(coefficients.shape[:2])
     if bounds.activation is not None:
         coefficients, constant = backward([bounds.activation], [bounds.summed], coefficients)
     pulled, offset = _sum_backward(bounds.branch, bounds.shortcut, coefficients)
+    if bounds.pre is not None:
+        pulled, before = backward(bounds.pre.layers, bounds.pre.bounds, pulled)
+        offset = offset + before
     return pulled, constant + offset
 
 

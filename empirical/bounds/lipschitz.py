@@ -34,8 +34,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import nn
+from torch import fx, nn
 
+from semirobust.empirical.bounds.graph_nodes import require_rules
 from semirobust.empirical.bounds.layer_rules import (
     BATCH_NORM_TYPES,
     POOL_TYPES,
@@ -51,6 +52,7 @@ from semirobust.empirical.bounds.operator_norms import (
     linear_map_norm,
 )
 from semirobust.empirical.model import Normalize
+from semirobust.empirical.model.graph import graph_view
 from semirobust.empirical.model.stages import split_stage_index
 from semirobust.theory.measurement import Kind, Measurement
 
@@ -155,6 +157,7 @@ _LIPSCHITZ_RULES: LayerRules[LipschitzRule] = LayerRules(
 #: shape, and the rule returns the group's l2 Lipschitz bound.
 register_lipschitz_rule = _LIPSCHITZ_RULES.register
 lipschitz_rule_for = _LIPSCHITZ_RULES.rule_for
+has_lipschitz_rule = _LIPSCHITZ_RULES.has
 
 
 def lipschitz_upper(
@@ -167,6 +170,7 @@ def lipschitz_upper(
     """Per-layer l2 Lipschitz bounds of ``model`` (eval mode) for inputs of shape
     ``input_shape`` (without the batch dimension), and their product; computed in float64
     on ``device``."""
+    require_rules(model, has_lipschitz_rule, _LIPSCHITZ_RULES.what)
     model64 = float64_eval_copy(model, device)
     with torch.no_grad():
         shape = tuple(int(s) for s in input_shape)
@@ -195,7 +199,14 @@ def split_lipschitz(
     folded across the split. When ``bound`` (of the whole ``model``) has a factor that
     spans the split (a BatchNorm opening ``f_b`` folded into ``f_a``'s last conv), both
     parts are bounded afresh, ``f_a`` on the model's input shape and ``f_b`` on ``f_a``'s
-    output shape (``bound.input_shape``, which :func:`lipschitz_upper` records)."""
+    output shape (``bound.input_shape``, which :func:`lipschitz_upper` records). A traced
+    graph (``fx.GraphModule``) is split at its split tensor
+    (:func:`~semirobust.empirical.model.graph.graph_view`) and both parts bounded afresh."""
+    if isinstance(model, fx.GraphModule):
+        if bound.input_shape is None:
+            raise ValueError("a graph's parts are bounded afresh: the bound needs its input shape")
+        f_a, f_b = graph_view(model).split(a)
+        return _bound_parts(f_a, f_b, bound, device)
     index = split_stage_index(model, a)
     if not bound.spans(index):
         return bound.stages(0, index), bound.stages(index)
@@ -205,11 +216,18 @@ def split_lipschitz(
             f"a={a}; bound each part afresh (lipschitz_upper records the input shape for this)"
         )
     f_a, f_b = nn.Sequential(*list(model)[:index]), nn.Sequential(*list(model)[index:])
+    first, second = _bound_parts(f_a, f_b, bound, device)
+    return _renamed(first, 0), _renamed(second, index)
+
+
+def _bound_parts(f_a: nn.Module, f_b: nn.Module, bound: LipschitzBound,
+                 device: torch.device | str) -> tuple[LipschitzBound, LipschitzBound]:
+    """``f_a`` bounded on the model's input shape, ``f_b`` on ``f_a``'s output shape."""
     with torch.no_grad():
         probe = torch.zeros((1, *bound.input_shape), dtype=torch.float64)
         middle = tuple(float64_eval_copy(f_a)(probe).shape[1:])
-    return (_renamed(lipschitz_upper(f_a, bound.input_shape, bound.settings, device=device), 0),
-            _renamed(lipschitz_upper(f_b, middle, bound.settings, device=device), index))
+    return (lipschitz_upper(f_a, bound.input_shape, bound.settings, device=device),
+            lipschitz_upper(f_b, middle, bound.settings, device=device))
 
 
 def _renamed(bound: LipschitzBound, offset: int) -> LipschitzBound:

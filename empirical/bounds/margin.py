@@ -31,14 +31,19 @@ from torch import nn
 from semirobust.empirical.attacks.threat import ThreatModel
 from semirobust.empirical.bounds.alpha_crown import DEFAULT_ALPHA, AlphaSettings, alpha_crown_bound
 from semirobust.empirical.bounds.box import Box, input_box
-from semirobust.empirical.bounds.interval import propagate_interval
+from semirobust.empirical.bounds.graph_nodes import require_rules
+from semirobust.empirical.bounds.interval import has_interval_rule, propagate_interval
 from semirobust.empirical.bounds.layer_rules import float64_eval_copy, is_affine, primitive_layers
 from semirobust.empirical.bounds.linear import (
+    Reach,
     backward,
     bound_layers,
+    compound_rule_for,
     concretize,
     has_backward_rule,
+    has_compound_rule,
 )
+from semirobust.empirical.bounds.residual import residual_parts
 from semirobust.errors import BadInput
 
 # ``bound(layers, input_box, spec, alpha_settings) -> lower bound per sample and spec``
@@ -66,13 +71,21 @@ def _ibp_spec(
     layers: Sequence[nn.Module], box: Box, spec: torch.Tensor, _alpha: AlphaSettings | None = None
 ) -> torch.Tensor:
     start = _affine_tail_start(layers)
-    for layer in layers[:start]:
+    structured = start > 0 and has_compound_rule(layers[start - 1])
+    for layer in layers[: start - 1 if structured else start]:
         box = propagate_interval(layer, box)
+    inner = None
+    if structured:  # a traced graph: the spec goes on through its own trailing affine nodes
+        inner, box = compound_rule_for(layers[start - 1])(
+            layers[start - 1], box, "ibp", Reach.of_box(box)
+        )
     tail_boxes = [box]
     for layer in layers[start:-1]:
         tail_boxes.append(propagate_interval(layer, tail_boxes[-1]))
-    coefficients, constant = backward(layers[start:], tail_boxes, spec)
-    return concretize(coefficients, constant, box)
+    coefficients, constant = backward(layers[start:], tail_boxes[: len(layers) - start], spec)
+    if inner is None:
+        return concretize(coefficients, constant, box)
+    return inner.tail_lower(coefficients) + constant
 
 
 def _crown_spec(intermediate: str) -> SpecBound:
@@ -117,6 +130,13 @@ def method_settings(method: str, alpha: AlphaSettings = DEFAULT_ALPHA) -> dict[s
     return settings
 
 
+def _has_rules(module: nn.Module) -> bool:
+    """Interval propagation and the linear relaxation both know ``module``."""
+    return has_interval_rule(module) and (
+        has_backward_rule(module) or residual_parts(module) is not None
+    )
+
+
 def certified_margin_lower(
     model: nn.Module,
     x: torch.Tensor,
@@ -134,6 +154,7 @@ def certified_margin_lower(
         raise BadInput(f"method={method!r}: expected one of {', '.join(MARGIN_METHODS)}")
     if x.shape[0] != y.shape[0]:
         raise BadInput(f"inputs ({x.shape[0]}) and labels ({y.shape[0]}) differ in number")
+    require_rules(model, _has_rules, "certified margin bounds")
     model64 = float64_eval_copy(model, device)
     model64.requires_grad_(False)
     layers = primitive_layers(model64)

@@ -1,15 +1,19 @@
-"""Residual blocks ``activation(branch(h) + shortcut(h))`` for bounds and Lipschitz.
+"""Residual blocks ``activation(branch(p) + shortcut(p))``, ``p = pre(h)``, for bounds and
+Lipschitz (``pre`` is the identity unless the block shares a pre-activation between its
+branch and its shortcut, as a pre-activation block with a projection does).
 
 A block class is a plain ``nn.Module`` whose ``forward`` the tools cannot read, so it
 declares its parts once with :func:`register_residual_block`; that registers
 
 * its interval rule: ``activation([l_b + l_s, u_b + u_s])`` with ``[l_b, u_b]`` and
-  ``[l_s, u_s]`` the boxes of the branch and the shortcut on the same input box
-  (the residual add is interval addition, sound because both summands are enclosed);
-* its Lipschitz rule: ``Lip(activation) * (Lip(shortcut) + Lip(branch))``;
+  ``[l_s, u_s]`` the boxes of the branch and the shortcut on the same input box, that of
+  ``pre(h)`` (the residual add is interval addition, sound because both summands are
+  enclosed);
+* its Lipschitz rule: ``Lip(activation) * (Lip(shortcut) + Lip(branch)) * Lip(pre)``;
 * its parts, read by the linear relaxation (:func:`residual_parts`), which carries a
   coefficient back through the activation, then through the branch and the shortcut
-  separately, and sums the two (:mod:`semirobust.empirical.bounds.linear`).
+  separately, sums the two, and carries the sum back through ``pre`` once
+  (:mod:`semirobust.empirical.bounds.linear`).
 """
 
 from __future__ import annotations
@@ -35,11 +39,12 @@ from semirobust.empirical.bounds.lipschitz import (
 
 @dataclass(frozen=True)
 class ResidualParts:
-    """The modules of one block: ``activation(branch(h) + shortcut(h))``."""
+    """The modules of one block: ``activation(branch(p) + shortcut(p))``, ``p = pre(h)``."""
 
     branch: nn.Module
     shortcut: nn.Module
     activation: nn.Module | None = None
+    pre: nn.Module | None = None
 
 
 PartsOf = Callable[[nn.Module], ResidualParts]
@@ -61,6 +66,8 @@ def register_residual_block(block_type: type[nn.Module], parts: PartsOf) -> None
 
     def interval_rule(block: nn.Module, box: Box) -> Box:
         structure = parts(block)
+        if structure.pre is not None:
+            box = propagate_interval(structure.pre, box)
         branch = propagate_interval(structure.branch, box)
         shortcut = propagate_interval(structure.shortcut, box)
         summed = Box(branch.lower + shortcut.lower, branch.upper + shortcut.upper)
@@ -75,12 +82,16 @@ def register_residual_block(block_type: type[nn.Module], parts: PartsOf) -> None
     ) -> LayerLipschitz:
         path, block, input_shape = items[0]
         structure = parts(block)
+        pre: list[LayerLipschitz] = []
+        if structure.pre is not None:
+            pre = layer_bounds(_prefixed(layer_items(structure.pre, input_shape), path), settings)
+            input_shape = tuple(structure.pre(_probe(input_shape, block)).shape[1:])
         branch = layer_bounds(_prefixed(layer_items(structure.branch, input_shape), path), settings)
         shortcut = layer_bounds(
             _prefixed(layer_items(structure.shortcut, input_shape), path), settings
         )
-        factors = [*branch, *shortcut]
-        bound = _product(branch) + _product(shortcut)
+        factors = [*pre, *branch, *shortcut]
+        bound = (_product(branch) + _product(shortcut)) * _product(pre)
         if structure.activation is not None:
             output_shape = tuple(structure.branch(_probe(input_shape, block)).shape[1:])
             act = layer_bounds([(path, structure.activation, output_shape)], settings)

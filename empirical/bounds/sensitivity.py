@@ -15,7 +15,8 @@ from torch import nn
 
 from semirobust.empirical.attacks.threat import ThreatModel
 from semirobust.empirical.bounds.box import Box, input_box
-from semirobust.empirical.bounds.interval import propagate_interval
+from semirobust.empirical.bounds.graph_nodes import require_rules
+from semirobust.empirical.bounds.interval import has_interval_rule, propagate_interval
 from semirobust.empirical.bounds.layer_rules import float64_eval_copy, primitive_layers
 from semirobust.empirical.bounds.linear import Reach, bound_layers, neuron_bounds
 from semirobust.errors import BadInput
@@ -29,6 +30,7 @@ def feature_box(model: nn.Module, x: torch.Tensor, threat: ThreatModel, method: 
     tightened by the linear relaxation."""
     if method not in SENSITIVITY_METHODS:
         raise BadInput(f"method={method!r}: expected one of {', '.join(SENSITIVITY_METHODS)}")
+    require_rules(model, has_interval_rule, "the certified feature sensitivity")
     model64 = float64_eval_copy(model)
     box = input_box(x.detach().cpu().double(), threat)
     with torch.no_grad():

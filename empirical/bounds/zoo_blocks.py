@@ -38,12 +38,14 @@ def _bottleneck(block: Bottleneck) -> ResidualParts:
 
 
 def _pre_activation(block: PreActBlock) -> ResidualParts:
-    """``conv2(relu(bn2(conv1(a)))) + (h or projection(a))`` with ``a = relu(bn1(h))``;
-    the shared pre-activation is part of both paths (bounded twice, which is sound)."""
-    pre = [block.bn1, nn.ReLU()]
-    branch = nn.Sequential(*pre, block.conv1, block.bn2, nn.ReLU(), block.conv2)
-    shortcut = nn.Identity() if block.projection is None else nn.Sequential(*pre, block.projection)
-    return ResidualParts(branch=branch, shortcut=shortcut, activation=None)
+    """``conv2(relu(bn2(conv1(a)))) + (h or projection(a))`` with ``a = relu(bn1(h))``: with a
+    projection, ``a`` is the shared ``pre`` of both paths (relaxed once, its coefficients
+    from the two paths added first, as the graph path does)."""
+    pre = nn.Sequential(block.bn1, nn.ReLU())
+    body = [block.conv1, block.bn2, nn.ReLU(), block.conv2]
+    if block.projection is None:
+        return ResidualParts(branch=nn.Sequential(*pre, *body), shortcut=nn.Identity())
+    return ResidualParts(branch=nn.Sequential(*body), shortcut=block.projection, pre=pre)
 
 
 register_residual_block(BasicBlock, _basic)
