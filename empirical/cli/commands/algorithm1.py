@@ -5,6 +5,10 @@ Writes under ``--out``: ``normal/`` and ``robust/`` checkpoints, ``trials/trial_
 ``table.md``, ``report.md`` and ``plots/``. Trained models and finished trials found in
 ``--out`` are reused with ``--resume``; an interrupted run (even ``kill -9``) loses at
 most the trial in progress.
+
+Under ``torchrun --nproc_per_node W -m semirobust.empirical.cli algorithm1 ...`` the W
+processes train every model together (each on its part of every batch of
+``--batch-size`` samples); rank 0 writes the folder, the tables and the report.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import argparse
 import sys
 import time
 from pathlib import Path
+
+import torch
 
 from semirobust.empirical.attacks import attack_names
 from semirobust.empirical.cli.options import (
@@ -36,6 +42,7 @@ from semirobust.empirical.model.stages import count_weight_layers, split_network
 from semirobust.empirical.reports.algorithm1 import write_algorithm1_report, write_paper_table
 from semirobust.empirical.reports.writers import run_metadata
 from semirobust.empirical.runtime.device import resolve_device
+from semirobust.empirical.runtime.distributed import Processes, data_parallel_processes
 from semirobust.empirical.studies.algorithm1 import INIT_CHOICES, Algorithm1Config, run_algorithm1
 from semirobust.empirical.studies.training import TrainRecipe
 
@@ -66,7 +73,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    device = resolve_device(args.device)
+    with data_parallel_processes(resolve_device(args.device)) as (processes, device):
+        return _run(args, processes, device, start)
+
+
+def _run(args: argparse.Namespace, processes: Processes, device: torch.device, start: float) -> int:
     kwargs = architecture_kwargs(args.arch_kwargs)
     dataset = load_dataset(args.dataset, seed=args.seed, root=args.data_root)
     threat_model(args, None, dataset.input_shape)  # --eps --norm resolved; warns when eps covers the box
@@ -81,7 +92,10 @@ def run(args: argparse.Namespace) -> int:
     )
     out = Path(args.out)
     result = run_algorithm1(config, dataset, out, device=device, resume=args.resume,
-                            log=lambda line: print(line, file=sys.stderr), metadata=run_metadata(args))
+                            log=lambda line: print(line, file=sys.stderr), metadata=run_metadata(args),
+                            processes=processes)
+    if not processes.writes:
+        return 0
     write_paper_table(result, out)
     print(write_algorithm1_report(result, out, elapsed_seconds=time.perf_counter() - start, device=str(device)))
     return 0
