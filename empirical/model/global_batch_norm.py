@@ -95,4 +95,5 @@ def global_batch_norm(model: nn.Module, processes: Processes) -> Iterator[nn.Mod
 
 
 def has_batch_norm(model: nn.Module) -> bool:
+    """Whether ``model`` holds a BatchNorm (of any dimension)."""
     return any(isinstance(m, _BatchNorm) for m in model.modules())

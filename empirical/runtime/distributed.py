@@ -148,13 +148,13 @@ class _DifferentiableSum(torch.autograd.Function):
     ``sum_r dL/dy_r`` (every process's output depends on every input)."""
 
     @staticmethod
-    def forward(ctx, values: torch.Tensor) -> torch.Tensor:  # noqa: ANN001 - autograd's signature
+    def forward(ctx, values: torch.Tensor) -> torch.Tensor:
         values = values.clone()
         dist.all_reduce(values, op=dist.ReduceOp.SUM)
         return values
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         grad = grad.clone()
         dist.all_reduce(grad, op=dist.ReduceOp.SUM)
         return grad

@@ -284,44 +284,40 @@ def train(
     batches = -(-samples // recipe.batch_size)
     bar_off = bar_disabled(progress and processes.writes)
     # draws without a generator (dropout) follow the seed, each process's own
-    with seeded_torch_rng(processes.seed(seed), device), global_batch_norm(model, processes):
+    with seeded_torch_rng(processes.seed(seed), device):
         for epoch in tqdm(range(1, recipe.epochs + 1), desc=description, disable=bar_off, leave=False):
             order = torch.randperm(samples, generator=generator)
             totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, seen
-            for batch, start in enumerate(range(0, order.numel(), recipe.batch_size)):
-                done = ((epoch - 1) * batches + batch) / max(1, recipe.epochs * batches)
-                index = order[start:start + recipe.batch_size]
-                x = dataset.x_train[index]
-                if augment is not None:  # the whole batch: every process's generator stays in step
-                    x = augment(x, generator)
-                shard = processes.shard(index.numel()) if processes.parallel else None
-                y = dataset.y_train[index]
-                if shard is not None:
-                    x, y = x[shard.rows], y[shard.rows]
-                x, y = place_batch(x, device, channels_last=channels_last), y.to(device)
-                if recipe.adversarial:
-                    attack_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-                    loss_of_batch = ADVERSARIAL_LOSSES[recipe.method]
-                else:
-                    attack_seed, loss_of_batch = 0, standard_loss
-                with amp_context(device, use_amp):
-                    loss, logits = loss_of_batch(model, x, y, recipe, attack_seed, frozen_stages, done, shard)
-                optimizer.zero_grad(set_to_none=True)
-                (loss if shard is None else loss * shard.weight).backward()
-                sum_gradients(processes, parameters)
-                optimizer.step()
-                step = global_sum(processes, torch.stack([
-                    loss.detach().double() * y.numel(),
-                    (logits.argmax(dim=1) == y).sum().double(),
-                    torch.tensor(float(y.numel()), dtype=torch.float64, device=device),
-                ]))
-                batch_loss = float(step[0] / step[2])
-                if not math.isfinite(batch_loss):
-                    raise BadInput(
-                        f"training diverged: the loss is {batch_loss} at epoch {epoch}, batch {batch + 1} "
-                        f"(learning rate {recipe.lr}); lower --lr"
-                    )
-                totals += step
+            # BatchNorm over the global batch while training; the plain modules for after_epoch
+            with global_batch_norm(model, processes):
+                for batch, start in enumerate(range(0, order.numel(), recipe.batch_size)):
+                    done = ((epoch - 1) * batches + batch) / max(1, recipe.epochs * batches)
+                    x, y, shard = _batch(dataset, order[start:start + recipe.batch_size], augment, generator,
+                                         processes)
+                    x, y = place_batch(x, device, channels_last=channels_last), y.to(device)
+                    if recipe.adversarial:
+                        attack_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+                        loss_of_batch = ADVERSARIAL_LOSSES[recipe.method]
+                    else:
+                        attack_seed, loss_of_batch = 0, standard_loss
+                    with amp_context(device, use_amp):
+                        loss, logits = loss_of_batch(model, x, y, recipe, attack_seed, frozen_stages, done, shard)
+                    optimizer.zero_grad(set_to_none=True)
+                    (loss if shard is None else loss * shard.weight).backward()
+                    sum_gradients(processes, parameters)
+                    optimizer.step()
+                    step = global_sum(processes, torch.stack([
+                        loss.detach().double() * y.numel(),
+                        (logits.argmax(dim=1) == y).sum().double(),
+                        torch.tensor(float(y.numel()), dtype=torch.float64, device=device),
+                    ]))
+                    batch_loss = float(step[0] / step[2])
+                    if not math.isfinite(batch_loss):
+                        raise BadInput(
+                            f"training diverged: the loss is {batch_loss} at epoch {epoch}, batch {batch + 1} "
+                            f"(learning rate {recipe.lr}); lower --lr"
+                        )
+                    totals += step
             scheduler.step()
             loss_sum, correct, seen = totals.tolist()
             history.append({"epoch": epoch, "loss": loss_sum / seen, "train_accuracy": correct / seen})
@@ -330,6 +326,20 @@ def train(
                 break
     model.eval()
     return history
+
+
+def _batch(dataset: Dataset, index: torch.Tensor, augment: Augment | None, generator: torch.Generator,
+           processes: Processes) -> tuple[torch.Tensor, torch.Tensor, BatchShard | None]:
+    """The samples ``index`` (augmented), or this process's part of them and which part it
+    is. The whole batch is augmented on every process, so that every process's generator
+    makes the same draws as one process's would."""
+    x, y = dataset.x_train[index], dataset.y_train[index]
+    if augment is not None:
+        x = augment(x, generator)
+    if not processes.parallel:
+        return x, y, None
+    shard = processes.shard(index.numel())
+    return x[shard.rows], y[shard.rows], shard
 
 
 def _check_data_parallel(model: nn.Module, recipe: TrainRecipe, samples: int, processes: Processes) -> None:
