@@ -16,6 +16,7 @@ from torch import nn
 from semirobust.empirical.attacks.base import Attack, objective_and_gradient
 from semirobust.empirical.attacks.projection import feasible_set
 from semirobust.empirical.runtime.device import amp_context
+from semirobust.empirical.runtime.distributed import BatchShard
 from semirobust.errors import BadInput
 
 
@@ -39,12 +40,16 @@ class PGD(Attack):
     input keeps the restart of highest objective (one extra forward pass per restart).
     Kept lean: it is the hot loop of adversarial training. The per-input worst case over
     several attacks is :class:`~semirobust.empirical.attacks.ensemble.WorstCase`'s job.
+    ``shard`` (data-parallel training): the batch is that part of a larger one, and its
+    random starts are that part of the larger batch's
+    (:meth:`~semirobust.empirical.attacks.threat.ThreatModel.random_start`).
     """
 
     steps: int = 10
     step_size: float | None = None
     random_start: bool = True
     restarts: int = 1
+    shard: BatchShard | None = None
 
     name = "pgd"
 
@@ -66,7 +71,7 @@ class PGD(Attack):
         best_x = x.clone()
         best_value = torch.full((x.shape[0],), float("-inf"), device=x.device)
         for _ in range(self.restarts):
-            x_adv = self.threat.random_start(x, generator) if self.random_start else x.clone()
+            x_adv = self.threat.random_start(x, generator, self.shard) if self.random_start else x.clone()
             for _ in range(self.steps):
                 x_adv.requires_grad_(True)
                 with amp_context(x.device, self.amp):

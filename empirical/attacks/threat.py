@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import torch
 
+from semirobust.empirical.runtime.distributed import BatchShard
 from semirobust.errors import BadInput
 
 
@@ -103,9 +104,15 @@ class ThreatModel:
         delta = self.geometry.project_delta(x_adv - x, self.eps)
         return (x + delta).clamp(0.0, 1.0)
 
-    def random_start(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """A random point of the ball around ``x`` (clipped to ``[0,1]``)."""
-        return self.project(x + self.geometry.random_delta(x, self.eps, generator), x)
+    def random_start(self, x: torch.Tensor, generator: torch.Generator,
+                     shard: BatchShard | None = None) -> torch.Tensor:
+        """A random point of the ball around ``x`` (clipped to ``[0,1]``). With ``shard``,
+        ``x`` is rows ``shard.rows`` of a batch of ``shard.size`` rows: the draw is made for
+        the whole batch and these rows kept, so each part of a batch split over processes
+        starts where that batch attacked whole would."""
+        like = x if shard is None else x.new_empty((shard.size, *x.shape[1:]))
+        delta = self.geometry.random_delta(like, self.eps, generator)
+        return self.project(x + (delta if shard is None else delta[shard.rows]), x)
 
     def contains(self, x_adv: torch.Tensor, x: torch.Tensor, tol: float = 1e-6) -> torch.Tensor:
         """Per-sample: is ``x_adv`` in the ball around ``x`` and in ``[0,1]``?"""

@@ -9,7 +9,9 @@ picks the subcommand from a parser of stubs built from that table (which is also
 built. Bad input, from argparse or from a :class:`BadInput` raised anywhere below, ends as
 one line on stderr and exit 2; anything else is an internal failure (exit 1, traceback shown).
 torch's thread count (``--threads``, ``$SEMIROBUST_THREADS``, default 1) is set after
-parsing and before the subcommand runs.
+parsing and before the subcommand runs. Under ``torchrun`` only the subcommands of
+:data:`DATA_PARALLEL` run (their processes train one model together); any other would run
+once per process, each writing the same outputs, and is refused.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import NoReturn
 
 from semirobust import __version__
 from semirobust.empirical.cli.options import apply_threads, resolve_threads
+from semirobust.empirical.runtime.launch import launched_by_torchrun
 from semirobust.errors import BadInput
 
 
@@ -54,6 +57,10 @@ SUBCOMMANDS: tuple[Subcommand, ...] = tuple(
         ("falsify", "search small exact networks for a certified counterexample to a result"),
     )
 )
+
+
+#: The subcommands that accept a data-parallel launch (torchrun): they train.
+DATA_PARALLEL = ("train", "algorithm1")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -94,6 +101,11 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_arguments(sys.argv[1:] if argv is None else list(argv))
     try:
+        if launched_by_torchrun() and args.command not in DATA_PARALLEL:
+            raise BadInput(
+                f"started by torchrun, but only {' and '.join(DATA_PARALLEL)} train on several "
+                "processes: run this command once, without torchrun"
+            )
         apply_threads(resolve_threads(args))
         return int(args.run(args) or 0)
     except BadInput as error:

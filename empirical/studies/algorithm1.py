@@ -13,6 +13,13 @@ paper's columns we record the attack-based margins ``gamma_a`` (the robust first
 read out by its own trained rest, ``f*_b``) and ``gamma_b`` (the finetuned network), so
 that T2 can be judged with fixed readouts (caveat C1). Finished phases and trials are
 written atomically under the output folder; ``resume=True`` reuses them.
+
+With several ``processes`` (a torchrun launch) every process runs the whole algorithm on
+the same seeds and only the training (steps 1, 2 and the finetuning of step 3) is split
+between them (:func:`~semirobust.empirical.studies.training.train`); evaluations, attacks
+and rho estimates run whole on each (the same numbers), and rank 0 alone writes and logs,
+each write between two barriers so that every process sees the same files at the same
+point (:func:`~semirobust.empirical.runtime.distributed.written_by_rank_zero`).
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ from semirobust.empirical.model.stages import (
     split_stage_index,
 )
 from semirobust.empirical.reports.writers import environment_metadata, write_json_atomic
+from semirobust.empirical.runtime.distributed import ONE_PROCESS, Processes, written_by_rank_zero
 from semirobust.empirical.studies.canonical_readouts import canonical_a2_measurements, renamed
 from semirobust.empirical.studies.layer_pairs import LayerPairRho, layer_pair_rhos
 from semirobust.empirical.studies.training import TrainRecipe, train
@@ -363,6 +371,11 @@ class Algorithm1Run:
     device: torch.device
     progress: bool = True
     log: Callable[[str], None] = print
+    processes: Processes = ONE_PROCESS
+
+    def write(self, write: Callable[[], object]) -> None:
+        """Run ``write`` on rank 0 only (:func:`written_by_rank_zero`)."""
+        written_by_rank_zero(self.processes, write)
 
     def evaluate(self, model: nn.Module, seed: int, *, margin: bool = False,
                  keep_adversarial: bool = False) -> AttackEvaluation:
@@ -387,10 +400,13 @@ def run_algorithm1(
     progress: bool = True,
     log: Callable[[str], None] = print,
     metadata: Mapping[str, Any] | None = None,
+    processes: Processes = ONE_PROCESS,
 ) -> Algorithm1Result:
     """Run (or resume) Algorithm 1; return the result also written to ``results.json``,
-    after ``metadata`` (the command's arguments and seed) or else the environment's."""
-    run = Algorithm1Run(Path(out), config, dataset, device, progress, log)
+    after ``metadata`` (the command's arguments and seed) or else the environment's, and
+    the processes that trained (world size, backend)."""
+    run = Algorithm1Run(Path(out), config, dataset, device, progress and processes.writes,
+                        log if processes.writes else _silent, processes)
     spec, n, a, boundary = _structure(config, dataset)
     _prepare_folder(run, resume)
     normal, robust = _trained_models(run, spec)
@@ -414,8 +430,10 @@ def run_algorithm1(
         summary=_summary(trials, acc_star.value, config.tolerance),
         verdicts=_t2_verdicts(gamma_a, trials),
     )
-    write_json_atomic(run.out / "results.json",
-                      {**(environment_metadata() if metadata is None else metadata), **result.to_dict()})
+    run.write(lambda: write_json_atomic(run.out / "results.json", {
+        **(environment_metadata() if metadata is None else metadata),
+        "training_processes": processes.to_dict(), **result.to_dict(),
+    }))
     return result
 
 
@@ -452,8 +470,12 @@ def run_training_outcome(
     outcome = TrainingOutcome(config.seed, config.init, acc, acc_star, finetuning.acc_sr,
                               replace(finetuning.best().robust_accuracy, name="gAcc"),
                               len(finetuning.curve), finetuning.reached_target())
-    write_json_atomic(path, outcome.to_dict())
+    run.write(lambda: write_json_atomic(path, outcome.to_dict()))
     return outcome
+
+
+def _silent(_line: str) -> None:
+    """The log of every process but rank 0."""
 
 
 def _prepare_folder(run: Algorithm1Run, resume: bool) -> None:
@@ -467,7 +489,7 @@ def _prepare_folder(run: Algorithm1Run, resume: bool) -> None:
             stored = {**stored, "recipe": TrainRecipe.from_dict(stored["recipe"]).to_dict()}
         if stored != json.loads(json.dumps(wanted)):
             raise BadInput(f"--resume: {config_path} was written with other settings; use the same arguments or another --out")
-    write_json_atomic(config_path, wanted)
+    run.write(lambda: write_json_atomic(config_path, wanted))
 
 
 def _read_run_file(path: Path, remedy: str) -> Any:
@@ -531,12 +553,13 @@ def _train_or_reuse(run: Algorithm1Run, role: str, path: Path, spec: Architectur
     model.load_state_dict(init)
     history = train(model, run.dataset, recipe, seed=seed, device=run.device,
                     augment=augmentation_for(run.dataset.name),
-                    progress=run.progress, description=f"train {role}")
-    save_checkpoint(path, model, CheckpointConfig(
+                    progress=run.progress, description=f"train {role}", processes=run.processes)
+    run.write(lambda: save_checkpoint(path, model, CheckpointConfig(
         architecture=spec, dataset=run.config.dataset, seed=seed,
         recipe=recipe.to_dict(), metrics={"history": history},
-        notes={"algorithm1_role": role, "init": run.config.init},
-    ))
+        notes={"algorithm1_role": role, "init": run.config.init,
+               "training_processes": run.processes.to_dict()},
+    )))
     return model
 
 
@@ -627,7 +650,7 @@ def _trial(run: Algorithm1Run, t: int, normal: nn.Sequential, robust: nn.Sequent
         dependency_warnings=tuple(dependency_warnings),
         margin_gap_first=tuple(first_gap),
     )
-    write_json_atomic(path, trial.to_dict())
+    run.write(lambda: write_json_atomic(path, trial.to_dict()))
     return trial
 
 
@@ -670,7 +693,7 @@ def _finetune(run: Algorithm1Run, t: int, normal: nn.Sequential, robust: nn.Sequ
     train(model, run.dataset, config.finetuning_recipe(), seed=seed,
           device=run.device, frozen_stages=boundary, after_epoch=after_epoch,
           augment=augmentation_for(run.dataset.name),
-          progress=run.progress, description=f"finetune f_b, trial {t}")
+          progress=run.progress, description=f"finetune f_b, trial {t}", processes=run.processes)
     return Finetuning(seed, start.robust_accuracy("Acc_sr"), tuple(curve), target, model)
 
 

@@ -37,6 +37,7 @@ from torch import nn
 from semirobust.empirical.attacks.threat import ThreatModel
 from semirobust.empirical.bounds.training_bounds import clean_pass, margin_lower_bounds
 from semirobust.empirical.runtime.device import amp_context
+from semirobust.empirical.runtime.distributed import BatchShard
 
 if TYPE_CHECKING:
     from semirobust.empirical.studies.training import TrainRecipe
@@ -88,9 +89,11 @@ def ibp_initialise(model: nn.Module, generator: torch.Generator) -> None:
 
 
 def certified_loss(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, recipe: TrainRecipe, seed: int,
-                   frozen_stages: int, progress: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+                   frozen_stages: int, progress: float = 1.0,
+                   shard: BatchShard | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The mixed natural and certified cross-entropy at ``progress``; returns the loss and
-    the clean logits. Bounds are computed in float32 whatever the autocast setting."""
+    the clean logits. Bounds are computed in float32 whatever the autocast setting. Each
+    sample's bound is its own, so a part of a batch (``shard``) needs nothing else."""
     from semirobust.empirical.studies.training import set_train_mode
 
     set_train_mode(model, frozen_stages)

@@ -11,6 +11,18 @@ move either (Algorithm 1, step 3). ``method="ibp"`` or ``"crown-ibp"`` trains on
 bounds instead (:mod:`semirobust.empirical.studies.certified_training`: eps ramp-up,
 natural/certified mixing ``kappa``, CROWN-IBP's ``beta``, Shi et al. 2021's choices), with
 SGD or Adam (``optimizer``).
+
+Data parallelism (``processes``, :mod:`semirobust.empirical.runtime.distributed`, e.g. under
+``torchrun``): every process draws the same shuffling order, augmentation and attack seed
+from the same seeded generator, takes its contiguous part of each global batch of
+``batch_size`` samples, builds its PGD/TRADES examples on that part (per sample, with the
+random starts the whole batch would get), and weights its mean loss by its share of the
+batch; the gradients are summed over the processes before each step, so every step is the
+single-process step on the global batch. BatchNorm normalises with the global batch's
+statistics (:mod:`semirobust.empirical.model.global_batch_norm`). Loss and accuracy are
+summed over the processes, so the divergence check, the history and ``after_epoch``'s
+decision (rank 0's) are the same on all of them. Dropout masks are each process's own draws
+(the one part that is not number for number the single-process run).
 """
 
 from __future__ import annotations
@@ -28,12 +40,22 @@ from semirobust.empirical.attacks.gradient import PGD
 from semirobust.empirical.attacks.objectives import Objective, cross_entropy
 from semirobust.empirical.attacks.threat import ThreatModel
 from semirobust.empirical.data import Dataset
+from semirobust.empirical.model.global_batch_norm import global_batch_norm, has_batch_norm
 from semirobust.empirical.runtime.device import (
     amp_context,
     place_batch,
     place_model,
     seeded_torch_rng,
     wants_channels_last,
+)
+from semirobust.empirical.runtime.distributed import (
+    ONE_PROCESS,
+    BatchShard,
+    Processes,
+    broadcast_state,
+    global_sum,
+    rank_zero_decides,
+    sum_gradients,
 )
 from semirobust.empirical.runtime.progress import bar_disabled
 from semirobust.empirical.studies.certified_training import (
@@ -104,10 +126,11 @@ class TrainRecipe:
     def threat(self) -> ThreatModel:
         return ThreatModel(self.norm, self.eps)
 
-    def attack(self, seed: int, objective: Objective = cross_entropy) -> PGD:
-        """The PGD used to make training batches (step size ``eps/4`` unless given)."""
+    def attack(self, seed: int, objective: Objective = cross_entropy, shard: BatchShard | None = None) -> PGD:
+        """The PGD used to make training batches (step size ``eps/4`` unless given); with
+        ``shard``, for that part of a batch split over processes."""
         step = self.step_size if self.step_size is not None else self.eps / 4
-        return PGD(self.threat(), objective=objective, steps=self.steps, step_size=step, seed=seed)
+        return PGD(self.threat(), objective=objective, steps=self.steps, step_size=step, seed=seed, shard=shard)
 
     @property
     def certified(self) -> bool:
@@ -151,14 +174,16 @@ def set_train_mode(model: nn.Sequential, frozen_stages: int) -> None:
 
 
 EpochCallback = Callable[[int, nn.Module], bool]
-# ``loss(model, x, y, recipe, seed, frozen_stages, progress)``: ``progress`` is the fraction
-# of the run's steps done (the certified methods' schedules read it).
-BatchLoss = Callable[[nn.Sequential, torch.Tensor, torch.Tensor, "TrainRecipe", int, int, float],
-                     tuple[torch.Tensor, torch.Tensor]]
+# ``loss(model, x, y, recipe, seed, frozen_stages, progress, shard)``: ``progress`` is the
+# fraction of the run's steps done (the certified methods' schedules read it); ``shard``
+# says which part of the global batch ``x`` is under data parallelism (None: all of it).
+BatchLoss = Callable[[nn.Sequential, torch.Tensor, torch.Tensor, "TrainRecipe", int, int, float,
+                      "BatchShard | None"], tuple[torch.Tensor, torch.Tensor]]
 
 
 def standard_loss(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, recipe: TrainRecipe,
-                  seed: int, frozen_stages: int, progress: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+                  seed: int, frozen_stages: int, progress: float = 0.0,
+                  shard: BatchShard | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``CE(F(x), y)`` on the clean batch; returns the loss and the logits."""
     set_train_mode(model, frozen_stages)
     logits = model(x)
@@ -166,20 +191,22 @@ def standard_loss(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, recipe
 
 
 def pgd_loss(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, recipe: TrainRecipe,
-             seed: int, frozen_stages: int, progress: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+             seed: int, frozen_stages: int, progress: float = 0.0,
+             shard: BatchShard | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Madry et al.: ``CE(F(x'), y)`` with ``x'`` the PGD maximiser of the cross-entropy."""
-    x_adv = recipe.attack(seed)(model, x, y)
+    x_adv = recipe.attack(seed, shard=shard)(model, x, y)
     return standard_loss(model, x_adv, y, recipe, seed, frozen_stages)
 
 
 def trades_loss(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, recipe: TrainRecipe,
-                seed: int, frozen_stages: int, progress: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+                seed: int, frozen_stages: int, progress: float = 0.0,
+                shard: BatchShard | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """TRADES: ``CE(F(x), y) + beta * KL(p(x) || p(x'))``, ``x'`` maximising the KL term by
     PGD from a uniform random start (the original starts at ``x + 0.001 N(0, I)``)."""
     with torch.no_grad():
         model.eval()
         clean_probabilities = F.softmax(model(x).float(), dim=1)
-    x_adv = recipe.attack(seed, objective=kl_from(clean_probabilities))(model, x, y)
+    x_adv = recipe.attack(seed, objective=kl_from(clean_probabilities), shard=shard)(model, x, y)
     set_train_mode(model, frozen_stages)
     logits = model(x)
     divergence = F.kl_div(F.log_softmax(model(x_adv).float(), dim=1), F.softmax(logits.float(), dim=1),
@@ -230,16 +257,22 @@ def train(
     after_epoch: EpochCallback | None = None,
     progress: bool = True,
     description: str = "train",
+    processes: Processes = ONE_PROCESS,
 ) -> list[dict[str, float]]:
     """Train ``model`` in place; return per-epoch history (loss, train accuracy).
 
     ``after_epoch(epoch, model)`` runs after every epoch (1-based); returning ``True``
     stops training early (used by Algorithm 1's finetuning, which stops once the target
-    robust accuracy is reached).
+    robust accuracy is reached). With several ``processes`` each trains on its part of
+    every batch (module docstring); the result is the single-process run's up to
+    floating-point summation order, and the same model on every process.
     """
     device = torch.device(device)
+    samples = dataset.x_train.shape[0]
+    _check_data_parallel(model, recipe, samples, processes)
     channels_last = recipe.channels_last and wants_channels_last(model, device)
     place_model(model, device, channels_last=channels_last)
+    broadcast_state(processes, model)
     freeze_stages(model, frozen_stages)
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = OPTIMIZERS[recipe.optimizer](parameters, recipe)
@@ -248,41 +281,88 @@ def train(
     generator = torch.Generator().manual_seed(seed)
     use_amp = recipe.amp and device.type == "cuda"
     history: list[dict[str, float]] = []
-    batches = -(-dataset.x_train.shape[0] // recipe.batch_size)
-    with seeded_torch_rng(seed, device):  # draws without a generator (dropout) follow the seed
-        for epoch in tqdm(range(1, recipe.epochs + 1), desc=description, disable=bar_disabled(progress), leave=False):
-            order = torch.randperm(dataset.x_train.shape[0], generator=generator)
-            total_loss, correct, seen = 0.0, 0, 0
-            for batch, start in enumerate(range(0, order.numel(), recipe.batch_size)):
-                done = ((epoch - 1) * batches + batch) / max(1, recipe.epochs * batches)
-                index = order[start:start + recipe.batch_size]
-                x = dataset.x_train[index]
-                if augment is not None:
-                    x = augment(x, generator)
-                x, y = place_batch(x, device, channels_last=channels_last), dataset.y_train[index].to(device)
-                if recipe.adversarial:
-                    attack_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-                    loss_of_batch = ADVERSARIAL_LOSSES[recipe.method]
-                else:
-                    attack_seed, loss_of_batch = 0, standard_loss
-                with amp_context(device, use_amp):
-                    loss, logits = loss_of_batch(model, x, y, recipe, attack_seed, frozen_stages, done)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                batch_loss = loss.item()
-                if not math.isfinite(batch_loss):
-                    raise BadInput(
-                        f"training diverged: the loss is {batch_loss} at epoch {epoch}, batch {batch + 1} "
-                        f"(learning rate {recipe.lr}); lower --lr"
-                    )
-                total_loss += batch_loss * y.numel()
-                correct += int((logits.argmax(dim=1) == y).sum())
-                seen += y.numel()
+    batches = -(-samples // recipe.batch_size)
+    bar_off = bar_disabled(progress and processes.writes)
+    # draws without a generator (dropout) follow the seed, each process's own
+    with seeded_torch_rng(processes.seed(seed), device):
+        for epoch in tqdm(range(1, recipe.epochs + 1), desc=description, disable=bar_off, leave=False):
+            order = torch.randperm(samples, generator=generator)
+            totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, seen
+            # BatchNorm over the global batch while training; the plain modules for after_epoch
+            with global_batch_norm(model, processes):
+                for batch, start in enumerate(range(0, order.numel(), recipe.batch_size)):
+                    done = ((epoch - 1) * batches + batch) / max(1, recipe.epochs * batches)
+                    x, y, shard = _batch(dataset, order[start:start + recipe.batch_size], augment, generator,
+                                         processes)
+                    x, y = place_batch(x, device, channels_last=channels_last), y.to(device)
+                    if recipe.adversarial:
+                        attack_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+                        loss_of_batch = ADVERSARIAL_LOSSES[recipe.method]
+                    else:
+                        attack_seed, loss_of_batch = 0, standard_loss
+                    with amp_context(device, use_amp):
+                        loss, logits = loss_of_batch(model, x, y, recipe, attack_seed, frozen_stages, done, shard)
+                    optimizer.zero_grad(set_to_none=True)
+                    (loss if shard is None else loss * shard.weight).backward()
+                    sum_gradients(processes, parameters)
+                    optimizer.step()
+                    step = global_sum(processes, torch.stack([
+                        loss.detach().double() * y.numel(),
+                        (logits.argmax(dim=1) == y).sum().double(),
+                        torch.tensor(float(y.numel()), dtype=torch.float64, device=device),
+                    ]))
+                    batch_loss = float(step[0] / step[2])
+                    if not math.isfinite(batch_loss):
+                        raise BadInput(
+                            f"training diverged: the loss is {batch_loss} at epoch {epoch}, batch {batch + 1} "
+                            f"(learning rate {recipe.lr}); lower --lr"
+                        )
+                    totals += step
             scheduler.step()
-            history.append({"epoch": epoch, "loss": total_loss / seen, "train_accuracy": correct / seen})
+            loss_sum, correct, seen = totals.tolist()
+            history.append({"epoch": epoch, "loss": loss_sum / seen, "train_accuracy": correct / seen})
             model.eval()
-            if after_epoch is not None and after_epoch(epoch, model):
+            if after_epoch is not None and rank_zero_decides(processes, after_epoch(epoch, model)):
                 break
     model.eval()
     return history
+
+
+def _batch(dataset: Dataset, index: torch.Tensor, augment: Augment | None, generator: torch.Generator,
+           processes: Processes) -> tuple[torch.Tensor, torch.Tensor, BatchShard | None]:
+    """The samples ``index`` (augmented), or this process's part of them and which part it
+    is. The whole batch is augmented on every process, so that every process's generator
+    makes the same draws as one process's would."""
+    x, y = dataset.x_train[index], dataset.y_train[index]
+    if augment is not None:
+        x = augment(x, generator)
+    if not processes.parallel:
+        return x, y, None
+    shard = processes.shard(index.numel())
+    return x[shard.rows], y[shard.rows], shard
+
+
+def _check_data_parallel(model: nn.Module, recipe: TrainRecipe, samples: int, processes: Processes) -> None:
+    """Refuse what several processes cannot train as one: a batch size that does not split
+    into equal parts, a last batch with fewer samples than processes, certified training
+    of a network with BatchNorm (its bounds use each part's own batch statistics)."""
+    if not processes.parallel:
+        return
+    world = processes.world_size
+    if recipe.batch_size % world:
+        raise BadInput(
+            f"--batch-size {recipe.batch_size} does not split into {world} equal parts, one per "
+            f"process: choose a multiple of the world size {world}"
+        )
+    last = samples % recipe.batch_size
+    if 0 < last < world:
+        raise BadInput(
+            f"the last batch holds {last} of the {samples} training samples (batch size "
+            f"{recipe.batch_size}), fewer than the {world} processes: choose another --batch-size"
+        )
+    if recipe.certified and has_batch_norm(model):
+        raise BadInput(
+            f"--method {recipe.method} on several processes: the certified bounds normalise "
+            "BatchNorm with each process's part of the batch, not the global batch; train "
+            "a network without BatchNorm or on one process"
+        )

@@ -7,6 +7,10 @@ Writes under ``--out``: ``normal/`` and ``robust/`` checkpoints, ``trials/trial_
 most the trial in progress. With ``--training-seeds N`` (N >= 2), steps 1-3 of trial 1 are
 repeated at N training seeds under both initialisations (``--out/seeds/``) and the report
 states their spread beside the sampling intervals.
+
+Under ``torchrun --nproc_per_node W -m semirobust.empirical.cli algorithm1 ...`` the W
+processes train every model together (each on its part of every batch of
+``--batch-size`` samples); rank 0 writes the folder, the tables and the report.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import argparse
 import sys
 import time
 from pathlib import Path
+
+import torch
 
 from semirobust.empirical.attacks import attack_names
 from semirobust.empirical.cli.options import (
@@ -39,6 +45,7 @@ from semirobust.empirical.reports.algorithm1 import write_algorithm1_report, wri
 from semirobust.empirical.reports.seed_spread import seed_section
 from semirobust.empirical.reports.writers import run_metadata, write_json_atomic
 from semirobust.empirical.runtime.device import resolve_device
+from semirobust.empirical.runtime.distributed import Processes, data_parallel_processes
 from semirobust.empirical.studies.algorithm1 import (
     INIT_CHOICES,
     Algorithm1Config,
@@ -47,6 +54,7 @@ from semirobust.empirical.studies.algorithm1 import (
 )
 from semirobust.empirical.studies.seed_spread import SEEDS_FOLDER, run_seed_spread, spread_seeds
 from semirobust.empirical.studies.training import TrainRecipe
+from semirobust.errors import BadInput
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -79,7 +87,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    device = resolve_device(args.device)
+    with data_parallel_processes(resolve_device(args.device)) as (processes, device):
+        return _run(args, processes, device, start)
+
+
+def _run(args: argparse.Namespace, processes: Processes, device: torch.device, start: float) -> int:
     kwargs = architecture_kwargs(args.arch_kwargs)
     dataset = load_dataset(args.dataset, seed=args.seed, root=args.data_root)
     threat_model(args, None, dataset.input_shape)  # --eps --norm resolved; warns when eps covers the box
@@ -94,8 +106,12 @@ def run(args: argparse.Namespace) -> int:
     )
     out = Path(args.out)
     seeds = spread_seeds(args.seed, args.training_seeds) if args.training_seeds > 1 else ()
+    if seeds and processes.world_size > 1:
+        raise BadInput("--training-seeds runs in one process: run it without torchrun")
     result = run_algorithm1(config, dataset, out, device=device, resume=args.resume, log=_log,
-                            metadata=run_metadata(args))
+                            metadata=run_metadata(args), processes=processes)
+    if not processes.writes:
+        return 0
     sections = []
     if seeds:
         spread = run_seed_spread(config, dataset, out / SEEDS_FOLDER, seeds, device=device,

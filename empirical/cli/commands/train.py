@@ -5,6 +5,11 @@
 Shi et al. 2021's initialisation, eps ramp-up and kappa schedule, stored in the recipe).
 The checkpoint's ``config.json`` records the architecture, dataset, recipe, seed, the
 per-epoch history and the clean test accuracy (with its Wilson interval).
+
+Under ``torchrun --nproc_per_node W -m semirobust.empirical.cli train ...`` the W processes
+train one model together (each on its part of every batch of ``--batch-size`` samples, the
+global batch; README "Training on several GPUs"); rank 0 measures the test accuracy and
+writes the checkpoint, whose notes record the world size and the backend.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from semirobust.empirical.measure.statistics import wilson_interval
 from semirobust.empirical.model import ArchitectureSpec, build_seeded_model
 from semirobust.empirical.model.checkpoint import CheckpointConfig, save_checkpoint
 from semirobust.empirical.runtime.device import resolve_device
+from semirobust.empirical.runtime.distributed import Processes, data_parallel_processes
 from semirobust.empirical.studies.certified_training import (
     CERTIFIED_METHODS,
     CERTIFIED_MILESTONES,
@@ -59,7 +65,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    device = resolve_device(args.device)
+    with data_parallel_processes(resolve_device(args.device)) as (processes, device):
+        return _train(args, processes, device)
+
+
+def _train(args: argparse.Namespace, processes: Processes, device: torch.device) -> int:
     kwargs = architecture_kwargs(args.arch_kwargs)
     dataset = load_dataset(args.dataset, seed=args.seed, root=args.data_root)
     spec = ArchitectureSpec(args.arch, dataset.input_shape, dataset.num_classes, dataset.mean, dataset.std, kwargs)
@@ -76,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
     if recipe.initialisation == "ibp":
         ibp_initialise(model, torch.Generator().manual_seed(args.seed))
     history = train(model, dataset, recipe, seed=args.seed, device=device,
-                    augment=augmentation_for(dataset.name))
+                    augment=augmentation_for(dataset.name), processes=processes)
+    if not processes.writes:
+        return 0
     predictions = predict_logits(model, dataset.x_test, device=device).argmax(dim=1)
     correct = int((predictions == dataset.y_test).sum())
     n = int(dataset.y_test.numel())
@@ -85,8 +97,10 @@ def run(args: argparse.Namespace) -> int:
     save_checkpoint(args.out, model, CheckpointConfig(
         architecture=spec, dataset=args.dataset, seed=args.seed, recipe=recipe.to_dict(),
         metrics={"history": history, "clean_accuracy": clean},
+        notes={"training_processes": processes.to_dict()},
     ))
     low, high = clean["interval"]
     print(f"wrote {args.out}: clean test accuracy {clean['value']:.4f} [{low:.4f}, {high:.4f}] "
-          f"(estimate, Wilson 95%, n={n}); torch {torch.__version__} on {device}")
+          f"(estimate, Wilson 95%, n={n}); torch {torch.__version__} on {device}"
+          + (f", {processes.world_size} processes ({processes.backend})" if processes.parallel else ""))
     return 0
