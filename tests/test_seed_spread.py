@@ -166,8 +166,8 @@ def test_the_background_worker_gives_the_in_process_numbers(spread, dataset, tmp
 
 
 def test_the_worker_is_stopped_when_the_body_fails(tmp_path):
-    with pytest.raises(RuntimeError, match="body failed"):
-        with seed_spread_in_background(TINY, "gaussian-mixture", tmp_path, (0, 10), device=CPU, resume=False,
-                                       threads=1):
-            raise RuntimeError("body failed")
+    with pytest.raises(RuntimeError, match="body failed"), \
+            seed_spread_in_background(TINY, "gaussian-mixture", tmp_path, (0, 10), device=CPU, resume=False,
+                                      threads=1):
+        raise RuntimeError("body failed")
     assert not [p for p in multiprocessing.active_children() if p.name == "semirobust-seed-spread"]

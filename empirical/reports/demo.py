@@ -88,10 +88,10 @@ def init_section(shared: Algorithm1Result, independent: Algorithm1Result) -> str
         "",
         markdown_table(["init", "Acc*", "Acc_sr", "gAcc", "epochs", "reached Acc* - k"], rows),
         "",
-        "Same normal model; the robust model starts from the normal model's initial weights "
-        "(shared, as the authors' code allows) or from an independent draw. Robust accuracies "
-        f"(PGD, attack estimates) with Wilson 95% intervals; the independent run is in "
-        f"`{INDEPENDENT_FOLDER}/`.",
+        ("Same normal model; the robust model starts from the normal model's initial weights "
+         "(shared, as the authors' code allows) or from an independent draw. Robust accuracies "
+         f"(PGD, attack estimates) with Wilson 95% intervals; the independent run is in "
+         f"`{INDEPENDENT_FOLDER}/`."),
         "",
     ])
 

@@ -26,14 +26,14 @@ def seed_section(seeds: SeedSpread, folder: str) -> str:
         markdown_table(["init", "quantity", *(f"seed {s}" for s in seeds.seeds),
                         "mean [95% over seeds]", "sd over seeds"], rows),
         "",
-        "Each value is a PGD robust accuracy (an attack value: an upper estimate) of steps 1-3 "
-        "of Algorithm 1 trained at that seed; both initialisations share each seed's normal "
-        "model, so `Acc` is the same in both. The mean's interval is Student-t 95% over the "
-        "training seeds (a statistical estimate of the mean over seeds; with this few seeds it "
-        "is wide), the other tables' intervals cover test-set sampling only. "
-        f"`Acc_sr` shared minus independent, seed by seed: "
-        f"{', '.join(f'{d:+.3f}' for d in differences)} (shared higher on {higher} of "
-        f"{len(differences)} seeds). Runs not reported above are in `{folder}/seed_S/` (shared) "
-        f"and `{folder}/seed_S/independent-init/`.",
+        ("Each value is a PGD robust accuracy (an attack value: an upper estimate) of steps 1-3 "
+         "of Algorithm 1 trained at that seed; both initialisations share each seed's normal "
+         "model, so `Acc` is the same in both. The mean's interval is Student-t 95% over the "
+         "training seeds (a statistical estimate of the mean over seeds; with this few seeds it "
+         "is wide), the other tables' intervals cover test-set sampling only. "
+         f"`Acc_sr` shared minus independent, seed by seed: "
+         f"{', '.join(f'{d:+.3f}' for d in differences)} (shared higher on {higher} of "
+         f"{len(differences)} seeds). Runs not reported above are in `{folder}/seed_S/` (shared) "
+         f"and `{folder}/seed_S/independent-init/`."),
         "",
     ])
