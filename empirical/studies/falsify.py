@@ -91,14 +91,14 @@ LAYOUT_1D = ("f_a = Linear(1, width) [+ ReLU]; G_a = Linear(width, 2); "
              "f_b = Linear(width, 2) (scaled); inputs scalar in [0, 1]; "
              "load with semirobust.empirical.studies.falsify.load_witness")
 HOW_TO_CHECK_1D = (
-    "Every function here is piecewise linear in the scalar input, so each worst case "
+    ("Every function here is piecewise linear in the scalar input, so each worst case "
     "is attained at an end of the threat interval [max(0, x - eps), min(1, x + eps)] "
-    "or at a ReLU kink inside it; evaluate the margins there.",
-    "- margin of class y: z_y - z_(1-y); gamma = mean over the inputs of the "
-    "smallest margin over the interval.",
-    "- A2's gap: mean over the inputs of the smallest value of "
+    "or at a ReLU kink inside it; evaluate the margins there."),
+    ("- margin of class y: z_y - z_(1-y); gamma = mean over the inputs of the "
+    "smallest margin over the interval."),
+    ("- A2's gap: mean over the inputs of the smallest value of "
     "m(G_a(f_a(x'))) - m(f_b(f_a(x'))) over the interval: the premise bounds this "
-    "*infimum* (C8), while the conclusion needs the gap bounded for every x'.",
+    "*infimum* (C8), while the conclusion needs the gap bounded for every x'."),
 )
 
 

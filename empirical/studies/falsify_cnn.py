@@ -63,16 +63,16 @@ LAYOUT = ("f_a = Conv2d(1, C, 3) [+ ReLU] on a 1x4x4 image; G_a = Flatten + Line
           "f_b = Flatten + Linear(4C, 2) (scaled); L2's second layer Conv2d(C, C, 1) + ReLU; "
           "load with semirobust.empirical.studies.falsify.load_witness")
 HOW_TO_CHECK = (
-    "The networks are small CNNs on 1x4x4 images, so no worst case is enumerated: every "
+    ("The networks are small CNNs on 1x4x4 images, so no worst case is enumerated: every "
     "gamma and gap is a certified lower bound of its infimum (IBP / CROWN-IBP, "
     "semirobust.empirical.bounds) beside an attack's value (the margin at a point of the "
     "threat set, an upper bound of the infimum; seeded PGD, "
-    f"{ATTACK.steps} steps).",
-    "- a premise `gamma > 0` holds by the certified end, A2's `gap <= -(1 + U)` by the "
+    f"{ATTACK.steps} steps)."),
+    ("- a premise `gamma > 0` holds by the certified end, A2's `gap <= -(1 + U)` by the "
     "attacked end; the conclusion fails when the attacked `gamma_b` lies below the "
-    "certified right side.",
-    "- to re-check: load the checkpoint with load_witness, rebuild each network and run "
-    "gamma_sandwich / margin_gap on its inputs with the threat model above.",
+    "certified right side."),
+    ("- to re-check: load the checkpoint with load_witness, rebuild each network and run "
+    "gamma_sandwich / margin_gap on its inputs with the threat model above."),
 )
 
 
