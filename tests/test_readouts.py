@@ -117,3 +117,21 @@ def test_bad_probe_arguments_are_named():
         fit_probe(x, y, 2, layer=0, fitted_on="noisy")
     with pytest.raises(BadInput, match="norm_bound="):
         fit_probe(x, y, 2, layer=0, norm_bound=0.0)
+
+
+def test_a_lipschitz_normalised_readout_is_certified_through_every_bound():
+    """The normalised readout ends in a ``Scale`` layer, which interval propagation, the
+    linear relaxation and the Lipschitz bound all have rules for: its gamma is the
+    canonical one divided by ``L_G``, certified below the attack's value."""
+    x, y = data()
+    model = mlp()
+    rest = canonical(model[2:], 1)
+    normalised = lipschitz_normalised(rest, (4,))
+    constant = normalised.settings["lipschitz_constant"]
+    plain = readout_gamma(model[:2], rest, x, y, THREAT, "gamma_1", methods=("ibp", "crown-ibp"))
+    scaled = readout_gamma(model[:2], normalised, x, y, THREAT, "gamma_1", methods=("ibp", "crown-ibp"))
+    assert [m.kind for m in scaled] == [Kind.CERTIFIED, Kind.ATTACK]
+    assert scaled[0].value <= scaled[1].value
+    for before, after in zip(plain, scaled, strict=True):
+        assert after.value == pytest.approx(before.value / constant, rel=1e-12)
+    assert scaled[0].settings["lipschitz_constant"] == constant

@@ -6,7 +6,7 @@ An interval rule maps the box of a layer's input to a box of its output that con
 * affine ``W h + b``: centre ``W c + b``, radius ``|W| r`` (``c``, ``r`` the box's
   centre and radius); this covers Linear, Conv2d, eval BatchNorm and ``Normalize``;
 * monotone non-decreasing maps (ReLU, max/average pooling, flatten, identity, eval
-  dropout): ``[f(lower), f(upper)]``;
+  dropout, a positive ``Scale``): ``[f(lower), f(upper)]``;
 * ``nn.Sequential``: the rules of its children in order;
 * residual blocks: ``activation(box(branch) + box(shortcut))`` (see
   :mod:`semirobust.empirical.bounds.residual`).
@@ -33,7 +33,7 @@ from semirobust.empirical.bounds.layer_rules import (
     batch_norm_scale,
     float64_eval_copy,
 )
-from semirobust.empirical.model import Normalize
+from semirobust.empirical.model import Normalize, Scale
 
 IntervalRule = Callable[[nn.Module, Box], Box]
 _INTERVAL_RULES: LayerRules[IntervalRule] = LayerRules(
@@ -109,5 +109,5 @@ def _monotone(module: nn.Module, box: Box) -> Box:
     return box.map_monotone(module)
 
 
-for _type in (nn.ReLU, nn.MaxPool2d, *POOL_TYPES, *SHAPE_TYPES):
+for _type in (nn.ReLU, nn.MaxPool2d, Scale, *POOL_TYPES, *SHAPE_TYPES):
     register_interval_rule(_type)(_monotone)

@@ -16,7 +16,7 @@ from typing import Generic, TypeVar
 import torch
 from torch import nn
 
-from semirobust.empirical.model import Normalize
+from semirobust.empirical.model import Normalize, Scale
 from semirobust.errors import BadInput
 
 Rule = TypeVar("Rule")
@@ -30,6 +30,7 @@ AFFINE_TYPES: tuple[type[nn.Module], ...] = (
     nn.Linear,
     nn.Conv2d,
     Normalize,
+    Scale,
     *BATCH_NORM_TYPES,
     *POOL_TYPES,
     *SHAPE_TYPES,

@@ -15,7 +15,7 @@ are computed in :mod:`semirobust.empirical.bounds.operator_norms`):
 * eval BatchNorm directly after a conv/linear layer is folded into it (output channel
   ``c`` scaled by ``gamma_c / sqrt(var_c + eps)``), otherwise bounded by
   ``max_c |gamma_c / sqrt(var_c + eps)|``; ``Normalize`` by ``max 1/std``;
-* ReLU, flatten, identity, eval dropout: 1;
+* ReLU, flatten, identity, eval dropout: 1; a positive ``Scale(c)``: ``c``;
 * MaxPool2d: ``sqrt(M)`` with ``M = prod_dims ceil(((k-1) d + 1) / s)`` the most windows
   one input can fall in (1 for non-overlapping windows, ``stride >= kernel``), because
   ``sum_w (max_w x - max_w x')^2 <= sum_w max_{i in w} (x_i - x'_i)^2 <= M ||x - x'||^2``;
@@ -51,7 +51,7 @@ from semirobust.empirical.bounds.operator_norms import (
     circular_conv_bound,
     linear_map_norm,
 )
-from semirobust.empirical.model import Normalize
+from semirobust.empirical.model import Normalize, Scale
 from semirobust.empirical.model.graph import graph_view
 from semirobust.empirical.model.stages import split_stage_index
 from semirobust.theory.measurement import Kind, Measurement
@@ -336,6 +336,11 @@ def _batch_norm_rule(items: Sequence[LayerItem], settings: OperatorNormSettings)
 def _normalize_rule(items: Sequence[LayerItem], settings: OperatorNormSettings) -> LayerLipschitz:
     std = items[0][1].std
     return LayerLipschitz(*_describe(items), float((1.0 / std.abs()).max()), "max 1/std", True)
+
+
+@register_lipschitz_rule(Scale)
+def _scale_rule(items: Sequence[LayerItem], settings: OperatorNormSettings) -> LayerLipschitz:
+    return LayerLipschitz(*_describe(items), items[0][1].factor, "the factor", True)
 
 
 def _one_lipschitz_rule(

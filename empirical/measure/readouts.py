@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from semirobust.empirical.attacks import PGD
+from semirobust.empirical.attacks.base import Attack
 from semirobust.empirical.attacks.objectives import multiclass_margin
 from semirobust.empirical.attacks.threat import ThreatModel
 from semirobust.empirical.bounds import interval_bounds
@@ -39,6 +40,7 @@ from semirobust.empirical.bounds.layer_rules import UnsupportedLayer, float64_ev
 from semirobust.empirical.bounds.lipschitz import lipschitz_upper
 from semirobust.empirical.measure.aggregate import mean_measurement
 from semirobust.empirical.measure.sandwich import gamma_sandwich
+from semirobust.empirical.model import Scale
 from semirobust.errors import BadInput
 from semirobust.theory.measurement import Kind, Measurement
 from semirobust.theory.quantities import LOGITS
@@ -67,24 +69,17 @@ def canonical(rest: nn.Module, layer: int) -> Readout:
                    {"layer": layer})
 
 
-class _Scaled(nn.Module):
-    """``x -> factor * module(x)`` (a readout divided by its Lipschitz constant)."""
-
-    def __init__(self, module: nn.Module, factor: float):
-        super().__init__()
-        self.module, self.factor = module, factor
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.module(x) * self.factor
-
-
 def fit_probe(features: torch.Tensor, y: torch.Tensor, num_classes: int, *, layer: int,
               method: str = "least-squares", norm_bound: float = 1.0,
-              fitted_on: str = "clean", steps: int = 300, seed: int = 0) -> Readout:
+              fitted_on: str = "clean", steps: int = 300, seed: int = 0,
+              dtype: torch.dtype = torch.float64) -> Readout:
     """A linear probe on ``features`` (one row per input, flattened), with ``||W||_2 <=
     norm_bound``: least squares on centred one-hot targets, or logistic regression (full
     batch gradient descent, ``steps`` steps, the constraint projected after each), then
-    rescaled onto the constraint if it is exceeded. Deterministic for a ``seed``."""
+    rescaled onto the constraint if it is exceeded. The probe is stored in ``dtype`` (the
+    network's, so that it can follow it); where rounding to ``dtype`` pushes the stored
+    weights over the constraint they are pulled inside it by a few roundings, and their
+    norm is recorded (``weight_norm``, in float64). Deterministic for a ``seed``."""
     if method not in PROBE_METHODS:
         raise BadInput(f"method={method!r}: expected one of {', '.join(PROBE_METHODS)}")
     if fitted_on not in FIT_DATA:
@@ -102,18 +97,30 @@ def fit_probe(features: torch.Tensor, y: torch.Tensor, num_classes: int, *, laye
         weight, bias = _logistic(h, labels, num_classes, norm_bound, steps, seed)
     norm = float(torch.linalg.matrix_norm(weight, ord=2))
     factor = min(1.0, norm_bound / norm) if norm > 0 else 1.0
-    probe = nn.Linear(h.shape[1], num_classes).double()
+    probe = nn.Linear(h.shape[1], num_classes).to(dtype)
     with torch.no_grad():
         probe.weight.copy_(weight * factor)
         probe.bias.copy_(bias * factor)
+        stored = _spectral_norm(probe.weight)
+        while stored > norm_bound:  # rounding to dtype pushed the weights over the constraint
+            pull = norm_bound / stored * (1 - 8 * torch.finfo(dtype).eps)
+            probe.weight.mul_(pull)
+            probe.bias.mul_(pull)
+            factor *= pull
+            stored = _spectral_norm(probe.weight)
     module = nn.Sequential(nn.Flatten(), probe)
     name = (f"probe[layer {layer}]: {method} on {fitted_on} activations, "
             f"||W||_2 <= {norm_bound:g}")
     return Readout(name, "probe", module, {
         "layer": layer, "method": method, "fitted_on": fitted_on,
         "constraint": f"||W||_2 <= {norm_bound:g}", "norm_before_constraint": norm,
-        "rescaled_by": factor, "fit_inputs": int(h.shape[0]), "seed": seed,
+        "rescaled_by": factor, "weight_norm": stored, "fit_inputs": int(h.shape[0]),
+        "fit_seed": seed,
     })
+
+
+def _spectral_norm(weight: torch.Tensor) -> float:
+    return float(torch.linalg.matrix_norm(weight.detach().double(), ord=2))
 
 
 def _logistic(h: torch.Tensor, labels: torch.Tensor, num_classes: int, bound: float,
@@ -136,26 +143,29 @@ def _logistic(h: torch.Tensor, labels: torch.Tensor, num_classes: int, bound: fl
 
 def lipschitz_normalised(readout: Readout, input_shape: tuple[int, ...]) -> Readout:
     """``readout`` divided by its certified l2 Lipschitz constant ``L_G`` (the product
-    bound of :func:`semirobust.empirical.bounds.lipschitz.lipschitz_upper`)."""
+    bound of :func:`semirobust.empirical.bounds.lipschitz.lipschitz_upper`): the readout
+    followed by :class:`~semirobust.empirical.model.Scale` ``(1 / L_G)``, so its margin is
+    ``m(G(h), y) / L_G`` (the margin is positively homogeneous)."""
     bound = lipschitz_upper(readout.module, input_shape)
     if not bound.certified:
         raise BadInput(f"the Lipschitz bound of readout {readout.name!r} is not certified, "
                        "so the normalised margin would not be")
     constant = bound.product
     return Readout(f"{readout.name}, divided by its certified Lipschitz constant {constant:.4g}",
-                   "lipschitz-normalised", _Scaled(readout.module, 1.0 / constant),
+                   "lipschitz-normalised", nn.Sequential(readout.module, Scale(1.0 / constant)),
                    {**readout.settings, "lipschitz_constant": constant,
                     "normalised_from": readout.name})
 
 
 def readout_gamma(prefix: nn.Module, readout: Readout, x: torch.Tensor, y: torch.Tensor,
-                  threat: ThreatModel, name: str, *, methods: tuple[str, ...] = ("ibp",)
-                  ) -> list[Measurement]:
+                  threat: ThreatModel, name: str, *, methods: tuple[str, ...] = ("ibp",),
+                  attack: Attack | None = None) -> list[Measurement]:
     """``gamma = E[inf_delta m(G(prefix(x + delta)), y)]`` through ``readout``: the
-    certified lower bound (bound propagation through prefix and readout) and the attack's
-    value (a margin attack through both), named ``name`` with the readout recorded."""
+    certified lower bound (bound propagation through prefix and readout, each of
+    ``methods``, at its best per sample) and the attack's value (``attack``, by default
+    the sandwich's margin attack, through both), named ``name`` with the readout recorded."""
     model = nn.Sequential(prefix, readout.module).eval()
-    sandwich = gamma_sandwich(model, x, y, threat, methods=methods, readout=readout.name)
+    sandwich = gamma_sandwich(model, x, y, threat, attack, methods=methods, readout=readout.name)
     by_name = {m.name: m for m in sandwich.measurements()}
     return [_named(by_name[key], name, readout) for key in ("gamma_certified", "gamma_attacked")
             if key in by_name]
@@ -230,22 +240,27 @@ def margin_gap(previous: nn.Module, previous_readout: str, current: nn.Module,
 
 def measured_gap(previous: nn.Module, previous_readout: str, current: nn.Module,
                  current_readout: str, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
-                 name: str, *, steps: int = 20, seed: int = 0) -> list[Measurement]:
+                 name: str, *, steps: int = 20, restarts: int = 1, seed: int = 0,
+                 certify: bool = True) -> list[Measurement]:
     """:func:`margin_gap`, or only its attacked value when bound propagation has no rule
-    for a layer of either network (then nothing about the gap is certified)."""
-    try:
-        return margin_gap(previous, previous_readout, current, current_readout, x, y, threat,
-                          name, steps=steps, seed=seed)
-    except UnsupportedLayer:
-        pair = _Pair(previous, current).eval()
-        classes = int(pair.first(x[:1]).shape[1])
-        attack = PGD(threat, objective=_gap_objective(classes), steps=steps, seed=seed)
-        x_adv = attack(pair, x, y)
-        with torch.no_grad():
-            logits = pair(x_adv)
-        gap = multiclass_margin(logits[:, :classes], y) - multiclass_margin(logits[:, classes:], y)
-        return [mean_measurement(name, gap.detach(), kind=Kind.ATTACK,
-                                 estimator="PGD minimising m_{j-1} - m_j (no certified bound: "
-                                           "a layer has no interval rule)", unit=LOGITS,
-                                 settings={**threat.to_dict(), "readout":
-                                           f"{previous_readout} | {current_readout}"})]
+    for a layer of either network, or ``certify`` is false (then nothing about the gap is
+    certified)."""
+    if certify:
+        try:
+            return margin_gap(previous, previous_readout, current, current_readout, x, y, threat,
+                              name, steps=steps, restarts=restarts, seed=seed)
+        except UnsupportedLayer:
+            pass
+    pair = _Pair(previous, current).eval()
+    classes = int(pair.first(x[:1]).shape[1])
+    attack = PGD(threat, objective=_gap_objective(classes), steps=steps, restarts=restarts, seed=seed)
+    x_adv = attack(pair, x, y)
+    with torch.no_grad():
+        logits = pair(x_adv)
+    gap = multiclass_margin(logits[:, :classes], y) - multiclass_margin(logits[:, classes:], y)
+    return [mean_measurement(name, gap.detach(), kind=Kind.ATTACK,
+                             estimator="PGD minimising m_{j-1} - m_j (no certified bound: "
+                                       "a layer has no interval rule)", unit=LOGITS,
+                             settings={**threat.to_dict(), "readout":
+                                       f"{previous_readout} | {current_readout}",
+                                       "pgd_steps": steps, "pgd_restarts": restarts, "seed": seed})]

@@ -8,6 +8,7 @@ The registry is populated here, explicitly: ``digits-cnn`` and ``mlp`` from
 
 from semirobust.empirical.model.builtin import digits_cnn, mlp
 from semirobust.empirical.model.normalize import Normalize
+from semirobust.empirical.model.scale import Scale
 from semirobust.empirical.model.registry import (
     ArchitectureSpec,
     architecture_names,
@@ -25,6 +26,7 @@ for _name, _builder in ZOO_BUILDERS.items():
 __all__ = [
     "ArchitectureSpec",
     "Normalize",
+    "Scale",
     "architecture_names",
     "build_model",
     "build_seeded_model",

@@ -27,6 +27,7 @@ from semirobust.theory.render import VERDICT_HEADER, verdict_row
 
 #: the measurements at the split shown in the table, in this order
 SHOWN = ("clean_margin", "gamma_whole", "gamma_transfer", "L_b", "Delta_a")
+CANONICAL_TEXT = "Readouts: the trained rest of the network after each layer (canonical, caveat C1)."
 
 
 def algorithm1_run_of(checkpoint: Path) -> Algorithm1Result | None:
@@ -65,6 +66,7 @@ def write_check_report(result: CheckResult, out: Path, checkpoint: Path,
         [result.clean_accuracy, result.robust_accuracy]
         + [m for name in SHOWN for m in result.measurements.get(name, ())]
         + [m for pair in result.rho for m in (pair.rho, pair.independent) if m is not None]
+        + [m for name in _read_through(result) for m in result.measurements[name]]
     )
     settings = result.settings
     statuses = [verdict_row(name, verdict, result.population.get(name)) for name, verdict in result.verdicts.items()]
@@ -73,9 +75,10 @@ def write_check_report(result: CheckResult, out: Path, checkpoint: Path,
         "",
         f"{source or f'Checkpoint `{checkpoint}`'}; split a = {settings.a} of n = {result.n_layers} weight layers "
         f"({result.n_layers - settings.a} in f_b); threat model {settings.threat.norm} "
-        f"eps = {settings.threat.eps:g}; first {result.samples} test inputs. Readouts: the trained "
-        "rest of the network after each layer (canonical, caveat C1).",
+        f"eps = {settings.threat.eps:g}; first {result.samples} test inputs. "
+        + (_readouts_text(result) if result.readouts else CANONICAL_TEXT),
         "",
+        *_readouts_section(result),
         "## Verdicts",
         "",
         markdown_table(VERDICT_HEADER, statuses),
@@ -111,6 +114,36 @@ def write_check_report(result: CheckResult, out: Path, checkpoint: Path,
     write_text_atomic(out / "report.md", "\n".join(lines))
     return "\n".join([plain_table(MEASUREMENT_HEADER, rows), "", plain_table(VERDICT_HEADER, statuses), "",
                       f"report: {out / 'report.md'}  json: {out / 'report.json'}  plots: {out / 'plots'}"])
+
+
+def _read_through(result: CheckResult) -> list[str]:
+    """The gammas and A2 gaps measured through non-canonical readouts, layer by layer."""
+    if not result.readouts:
+        return []
+    a, n = result.settings.a, result.n_layers
+    return (["gamma_a", "gamma_b"] + [f"gamma_{j}" for j in range(a, n + 1)]
+            + [f"{q}_{j}" for j in range(a + 1, n + 1) for q in ("margin_gap", "U")])
+
+
+def _readouts_text(result: CheckResult) -> str:
+    readout = result.settings.readout
+    return (f"Readouts ({readout.name}, caveat C1): every gamma and A2 margin gap below is "
+            f"read through the readout of its layer (listed under Readouts), certified by "
+            f"bound propagation through the layers and the readout and attacked through both; "
+            f"gamma_whole, the transfer bound, LIP and the T2 level across splits read the "
+            f"network's own logits.")
+
+
+def _readouts_section(result: CheckResult) -> list[str]:
+    """One row per layer: the readout's name, constraint, stored norm or Lipschitz
+    constant, and the data it was fitted on."""
+    if not result.readouts:
+        return []
+    rows = [[str(r["layer"]), r["readout"], r.get("constraint", "-"),
+             f"{r['weight_norm']:.6g}" if "weight_norm" in r else f"L = {r['lipschitz_constant']:.6g}",
+             r.get("fit_data", "-")] for r in result.readouts]
+    return ["## Readouts", "",
+            markdown_table(["layer", "readout", "constraint", "||W||_2 or L", "fitted on"], rows), ""]
 
 
 def _across_splits_table(per_split: tuple[SplitBounds, ...], certified: bool) -> str:

@@ -10,11 +10,14 @@ inputs:
   the estimator's reading at independence;
 * l2 Lipschitz bounds per layer and per part; the feature sensitivity ``Delta_a`` and
   the Lipschitz-transfer bound (section 5), certified and estimated, at every valid split;
-* the judge's verdicts on T1, L1, T2 and LIP with canonical readouts (the trained rest of
-  the network after each layer, caveat C1). With these readouts every layer's gamma is
-  the whole network's, and A2's margin gap is exactly 0 (so A2/B2 cannot hold). L2 and
-  T3 are about linear readouts of earlier layers and do not apply to a ReLU network's
-  own layers; ``semirobust s1`` fits such readouts.
+* the judge's verdicts on T1, L1, T2 and LIP with the named readouts of
+  ``settings.readout`` (caveat C1). With canonical readouts (the default: the trained
+  rest of the network after each layer) every layer's gamma is the whole network's, and
+  A2's margin gap is exactly 0 (so A2/B2 cannot hold); probe and Lipschitz-normalised
+  readouts are fitted or built per layer and every gamma and A2 gap is measured through
+  them, certified and attacked (:mod:`semirobust.empirical.studies.check_readouts`). LIP
+  reads the network's own logits. L2 and T3 are about linear readouts of earlier layers
+  and do not apply to a ReLU network's own layers; ``semirobust s1`` fits such readouts.
 """
 
 from __future__ import annotations
@@ -49,6 +52,11 @@ from semirobust.empirical.studies.canonical_readouts import (
     canonical_a2_measurements,
     renamed,
 )
+from semirobust.empirical.studies.check_readouts import (
+    FitData,
+    ReadoutSettings,
+    measure_through_readouts,
+)
 from semirobust.empirical.studies.layer_pairs import LayerPairRho, layer_pair_rhos
 from semirobust.empirical.studies.warning_summary import summarize_warnings
 from semirobust.theory import RESULTS
@@ -71,7 +79,8 @@ class CheckSettings:
     """What ``check`` measures with (stored in report.json). ``attack`` is given to every
     attack ``check`` builds (robust accuracy, whose points are also the inputs rho is
     estimated on; the sandwich's margin attack; the attacked ``Delta_a``); its seed also
-    seeds the dependency estimator."""
+    seeds the dependency estimator. ``readout`` names what every gamma and A2 gap is read
+    through (:mod:`semirobust.empirical.studies.check_readouts`)."""
 
     a: int
     threat: ThreatModel
@@ -79,6 +88,7 @@ class CheckSettings:
     estimator: str = "ksg"
     bound_methods: tuple[str, ...] = ("ibp", "crown-ibp")
     attack: AttackSettings = field(default_factory=AttackSettings)
+    readout: ReadoutSettings = field(default_factory=ReadoutSettings)
 
     @property
     def seed(self) -> int:
@@ -86,7 +96,8 @@ class CheckSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return {"a": self.a, "threat": self.threat.to_dict(), "samples": self.n, "estimator": self.estimator,
-                "bound_methods": list(self.bound_methods), "attack": self.attack.to_dict()}
+                "bound_methods": list(self.bound_methods), "attack": self.attack.to_dict(),
+                "readout": self.readout.to_dict()}
 
 
 @dataclass(frozen=True)
@@ -111,7 +122,9 @@ class CheckResult:
 
     ``measurements`` maps the judge's names to what was measured (a certified lower bound
     and an attack's value of the same quantity share a name); ``uncertifiable`` says why
-    no certified bound exists (``None`` when they were computed)."""
+    no certified bound exists (``None`` when they were computed); ``readouts`` describes
+    the readout of each layer ``a..n`` (name, kind, constraint, fit data), empty for the
+    canonical ones."""
 
     settings: CheckSettings
     n_layers: int
@@ -128,6 +141,7 @@ class CheckResult:
     verdicts: Mapping[str, Verdict]
     population: Mapping[str, Verdict]
     per_sample: Mapping[str, SampleVerdicts]
+    readouts: tuple[dict[str, Any], ...] = ()
 
     @property
     def certified(self) -> bool:
@@ -141,6 +155,7 @@ class CheckResult:
             "threat": self.settings.threat.to_dict(),
             "samples": self.samples,
             "settings": self.settings.to_dict(),
+            "readouts": list(self.readouts),
             "attack_settings": self.settings.attack.to_dict(),
             "robust_accuracy": self.robust_accuracy.to_dict(),
             "clean_accuracy": self.clean_accuracy.to_dict(),
@@ -166,8 +181,9 @@ class CheckResult:
 
 
 def run_check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: CheckSettings,
-              *, device: torch.device) -> CheckResult:
-    """All measurements, per-split bounds and verdicts for ``model`` split at ``settings.a``.
+              *, device: torch.device, fit: FitData | None = None) -> CheckResult:
+    """All measurements, per-split bounds and verdicts for ``model`` split at ``settings.a``;
+    ``fit`` holds the inputs a probe readout is fitted on (held out from ``x``).
 
     ``model`` is an ``nn.Sequential`` of stages, or any module, which is traced into stages
     first (:func:`~semirobust.empirical.model.graph_stages.as_stages`: its splits, weight
@@ -193,6 +209,8 @@ def run_check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: Chec
             activations, y, settings.estimator,  # estimated where the activations live
             names=[f"rho_{j}" for j in range(2, n_layers + 1)], seed=settings.seed, permutations=5,
         ), first_j=2)
+        readouts = None if settings.readout.canonical else measure_through_readouts(
+            model, x, y, settings, fit=fit, device=device, certify=uncertifiable is None)
     on_adversarial = {"inputs": "the robust-accuracy attack's points", "attack": pgd.settings()}
     pairs = tuple(replace(p, rho=_attacked(renamed(p.rho, p.rho.name, **on_adversarial), attack),
                           independent=None if p.independent is None else
@@ -203,6 +221,8 @@ def run_check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: Chec
     transfer = {a: _transfer_measurements(bound, attack) if bound else {} for a, bound in bounds.items()}
     named = _named_measurements([_attacked(m, attack) if m.name == "gamma_attacked" else m
                                  for m in sandwich.measurements()], pairs, transfer[settings.a], n_layers)
+    if readouts is not None:
+        named = readouts.applied_to(named)
     rho = {pair.rho.name: pair.rho for pair in pairs}
     per_split = tuple(SplitBounds(a, _attacked(_t2_bound(named["gamma_whole"], rho, a, n_layers), attack), bounds)
                       for a, bounds in transfer.items())
@@ -221,7 +241,8 @@ def run_check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: Chec
         warnings=tuple(summarize_warnings(caught)),
         **_verdicts(named, settings.a, n_layers, uncertifiable,
                     lipschitz_transfer_rows(bounds[settings.a], sandwich, CANONICAL_READOUT)
-                    if bounds[settings.a] else ()),
+                    if bounds[settings.a] else (), t1=readouts.t1 if readouts else None),
+        readouts=readouts.records() if readouts else (),
     )
 
 
@@ -314,16 +335,18 @@ def _t2_bound(gamma_whole: tuple[Measurement, ...], rho: Mapping[str, Measuremen
 
 def _verdicts(named: Mapping[str, tuple[Measurement, ...]], a: int, n: int,
               uncertifiable: str | None = None, lip_rows: Sequence[Mapping[str, list[Measurement]]] = (),
+              t1: Mapping[str, tuple[Measurement, ...]] | None = None,
               ) -> dict[str, Mapping[str, Any]]:
     """T1, L1, T2 and LIP judged on the test set (a certified statement about it; the clean
     margin is exact there) and for the population (at a stated joint confidence); L2 and T3
     not applicable with the reason. LIP is judged twice: with the certified ``Delta_a`` (a
     sound bound: a violation is a bug), also on every sample (from ``lip_rows``), and with
     the attacked one (an estimate of the bound); both are not applicable without a Lipschitz
-    bound (``uncertifiable`` says why). Returns CheckResult's ``verdicts``, ``population``
+    bound (``uncertifiable`` says why). ``t1`` replaces T1's ``gamma_i`` by those of its
+    composed readouts (non-canonical readouts). Returns CheckResult's ``verdicts``, ``population``
     and ``per_sample``."""
     judged = {
-        "T1": ("T1", named, {"j": a}),
+        "T1": ("T1", {**named, **(t1 or {})}, {"j": a}),
         "L1": ("L1", named, {"n": n}),
         "T2": ("T2", named, {"a": a, "n": n}),
     }

@@ -1,15 +1,19 @@
 """Falsification: search for a witness whose premises certainly hold and whose conclusion
 certainly fails (THEORY.md 4, C8 and C6; section 7).
 
-The search space is one where every quantity is exact: a scalar input in ``[0, 1]``, the
-threat interval ``[x - eps, x + eps]`` clipped to it, two classes, and networks of
-``Linear`` and ``ReLU`` layers, whose worst cases :mod:`semirobust.empirical.measure.exact_1d`
-computes by enumerating breakpoints. A candidate is ``f_a`` (one weight layer, optionally
-followed by a ReLU), a fixed linear readout ``G_a`` of its features (the probe of C1,
-its ``||W||_2`` recorded), ``f_b`` (one linear layer to the logits), one to three labelled
-inputs and ``eps``. Hypothesis draws candidates (derandomised, no example database, so a
-run is reproducible from its budget and seed) and shrinks the first witness; a directed step
-rescales ``f_b`` (C6: rho does not change, margins do) before each candidate is judged.
+The search space has two parts (``space``: ``1d``, ``cnn`` or ``all``, both). In the
+``1d`` part every quantity is exact: a scalar input in ``[0, 1]``, the threat interval
+``[x - eps, x + eps]`` clipped to it, two classes, and networks of ``Linear`` and ``ReLU``
+layers, whose worst cases :mod:`semirobust.empirical.measure.exact_1d` computes by
+enumerating breakpoints. A candidate is ``f_a`` (one weight layer, optionally followed by
+a ReLU), a fixed linear readout ``G_a`` of its features (the probe of C1, its ``||W||_2``
+recorded), ``f_b`` (one linear layer to the logits), one to three labelled inputs and
+``eps``. The ``cnn`` part (:mod:`semirobust.empirical.studies.falsify_cnn`) has the same
+structure with ``f_a`` a 3x3 convolution (and ReLU) on ``1x4x4`` images, every gamma and gap
+a certified bound beside an attack's value, each decisive only on its sound side.
+Hypothesis draws candidates (derandomised, no example database, so a run is reproducible
+from its budget, seed and space) and shrinks the first witness; a directed step rescales
+``f_b`` (C6: rho does not change, margins do) before each candidate is judged.
 
 What each result is judged on (every value exact on the candidate's inputs, or certified):
 
@@ -30,6 +34,8 @@ What each result is judged on (every value exact on the candidate's inputs, or c
   bias (so each layer of ``f_b`` is a linear combination of the one before), ``gamma_a``
   through ``G_a``, ``gamma_b`` through the logits; the closed form asks ``gamma_b >=
   2 gamma_a`` (C5: fixed readouts make it false; more cases in ``proofs/caveat_examples.py``).
+The CNN part judges the same results on the same quantities, certified or attacked
+instead of exact (:mod:`~semirobust.empirical.studies.falsify_cnn`).
 For an unsound result the search returns a witness or "none found in N examples"; for a
 sound one (LIP, L2, T1 with composed readouts) a witness is a bug report.
 """
@@ -41,7 +47,7 @@ import json
 import math
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,12 +61,15 @@ from torch import nn
 from semirobust.empirical.bounds.lipschitz import lipschitz_upper
 from semirobust.empirical.measure.exact_1d import extremum, margin
 from semirobust.empirical.reports.writers import write_json_atomic, write_text_atomic
+from semirobust.empirical.studies import falsify_cnn
+from semirobust.empirical.studies.falsify_cnn import CnnCandidate, cnn_candidates
 from semirobust.errors import BadInput
 from semirobust.theory import RESULTS, Kind, Measurement, Status, Verdict, judge
 from semirobust.theory.quantities import LN2, QUANTITIES
 
 SEARCHED = ("T2", "L1", "T3", "LIP", "L2", "T1")
 SOUND = ("LIP", "L2", "T1")
+SPACES = ("all", "1d", "cnn")
 SCALES = (1.0, 4.0, 16.0, 64.0)
 WEIGHTS = (-2.0, -1.0, -0.5, 0.5, 1.0, 2.0)
 BIASES = (-0.5, 0.0, 0.5)
@@ -78,9 +87,24 @@ def _linear(inputs: int, outputs: int, weight: list[float], bias: list[float]) -
     return layer
 
 
+LAYOUT_1D = ("f_a = Linear(1, width) [+ ReLU]; G_a = Linear(width, 2); "
+             "f_b = Linear(width, 2) (scaled); inputs scalar in [0, 1]; "
+             "load with semirobust.empirical.studies.falsify.load_witness")
+HOW_TO_CHECK_1D = (
+    ("Every function here is piecewise linear in the scalar input, so each worst case "
+    "is attained at an end of the threat interval [max(0, x - eps), min(1, x + eps)] "
+    "or at a ReLU kink inside it; evaluate the margins there."),
+    ("- margin of class y: z_y - z_(1-y); gamma = mean over the inputs of the "
+    "smallest margin over the interval."),
+    ("- A2's gap: mean over the inputs of the smallest value of "
+    "m(G_a(f_a(x'))) - m(f_b(f_a(x'))) over the interval: the premise bounds this "
+    "*infimum* (C8), while the conclusion needs the gap bounded for every x'."),
+)
+
+
 @dataclass(frozen=True)
 class Candidate:
-    """One point of the search space (the module docstring); ``scale`` multiplies ``f_b``."""
+    """One point of the 1-D search space (the module docstring); ``scale`` multiplies ``f_b``."""
 
     width: int
     relu: bool
@@ -92,6 +116,10 @@ class Candidate:
     labels: tuple[int, ...]
     eps: float
     scale: float = 1.0
+
+    space = "1d"
+    layout = LAYOUT_1D
+    how_to_check = HOW_TO_CHECK_1D
 
     @property
     def f_a(self) -> nn.Sequential:
@@ -175,14 +203,18 @@ def _gap(c: Candidate) -> float:
                      lambda y, first, second: margin(first, y) - margin(second, y))
 
 
-def _dependency(c: Candidate, j: int) -> dict[str, Measurement]:
+def _stated(j: int) -> dict[str, Measurement]:
+    """``rho_j = 0`` bits (certified: every MI is ``>= 0``) and the stated ``U_j = 0``."""
     return {
         f"rho_{j}": Measurement(f"rho_{j}", 0.0, (0.0, 0.0), Kind.CERTIFIED, RHO_ZERO, "bits"),
         f"U_{j}": Measurement(f"U_{j}", 0.0, (0.0, 0.0), Kind.CERTIFIED,
                               "stated: U_2 = 0 (> -1, C9)", "logits"),
-        f"margin_gap_{j}": _exact(f"margin_gap_{j}", _gap(c), ENUMERATION,
-                                  readout=f"{G_A} | {F_B}"),
     }
+
+
+def _dependency(c: Candidate, j: int) -> dict[str, Measurement]:
+    return {**_stated(j), f"margin_gap_{j}": _exact(f"margin_gap_{j}", _gap(c), ENUMERATION,
+                                                    readout=f"{G_A} | {F_B}")}
 
 
 def t2_measurements(c: Candidate) -> dict[str, Measurement]:
@@ -258,6 +290,24 @@ MEASURE: dict[str, tuple[Callable[[Candidate], dict[str, Measurement]], dict[str
     "T1": (t1_measurements, {"j": 2}),
     "T3": (t3_measurements, {"a": 1, "n": 3}),
 }
+#: the CNN space's measurements of each result (same layer numbers as MEASURE)
+CNN_MEASURE: dict[str, Callable[[CnnCandidate], dict[str, Any]]] = {
+    "T2": functools.partial(falsify_cnn.t2_measurements, dependency=_stated),
+    "L1": functools.partial(falsify_cnn.l1_measurements, dependency=_stated),
+    "LIP": falsify_cnn.lip_measurements,
+    "L2": falsify_cnn.l2_measurements,
+    "T1": falsify_cnn.t1_measurements,
+    "T3": falsify_cnn.t3_measurements,
+}
+AnyCandidate = Candidate | CnnCandidate
+
+
+def measure(result: str, candidate: AnyCandidate) -> tuple[dict[str, Any], dict[str, int] | None]:
+    """The measurements ``result`` is judged on for ``candidate``, and its layer numbers."""
+    function, layers = MEASURE[result]
+    if isinstance(candidate, CnnCandidate):
+        return CNN_MEASURE[result](candidate), layers
+    return function(candidate), layers
 
 
 @dataclass(frozen=True)
@@ -266,10 +316,11 @@ class Outcome:
 
     result: str
     budget: int
-    candidate: Candidate | None = None
+    candidate: AnyCandidate | None = None
     verdict: Verdict | None = None
-    measurements: Mapping[str, Measurement] = field(default_factory=dict)
+    measurements: Mapping[str, Measurement | tuple[Measurement, ...]] = field(default_factory=dict)
     seed: int = 0
+    space: str = "all"
 
     @property
     def found(self) -> bool:
@@ -277,22 +328,27 @@ class Outcome:
 
     def summary(self) -> str:
         if not self.found:
-            return f"{self.result}: none found in {self.budget} examples"
+            return f"{self.result}: none found in {self.budget} examples (space {self.space})"
         bug = " (a sound result: this is a BUG REPORT)" if self.result in SOUND else ""
-        return f"{self.result}: certified witness found{bug}"
+        return f"{self.result}: certified witness found in the {self.candidate.space} space{bug}"
+
+    def listed(self) -> list[Measurement]:
+        """Every measurement, the two ends of a certified-and-attacked pair one by one."""
+        return [m for entry in self.measurements.values()
+                for m in (entry if isinstance(entry, tuple) else (entry,))]
 
     def to_dict(self) -> dict[str, Any]:
         return {"result": self.result, "budget": self.budget, "seed": self.seed,
-                "found": self.found,
+                "space": self.space, "found": self.found,
                 "summary": self.summary(),
                 "candidate": self.candidate.to_dict() if self.candidate else None,
-                "measurements": {k: m.to_dict() for k, m in self.measurements.items()},
+                "measurements": {k: [m.to_dict() for m in v] if isinstance(v, tuple) else v.to_dict()
+                                 for k, v in self.measurements.items()},
                 "verdict": self.verdict.to_dict() if self.verdict else None}
 
 
-def judge_candidate(result: str, candidate: Candidate) -> Verdict:
-    measure, layers = MEASURE[result]
-    return judge(result, measure(candidate), layers)
+def judge_candidate(result: str, candidate: AnyCandidate) -> Verdict:
+    return judge(result, *measure(result, candidate))
 
 
 @functools.lru_cache(maxsize=None)
@@ -320,9 +376,13 @@ def _measurement_name(symbol: sympy.Expr) -> str:
     return str(symbol)
 
 
-def _could_be_witness(result: str, measurements: Mapping[str, Measurement]) -> bool:
+def _could_be_witness(result: str, measurements: Mapping[str, Any]) -> bool:
     """Premises hold and the conclusion fails at the point values, by more than 1e-9 (the
-    judge then decides, with every kind and its rounding tolerance)."""
+    judge then decides, with every kind and its rounding tolerance). Measurements that
+    come in pairs (a certified bound and an attack's value: the CNN space) pass: the
+    judge reads their sound ends."""
+    if not all(isinstance(m, Measurement) for m in measurements.values()):
+        return True
     *premises, conclusion = _point_slacks(result)
     def slack(entry) -> float:
         names, function, _ = entry
@@ -330,44 +390,86 @@ def _could_be_witness(result: str, measurements: Mapping[str, Measurement]) -> b
     return (all(slack(p) > 1e-9 for p in premises) and slack(conclusion) < -1e-9)
 
 
-def _rescaled(result: str, candidate: Candidate) -> Candidate | None:
-    """The directed step: the first scale of ``f_b`` that makes ``candidate`` a witness."""
-    measure, layers = MEASURE[result]
+def _rescaled(result: str, candidate: AnyCandidate) -> AnyCandidate | None:
+    """The directed step: the first scale of ``f_b`` that makes ``candidate`` a witness
+    (none for a CNN candidate whose scale-free premise is not certified)."""
+    if isinstance(candidate, CnnCandidate) and falsify_cnn.hopeless(result, candidate):
+        return None
     for scale in SCALES:
-        trial = Candidate(**{**candidate.__dict__, "scale": scale})
-        measurements = measure(trial)
+        trial = replace(candidate, scale=scale)
+        measurements, layers = measure(result, trial)
         if (_could_be_witness(result, measurements)
                 and judge(result, measurements, layers).status is Status.VIOLATED):
             return trial
     return None
 
 
-def falsify(result: str, *, budget: int = 200, seed: int = 0) -> Outcome:
-    """Search ``budget`` candidates for a certified witness against ``result`` (module
-    docstring), drawn by hypothesis from ``random.Random(seed)`` with no example
-    database (a run is reproducible from its budget and seed); the first witness found
-    is shrunk."""
+def search_space(space: str) -> st.SearchStrategy:
+    """The candidates of ``space``: ``1d``, ``cnn`` or ``all`` (both, drawn alike)."""
+    if space not in SPACES:
+        raise BadInput(f"--space {space!r}: expected one of {', '.join(SPACES)}")
+    return {"1d": candidates(), "cnn": cnn_candidates(),
+            "all": st.one_of(candidates(), cnn_candidates())}[space]
+
+
+#: new CNN candidates judged while shrinking a CNN witness (each costs attacks and bounds)
+CNN_SHRINK_BUDGET = 100
+
+
+@dataclass
+class _Condition:
+    """The search's predicate: ``candidate`` becomes a witness at some scale. Once a
+    CNN witness is found, at most ``shrink_budget`` new CNN candidates are judged (a count,
+    so a run stays reproducible); candidates already found are witnesses again."""
+
+    result: str
+    shrink_budget: int
+    found: set = field(default_factory=set)
+    judged_after: int = 0
+
+    def __call__(self, candidate: AnyCandidate) -> bool:
+        if candidate in self.found:
+            return True
+        if isinstance(candidate, CnnCandidate) and any(
+                isinstance(c, CnnCandidate) for c in self.found):
+            if self.judged_after >= self.shrink_budget:
+                return False
+            self.judged_after += 1
+        if _rescaled(self.result, candidate) is None:
+            return False
+        self.found.add(candidate)
+        return True
+
+
+def falsify(result: str, *, budget: int = 200, seed: int = 0, space: str = "all",
+            shrink_budget: int = CNN_SHRINK_BUDGET) -> Outcome:
+    """Search ``budget`` candidates of ``space`` for a certified witness against
+    ``result`` (module docstring), drawn by hypothesis from ``random.Random(seed)`` with
+    no example database (a run is reproducible from its budget, seed and space); the
+    first witness found is shrunk (a CNN witness within ``shrink_budget`` new candidates)."""
     if result not in RESULTS:
         raise BadInput(f"result {result!r} is not one of {', '.join(RESULTS)}")
     if not (isinstance(budget, int) and budget >= 1):
         raise BadInput(f"--budget {budget!r}: expected a positive integer")
+    strategy = search_space(space)
     try:
-        base = find(candidates(), lambda c: _rescaled(result, c) is not None,
+        base = find(strategy, _Condition(result, shrink_budget),
                     settings=settings(max_examples=budget, database=None, deadline=None,
                                       suppress_health_check=list(HealthCheck)),
                     random=random.Random(seed))
     except NoSuchExample:
-        return Outcome(result, budget, seed=seed)
+        return Outcome(result, budget, seed=seed, space=space)
     witness = _rescaled(result, base)
-    measure, layers = MEASURE[result]
-    measurements = measure(witness)
+    measurements, layers = measure(result, witness)
     return Outcome(result, budget, witness, judge(result, measurements, layers), measurements,
-                   seed)
+                   seed, space)
 
 
-def load_witness(checkpoint: str | Path) -> Candidate:
+def load_witness(checkpoint: str | Path) -> AnyCandidate:
     """The candidate a witness's ``checkpoint/config.json`` describes."""
     data = json.loads((Path(checkpoint) / "config.json").read_text())["candidate"]
+    if data.get("space") == CnnCandidate.space:
+        return CnnCandidate.from_dict(data)
 
     def pair(part: Mapping[str, Any]) -> tuple[tuple[float, ...], tuple[float, ...]]:
         return tuple(part["weight"]), tuple(part["bias"])
@@ -391,11 +493,7 @@ def write_witness(outcome: Outcome, out: Path) -> list[Path]:
         write_json_atomic(checkpoint / "weights.json", {
             name: {key: value.tolist() for key, value in module.state_dict().items()}
             for name, module in (("f_a", c.f_a), ("G_a", c.g_a), ("f_b", c.f_b))})
-        write_json_atomic(checkpoint / "config.json", {
-            "layout": "f_a = Linear(1, width) [+ ReLU]; G_a = Linear(width, 2); "
-                      "f_b = Linear(width, 2) (scaled); inputs scalar in [0, 1]; "
-                      "load with semirobust.empirical.studies.falsify.load_witness",
-            "candidate": c.to_dict()})
+        write_json_atomic(checkpoint / "config.json", {"layout": c.layout, "candidate": c.to_dict()})
         written[:0] = [checkpoint / "weights.json", checkpoint / "config.json"]
     write_text_atomic(out / "report.md", report_text(outcome))
     return written
@@ -405,27 +503,19 @@ def report_text(outcome: Outcome) -> str:
     """The one-page report: the witness, every value with its kind, and how to check it."""
     lines = [f"# semirobust falsify {outcome.result}", "", outcome.summary() + ".", ""]
     if not outcome.found:
-        lines.append(f"Searched {outcome.budget} candidates (hypothesis, seed {outcome.seed}) plus "
-                     f"the directed rescalings {', '.join(f'{s:g}' for s in SCALES)} of f_b.")
+        lines.append(f"Searched {outcome.budget} candidates of the {outcome.space} space "
+                     f"(hypothesis, seed {outcome.seed}) plus the directed rescalings "
+                     f"{', '.join(f'{s:g}' for s in SCALES)} of f_b.")
         return "\n".join(lines) + "\n"
     c, verdict = outcome.candidate, outcome.verdict
     lines += ["## The witness", "", "```", json.dumps(c.to_dict(), indent=1), "```", "",
               "## Every quantity", "", "| name | value | kind | estimator |", "|---|---|---|---|"]
     lines += [f"| {m.name} | {m.value:.6g} {m.unit} | {m.kind.value} | {m.estimator} |"
-              for m in outcome.measurements.values()]
+              for m in outcome.listed()]
     lines += ["", f"## Verdict: **{verdict.status.value}** (decided by {verdict.decided_text()})",
               "", "| | statement | status | margin | decided by |", "|---|---|---|---|---|"]
     lines += [f"| {p.label} | `{p.statement}` | {p.status.value} | {p.margin:+.6g} | "
               f"{p.decided_text()} |" for p in (*verdict.premises, *verdict.consistency,
                                                   *verdict.conclusion)]
-    lines += ["", "## Checking it by hand", "",
-              "Every function here is piecewise linear in the scalar input, so each worst case "
-              "is attained at an end of the threat interval [max(0, x - eps), min(1, x + eps)] "
-              "or at a ReLU kink inside it; evaluate the margins there.",
-              "- margin of class y: z_y - z_(1-y); gamma = mean over the inputs of the "
-              "smallest margin over the interval.",
-              "- A2's gap: mean over the inputs of the smallest value of "
-              "m(G_a(f_a(x'))) - m(f_b(f_a(x'))) over the interval: the premise bounds this "
-              "*infimum* (C8), while the conclusion needs the gap bounded for every x'.",
-              ""]
+    lines += ["", "## Checking it by hand", "", *c.how_to_check, ""]
     return "\n".join(lines) + "\n"

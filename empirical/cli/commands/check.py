@@ -6,7 +6,11 @@ recorded seed; ``--seed`` drives the attacks and estimators only): robust accura
 gamma sandwich (certified IBP/CROWN-IBP lower bounds and the PGD upper estimate), rho for every layer
 pair with its independence baseline, Lipschitz bounds, the feature sensitivity and the
 Lipschitz-transfer bound at every split; then judges T1, L1, T2 and LIP (L2 and T3 are
-marked not applicable). Writes ``report.md``, ``report.json`` and ``plots/`` under ``--out``.
+marked not applicable). ``--readout`` names what every gamma and A2 gap is read through
+(caveat C1): the trained rest (canonical, the default), a norm-constrained linear probe
+per layer fitted on the first ``--probe-samples`` training inputs (clean, or at PGD's
+points), or the rest divided by its certified Lipschitz constant. Writes ``report.md``,
+``report.json`` and ``plots/`` under ``--out``.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from pathlib import Path
 
 from semirobust.empirical.attacks import AttackSettings
 from semirobust.empirical.bounds.margin import MARGIN_METHODS
-from semirobust.empirical.cli.checkpoint_input import open_checkpoint_and_data
+from semirobust.empirical.cli.checkpoint_input import OpenedCheckpoint, open_checkpoint_and_data
 from semirobust.empirical.cli.options import (
     add_attack_options,
     add_checkpoint_options,
@@ -25,13 +29,17 @@ from semirobust.empirical.cli.options import (
     add_samples_option,
     add_split_options,
     add_threat_options,
+    positive_float,
+    positive_int,
     threat_model,
 )
 from semirobust.empirical.dependency import ESTIMATORS
+from semirobust.empirical.measure.readouts import FIT_DATA, PROBE_METHODS
 from semirobust.empirical.model.stages import fa_layers_from
 from semirobust.empirical.reports.check import write_check_report
 from semirobust.empirical.reports.writers import run_metadata
 from semirobust.empirical.studies.check import CheckSettings, run_check
+from semirobust.empirical.studies.check_readouts import READOUTS, FitData, ReadoutSettings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,8 +55,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--bounds", nargs="+", choices=list(MARGIN_METHODS),
                         default=list(CheckSettings.bound_methods),
                         help="certified margin bounds of the gamma sandwich (default: ibp crown-ibp)")
+    _add_readout_options(parser)
     add_common_options(parser)
     parser.set_defaults(run=run)
+
+
+def _add_readout_options(parser: argparse.ArgumentParser) -> None:
+    defaults = ReadoutSettings()
+    parser.add_argument("--readout", choices=READOUTS, default=defaults.name,
+                        help="the readout of every layer's gamma and A2 gap (caveat C1; default: canonical)")
+    parser.add_argument("--probe-method", choices=PROBE_METHODS, default=defaults.method,
+                        help=f"how a probe is fitted (default: {defaults.method})")
+    parser.add_argument("--probe-fit", choices=FIT_DATA, default=defaults.fitted_on,
+                        help="fit probes on clean activations or on those at the PGD points "
+                             f"(default: {defaults.fitted_on})")
+    parser.add_argument("--probe-norm", type=positive_float, default=defaults.norm_bound,
+                        help=f"the probes' constraint ||W||_2 <= B (default: {defaults.norm_bound:g})")
+    parser.add_argument("--probe-samples", type=positive_int, default=500,
+                        help="training inputs the probes are fitted on (default: 500)")
+
+
+def _fit_data(opened: OpenedCheckpoint, samples: int) -> FitData:
+    """The first ``samples`` training inputs: held out from the test inputs measured."""
+    data = opened.dataset
+    x, y = data.x_train[:samples], data.y_train[:samples]
+    return FitData(x, y, f"the first {x.shape[0]} training inputs of {opened.config.dataset} "
+                         f"(seed {opened.config.seed})")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,9 +90,12 @@ def run(args: argparse.Namespace) -> int:
         a=a, threat=threat_model(args, opened.config.recipe, opened.input_shape), n=args.samples,
         estimator=args.estimator, attack=AttackSettings(steps=args.steps, restarts=args.restarts, seed=args.seed),
         bound_methods=tuple(args.bounds),
+        readout=ReadoutSettings(args.readout, method=args.probe_method, fitted_on=args.probe_fit,
+                                norm_bound=args.probe_norm),
     )
     x, y = opened.test_inputs(None)
-    result = run_check(opened.model, x, y, settings, device=opened.device)
+    fit = _fit_data(opened, args.probe_samples) if args.readout == "probe" else None
+    result = run_check(opened.model, x, y, settings, device=opened.device, fit=fit)
     print(write_check_report(result, Path(args.out), opened.path, metadata=run_metadata(args),
                              source=opened.description))
     return 0
