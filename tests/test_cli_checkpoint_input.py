@@ -66,7 +66,7 @@ def test_check_with_seed_3_and_seed_0_evaluates_the_same_test_inputs(mixture_che
     class Stop(Exception):
         pass
 
-    def recording_run_check(model, x, y, settings, *, device):
+    def recording_run_check(model, x, y, settings, *, device, fit=None):
         seen[settings.attack.seed] = (x.clone(), y.clone())
         raise Stop
 
