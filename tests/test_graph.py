@@ -11,7 +11,7 @@ from torch import nn
 from zoo_sizes import NARROW
 
 from semirobust.empirical.model import ArchitectureSpec, build_model
-from semirobust.empirical.model.graph import CountingRules, graph_view
+from semirobust.empirical.model.graph import CountingRules, graph_view, trace_model
 from semirobust.empirical.model.stages import (
     count_weight_layers,
     layer_activations,
@@ -118,3 +118,36 @@ def test_zoo_models_split_count_and_activate_the_same_through_the_graph(name):
     assert len(graph_activations) == len(stage_activations)
     for j, (graph_h, stage_h) in enumerate(zip(graph_activations, stage_activations), start=1):
         assert torch.equal(graph_h, stage_h), f"h_{j}"
+
+
+def _every_model() -> dict[str, tuple[nn.Module, tuple[int, ...]]]:
+    """The user models, the ViT-style stem, the README's example and the zoo's models."""
+    from examples.my_model import SmallResNet
+
+    models = {name: (factory(), shape) for name, (factory, shape, _, _) in USER_MODELS.items()}
+    models["tokens"] = (user_models.TokensNet(), (1, 8, 8))
+    models["readme example"] = (SmallResNet(), (1, 8, 8))
+    for name in ZOO_ARCHITECTURES + ("digits-cnn", "mlp"):
+        shape = (1, 8, 8) if name in ("digits-cnn", "mlp") else (3, 32, 32)
+        spec = ArchitectureSpec(name, shape, 10, (0.5,) * shape[0], (0.25,) * shape[0], NARROW.get(name, {}))
+        models[f"zoo {name}"] = (build_model(spec), shape)
+    return models
+
+
+EVERY_MODEL = _every_model()
+
+
+@pytest.mark.parametrize("name", sorted(EVERY_MODEL))
+def test_a_traced_model_has_the_splits_of_the_model_it_was_traced_from(name):
+    """``graph_view(trace_model(m))`` is ``graph_view(m)``: the traced graph keeps the module
+    stack of its function nodes (a residual block's ``relu`` and ``add``), so the split tensor
+    after a block is its final ReLU in both, not its ``add``."""
+    model, shape = EVERY_MODEL[name]
+    model = randomised(model)
+    view, traced = graph_view(model), graph_view(trace_model(model))
+    assert traced.split_nodes == view.split_nodes
+    assert traced.weight_layers == view.weight_layers
+    x = torch.rand(2, *shape, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        for a in view.valid_splits:
+            assert torch.equal(traced.split(a)[0](x), view.split(a)[0](x)), f"f_a at a = {a}"
