@@ -120,29 +120,33 @@ def test_zoo_models_split_count_and_activate_the_same_through_the_graph(name):
         assert torch.equal(graph_h, stage_h), f"h_{j}"
 
 
-def _every_model() -> dict[str, tuple[nn.Module, tuple[int, ...]]]:
-    """The user models, the ViT-style stem, the README's example and the zoo's models."""
-    from examples.my_model import SmallResNet
-
-    models = {name: (factory(), shape) for name, (factory, shape, _, _) in USER_MODELS.items()}
-    models["tokens"] = (user_models.TokensNet(), (1, 8, 8))
-    models["readme example"] = (SmallResNet(), (1, 8, 8))
-    for name in ZOO_ARCHITECTURES + ("digits-cnn", "mlp"):
-        shape = (1, 8, 8) if name in ("digits-cnn", "mlp") else (3, 32, 32)
-        spec = ArchitectureSpec(name, shape, 10, (0.5,) * shape[0], (0.25,) * shape[0], NARROW.get(name, {}))
-        models[f"zoo {name}"] = (build_model(spec), shape)
-    return models
+ZOO_NAMES = ZOO_ARCHITECTURES + ("digits-cnn", "mlp")
+EVERY_MODEL = (*USER_MODELS, "tokens", "readme example", *(f"zoo {name}" for name in ZOO_NAMES))
 
 
-EVERY_MODEL = _every_model()
+def any_model(name: str) -> tuple[nn.Module, tuple[int, ...]]:
+    """A user model, the ViT-style stem, the README's example or a zoo model, and its input shape."""
+    if name in USER_MODELS:
+        factory, shape, _, _ = USER_MODELS[name]
+        return factory(), shape
+    if name == "tokens":
+        return user_models.TokensNet(), (1, 8, 8)
+    if name == "readme example":
+        from examples.my_model import SmallResNet
+
+        return SmallResNet(), (1, 8, 8)
+    zoo = name.removeprefix("zoo ")
+    shape = (1, 8, 8) if zoo in ("digits-cnn", "mlp") else (3, 32, 32)
+    spec = ArchitectureSpec(zoo, shape, 10, (0.5,) * shape[0], (0.25,) * shape[0], NARROW.get(zoo, {}))
+    return build_model(spec), shape
 
 
-@pytest.mark.parametrize("name", sorted(EVERY_MODEL))
+@pytest.mark.parametrize("name", EVERY_MODEL)
 def test_a_traced_model_has_the_splits_of_the_model_it_was_traced_from(name):
     """``graph_view(trace_model(m))`` is ``graph_view(m)``: the traced graph keeps the module
     stack of its function nodes (a residual block's ``relu`` and ``add``), so the split tensor
     after a block is its final ReLU in both, not its ``add``."""
-    model, shape = EVERY_MODEL[name]
+    model, shape = any_model(name)
     model = randomised(model)
     view, traced = graph_view(model), graph_view(trace_model(model))
     assert traced.split_nodes == view.split_nodes

@@ -136,6 +136,13 @@ def test_a_model_with_operations_without_bound_rules_names_each_before_any_work(
     assert report["lipschitz_layers"] == [] and set(report["verdicts"]) == ALL_VERDICTS
     assert report["verdicts"]["LIP (certified Delta_a)"]["status"] == "not applicable"
     assert [r["pair"] for r in report["rho"]] == [[1, 2], [2, 3], [3, 4], [4, 5]]
+    # lipschitz has nothing to measure without the rules: one line naming them all, exit 2
+    code, err = run_cli(["lipschitz", "--model", "user_models:AttentionNet", "--weights", str(tmp_path / "w.pt"),
+                         "--dataset", "digits", "--json", str(tmp_path / "l.json"), "--device", "cpu"], capsys)
+    expected = ("semirobust lipschitz: error: the Lipschitz bound has no rule for 3 graph node(s) or layer(s): "
+                "stage 1 matmul: call_function matmul; stage 1 softmax: call_function torch.softmax; "
+                "stage 1 matmul_1: call_function matmul")
+    assert code == 2 and err == [expected]
 
 
 def test_every_other_command_takes_a_user_model(tmp_path, capsys):
