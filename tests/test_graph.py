@@ -11,7 +11,7 @@ from torch import nn
 from zoo_sizes import NARROW
 
 from semirobust.empirical.model import ArchitectureSpec, build_model
-from semirobust.empirical.model.graph import CountingRules, graph_view
+from semirobust.empirical.model.graph import CountingRules, graph_view, trace_model
 from semirobust.empirical.model.stages import (
     count_weight_layers,
     layer_activations,
@@ -118,3 +118,40 @@ def test_zoo_models_split_count_and_activate_the_same_through_the_graph(name):
     assert len(graph_activations) == len(stage_activations)
     for j, (graph_h, stage_h) in enumerate(zip(graph_activations, stage_activations), start=1):
         assert torch.equal(graph_h, stage_h), f"h_{j}"
+
+
+ZOO_NAMES = ZOO_ARCHITECTURES + ("digits-cnn", "mlp")
+EVERY_MODEL = (*USER_MODELS, "tokens", "readme example", *(f"zoo {name}" for name in ZOO_NAMES))
+
+
+def any_model(name: str) -> tuple[nn.Module, tuple[int, ...]]:
+    """A user model, the ViT-style stem, the README's example or a zoo model, and its input shape."""
+    if name in USER_MODELS:
+        factory, shape, _, _ = USER_MODELS[name]
+        return factory(), shape
+    if name == "tokens":
+        return user_models.TokensNet(), (1, 8, 8)
+    if name == "readme example":
+        from examples.my_model import SmallResNet
+
+        return SmallResNet(), (1, 8, 8)
+    zoo = name.removeprefix("zoo ")
+    shape = (1, 8, 8) if zoo in ("digits-cnn", "mlp") else (3, 32, 32)
+    spec = ArchitectureSpec(zoo, shape, 10, (0.5,) * shape[0], (0.25,) * shape[0], NARROW.get(zoo, {}))
+    return build_model(spec), shape
+
+
+@pytest.mark.parametrize("name", EVERY_MODEL)
+def test_a_traced_model_has_the_splits_of_the_model_it_was_traced_from(name):
+    """``graph_view(trace_model(m))`` is ``graph_view(m)``: the traced graph keeps the module
+    stack of its function nodes (a residual block's ``relu`` and ``add``), so the split tensor
+    after a block is its final ReLU in both, not its ``add``."""
+    model, shape = any_model(name)
+    model = randomised(model)
+    view, traced = graph_view(model), graph_view(trace_model(model))
+    assert traced.split_nodes == view.split_nodes
+    assert traced.weight_layers == view.weight_layers
+    x = torch.rand(2, *shape, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        for a in view.valid_splits:
+            assert torch.equal(traced.split(a)[0](x), view.split(a)[0](x)), f"f_a at a = {a}"

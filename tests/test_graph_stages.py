@@ -1,7 +1,8 @@
 """Any nn.Module as stages (empirical/model/graph_stages.py): the stage path (counts, splits,
 activations) on as_stages(model) gives the graph view's numbers, f_b(f_a(x)) is the model's
 output exactly at every valid split, and the zoo's stage models give the same splits,
-weight-layer counts and activations through as_stages as through their own stages."""
+weight-layer counts and activations through as_stages as through their own stages, and the
+same numbers in ``check``, certified ones included."""
 
 from __future__ import annotations
 
@@ -90,26 +91,60 @@ def test_zoo_models_split_count_and_activate_the_same_through_as_stages(name):
         assert torch.equal(staged_h, zoo_h), f"h_{j}"
 
 
+#: keys of check's JSON that say how long something took or how many factors a product has
+#: (one per layer on the stage path, one per graph stage on the graph path), not what it is
+NOT_NUMBERS = ("seconds", "factors", "lipschitz_layers")
+#: relative tolerance of the numbers of the two paths (float64 bounds; float32 attacks)
+RELATIVE = 1e-6
+
+
+def assert_same_numbers(ours, theirs, path: str = "") -> None:
+    """Every number of ``ours`` within ``RELATIVE`` of ``theirs``; every other value equal."""
+    if isinstance(ours, dict):
+        assert set(ours) == set(theirs), path
+        for key in ours:
+            if key not in NOT_NUMBERS:
+                assert_same_numbers(ours[key], theirs[key], f"{path}/{key}")
+    elif isinstance(ours, list):
+        assert len(ours) == len(theirs), path
+        for index, (mine, other) in enumerate(zip(ours, theirs)):
+            assert_same_numbers(mine, other, f"{path}[{index}]")
+    elif isinstance(ours, float) and isinstance(theirs, float):
+        assert ours == pytest.approx(theirs, rel=RELATIVE, abs=1e-12), path
+    else:
+        assert ours == theirs, path
+
+
 @pytest.mark.parametrize("name", ("digits-cnn", "resnet18"))
-def test_check_measures_a_zoo_model_the_same_through_as_stages(name):
-    """What needs no certificate (accuracies, the attacked margin, rho per pair) is the same
-    number through the traced stages as through the zoo's own; the certified bounds await
-    bound rules for graph stages."""
+def test_check_measures_a_zoo_model_the_same_through_the_graph(name):
+    """Every number ``check`` reports, certified ones included (the certified gammas, the
+    Lipschitz product and L_b, Delta_a, the transfer bounds at every split, every verdict
+    with its population and per-sample verdicts), is the same within 1e-6 (relative)
+    through the graph path (the zoo's model as graph stages, and traced whole) as through
+    its own stages; so are the bounds of both parts at every split."""
     from semirobust.empirical.attacks import AttackSettings
     from semirobust.empirical.attacks.threat import ThreatModel
+    from semirobust.empirical.bounds import split_lipschitz
     from semirobust.empirical.data import load_dataset
+    from semirobust.empirical.model.graph import trace_model
     from semirobust.empirical.studies.check import CheckSettings, run_check
 
     data = load_dataset("digits")
     spec = ArchitectureSpec(name, (1, 8, 8), 10, (0.3,), (0.4,), NARROW.get(name, {}))
+    torch.manual_seed(0)
     model = randomised(build_model(spec))
     settings = CheckSettings(a=valid_splits(model)[0], threat=ThreatModel("linf", 0.05), n=120,
-                             bound_methods=("ibp",), attack=AttackSettings(steps=2, restarts=1, seed=0))
+                             bound_methods=("ibp", "crown-ibp"),
+                             attack=AttackSettings(steps=2, restarts=1, seed=0))
     zoo = run_check(model, data.x_test, data.y_test, settings, device=torch.device("cpu"))
-    staged = run_check(as_stages(model), data.x_test, data.y_test, settings, device=torch.device("cpu"))
-    assert staged.n_layers == zoo.n_layers and [s.a for s in staged.per_split] == [s.a for s in zoo.per_split]
-    for measured in ("clean_accuracy", "robust_accuracy"):
-        assert getattr(staged, measured).value == getattr(zoo, measured).value, measured
-    assert staged.measurements["gamma_whole"][-1].value == zoo.measurements["gamma_whole"][-1].value
-    assert staged.measurements["clean_margin"][0].value == zoo.measurements["clean_margin"][0].value
-    assert [p.rho.value for p in staged.rho] == [p.rho.value for p in zoo.rho]
+    assert zoo.certified and zoo.lipschitz.certified and zoo.sandwich_violations == 0
+    for label, graph in (("graph stages", as_stages(model)), ("traced whole", trace_model(model))):
+        staged = run_check(graph, data.x_test, data.y_test, settings, device=torch.device("cpu"))
+        assert staged.certified, label
+        assert_same_numbers(staged.to_dict(), zoo.to_dict(), label)
+        assert staged.lipschitz.product == pytest.approx(zoo.lipschitz.product, rel=RELATIVE)
+        stages = as_stages(graph)
+        for a in valid_splits(model):
+            for ours, theirs in zip(split_lipschitz(stages, staged.lipschitz, a),
+                                    split_lipschitz(model, zoo.lipschitz, a), strict=True):
+                assert ours.product == pytest.approx(theirs.product, rel=RELATIVE), f"{label}, a = {a}"

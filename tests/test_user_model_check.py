@@ -1,10 +1,14 @@
-"""Users' own models (classes with a ``forward``, tests/user_models.py) checked end to end on
-small random weights: through the API (run_check on the module itself), through the CLI
-(``--model package.module:callable --weights FILE --dataset D``, and a checkpoint whose
-config.json names a factory), and every bad input as one line and exit 2."""
+"""Users' own models (classes with a ``forward``, tests/user_models.py, and the README's
+examples/my_model.py) checked end to end on small random weights: through the API (run_check
+on the module itself: certified bounds, certified <= attacked on every sample), through the
+CLI (``--model package.module:callable --weights FILE --dataset D`` for check and every other
+command that takes it, and a checkpoint whose config.json names a factory), a model with
+operations that have no bound rule (each named before any work), and every bad input as one
+line and exit 2."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 from pathlib import Path
@@ -26,19 +30,21 @@ from semirobust.empirical.studies.check import CheckSettings, run_check
 ROOT = Path(__file__).resolve().parents[1]
 #: name: (factory, its keyword arguments for digits' 1x8x8 images, at small width)
 DIGITS_MODELS = {
-    "resnet18": ("resnet18", {"width": 4, "in_channels": 1}),
-    "preact_resnet18": ("preact_resnet18", {"width": 2, "in_channels": 1}),
-    "wrn_28_10": ("wrn_28_10", {"widen_factor": 1, "base": 2, "in_channels": 1}),
-    "functional": ("FunctionalNet", {"width": 4}),
+    "resnet18": ("user_models:resnet18", {"width": 4, "in_channels": 1}),
+    "preact_resnet18": ("user_models:preact_resnet18", {"width": 2, "in_channels": 1}),
+    "wrn_28_10": ("user_models:wrn_28_10", {"widen_factor": 1, "base": 2, "in_channels": 1}),
+    "functional": ("user_models:FunctionalNet", {"width": 4}),
+    "readme_example": ("examples.my_model:SmallResNet", {"width": 4}),
 }
 ALL_VERDICTS = {"T1", "L1", "T2", "LIP (certified Delta_a)", "LIP (attacked Delta_a)", "L2", "T3"}
 FAST = ["--samples", "120", "--steps", "2", "--restarts", "1", "--device", "cpu"]
 
 
 def built(name: str) -> torch.nn.Module:
-    factory, kwargs = DIGITS_MODELS[name]
+    reference, kwargs = DIGITS_MODELS[name]
+    module, _, factory = reference.partition(":")
     torch.manual_seed(0)
-    return getattr(user_models, factory)(**kwargs).eval()
+    return getattr(importlib.import_module(module), factory)(**kwargs).eval()
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +53,11 @@ def digits():
 
 
 @pytest.mark.parametrize("name", sorted(DIGITS_MODELS))
-def test_check_runs_on_the_module_itself_through_the_api(name, digits):
+def test_check_certifies_the_module_itself_through_the_api(name, digits):
+    """Certified bounds on a model written as a class: the certified gamma, the Lipschitz
+    bound, Delta_a and the transfer bound at every split, LIP judged on them; and on every
+    sample the certified numbers below the attacked ones (the gamma sandwich, and LIP's
+    certified transfer bound against the attack's margin)."""
     model = built(name)
     split = graph_view(model).valid_splits[1]
     settings = CheckSettings(a=split, threat=ThreatModel("linf", 0.05), n=120,
@@ -55,11 +65,18 @@ def test_check_runs_on_the_module_itself_through_the_api(name, digits):
     result = run_check(model, digits.x_test, digits.y_test, settings, device=torch.device("cpu"))
     assert result.n_layers == graph_view(model).n and set(result.verdicts) == ALL_VERDICTS
     assert [pair.j for pair in result.rho] == list(range(2, result.n_layers + 1))
-    if result.certified:  # a certified bound never exceeds the attack's value
-        assert result.sandwich_violations == 0
-    else:  # the graph's stages have no bound rules yet: the attacked and estimated quantities stand
-        assert "no certified bounds" in result.uncertifiable
-        assert result.verdicts["LIP (certified Delta_a)"].status.value == "not applicable"
+    assert result.certified and result.lipschitz.certified, result.uncertifiable
+    kinds = {name: [m.kind.value for m in measured] for name, measured in result.measurements.items()}
+    assert kinds["gamma_whole"] == ["certified", "attack"] and kinds["L_b"] == ["certified"]
+    assert kinds["Delta_a"] == ["certified", "attack"] and kinds["gamma_transfer"] == ["certified", "estimate"]
+    assert [entry.a for entry in result.per_split] == graph_view(model).valid_splits
+    for entry in result.per_split:
+        assert entry.transfer["L_b"].kind.value == "certified", entry.a
+        assert entry.transfer["Delta_a_certified"].value >= entry.transfer["Delta_a_attacked"].value, entry.a
+    assert result.sandwich_violations == 0  # certified gamma <= attacked gamma on every sample
+    per_sample = result.per_sample["LIP (certified Delta_a)"]
+    assert per_sample.samples == 120 and per_sample.failing == ()  # and the certified transfer bound
+    assert result.verdicts["LIP (certified Delta_a)"].status.value != "not applicable"
 
 
 def test_the_must_show_command_writes_the_report_with_every_verdict(tmp_path, capsys, monkeypatch):
@@ -79,6 +96,81 @@ def test_the_must_show_command_writes_the_report_with_every_verdict(tmp_path, ca
     assert report["arguments"]["model"] == "tests.user_models:resnet18"
     assert report["arguments"]["weights"] == str(tmp_path / "w.pt")
     assert "Model `tests.user_models:resnet18`" in (tmp_path / "out" / "report.md").read_text()
+    assert report["certification"] == "certified bounds and Lipschitz bounds computed"
+    assert len(report["lipschitz_layers"]) == 10 and all(f["certified"] for f in report["lipschitz_layers"])
+    assert report["lipschitz_layers"][1]["layer"] == "GraphModule (layer1.0.conv1, layer1.0.conv2)"
+    assert [m["kind"] for m in report["measurements"]["gamma_whole"]] == ["certified", "attack"]
+    assert [s["a"] for s in report["per_split"]] == [1, 3, 5, 7, 9, 11, 13, 15, 17]
+    assert all(s["L_b"]["kind"] == "certified" for s in report["per_split"])
+    assert report["sandwich_violations"] == 0
+    lip = report["verdicts"]["LIP (certified Delta_a)"]
+    assert lip["status"] != "not applicable" and lip["per_sample"]["failing_samples"] == []
+
+
+def test_a_model_with_operations_without_bound_rules_names_each_before_any_work(tmp_path, capsys, monkeypatch):
+    """Softmax attention: one line per operation without a bound rule (its node and op), on
+    stderr before the first measurement, then everything that needs no certificate."""
+    from semirobust.empirical.cli.commands import check as check_command
+
+    torch.manual_seed(0)
+    torch.save(user_models.AttentionNet().state_dict(), tmp_path / "w.pt")
+    said_before_work = []
+
+    def recording(*args, **kwargs):
+        said_before_work.extend(capsys.readouterr().err.strip().splitlines())
+        return run_check(*args, **kwargs)
+
+    monkeypatch.setattr(check_command, "run_check", recording)
+    code, err = run_cli(["check", "--model", "user_models:AttentionNet", "--weights", str(tmp_path / "w.pt"),
+                         "--dataset", "digits", "--split", "1", "--out", str(tmp_path / "out"), *FAST], capsys)
+    assert code == 0, err
+    assert said_before_work == [
+        "semirobust check: no certified bounds: 3 operation(s) have no bound rule; measuring what needs no certificate",
+        "semirobust check: no bound rule: stage 1 matmul: call_function matmul",
+        "semirobust check: no bound rule: stage 1 softmax: call_function torch.softmax",
+        "semirobust check: no bound rule: stage 1 matmul_1: call_function matmul",
+    ]
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["certification"].startswith("no certified bounds: no bound rule for 3 operation(s): stage 1 matmul")
+    assert [m["kind"] for m in report["measurements"]["gamma_whole"]] == ["attack"]
+    assert report["lipschitz_layers"] == [] and set(report["verdicts"]) == ALL_VERDICTS
+    assert report["verdicts"]["LIP (certified Delta_a)"]["status"] == "not applicable"
+    assert [r["pair"] for r in report["rho"]] == [[1, 2], [2, 3], [3, 4], [4, 5]]
+    # lipschitz has nothing to measure without the rules: one line naming them all, exit 2
+    code, err = run_cli(["lipschitz", "--model", "user_models:AttentionNet", "--weights", str(tmp_path / "w.pt"),
+                         "--dataset", "digits", "--json", str(tmp_path / "l.json"), "--device", "cpu"], capsys)
+    expected = ("semirobust lipschitz: error: the Lipschitz bound has no rule for 3 graph node(s) or layer(s): "
+                "stage 1 matmul: call_function matmul; stage 1 softmax: call_function torch.softmax; "
+                "stage 1 matmul_1: call_function matmul")
+    assert code == 2 and err == [expected]
+
+
+def test_every_other_command_takes_a_user_model(tmp_path, capsys):
+    """lipschitz (certified per-stage factors and parts at every split, above the local lower
+    bound), rho, attack and s1 on the torchvision-style ResNet-18, from --model --weights."""
+    torch.save(built("resnet18").state_dict(), tmp_path / "w.pt")
+    model = ["--model", "user_models:resnet18", "--model-kwargs", json.dumps(DIGITS_MODELS["resnet18"][1]),
+             "--weights", str(tmp_path / "w.pt"), "--dataset", "digits", "--device", "cpu"]
+    commands = {
+        "lipschitz": ["--samples", "8"],
+        "rho": ["--split", "3", "--samples", "120", "--steps", "2"],
+        "attack": ["--attack", "pgd", "--eps", "0.03", "--samples", "50"],
+        "s1": ["--split", "3", "--eps", "0.03", "--steps", "2"],
+    }
+    for command, options in commands.items():
+        code, err = run_cli([command, *model, *options, "--json", str(tmp_path / f"{command}.json")], capsys)
+        assert code == 0, (command, err)
+    lipschitz = json.loads((tmp_path / "lipschitz.json").read_text())
+    assert lipschitz["weight_layers"] == 18 and [s["a"] for s in lipschitz["splits"]] == [1, 3, 5, 7, 9, 11, 13, 15, 17]
+    assert lipschitz["whole"]["kind"] == "certified" and lipschitz["upper_at_least_local_lower"] is True
+    for part in lipschitz["splits"]:
+        assert part["f_a"]["kind"] == part["f_b"]["kind"] == "certified", part["a"]
+    rho = json.loads((tmp_path / "rho.json").read_text())
+    assert rho["split"] == {"a": 3, "fb_layers": 15, "n": 18} and len(rho["pairs"]) == 15
+    attack = json.loads((tmp_path / "attack.json").read_text())
+    assert attack["checkpoint"]["architecture"] == "user_models:resnet18"
+    s1 = json.loads((tmp_path / "s1.json").read_text())
+    assert s1["split"] == {"a": 3, "fb_layers": 15, "n": 18} and s1["checkpoint"] == str(tmp_path / "w.pt")
 
 
 def test_a_checkpoint_whose_config_names_a_factory_opens_as_its_stages(tmp_path, capsys):

@@ -1,7 +1,8 @@
 """Models written the way the field writes them (classes with a ``forward``), defined here so
 that no test downloads anything: a torchvision-style ResNet-18, PreActResNet-18, a
 RobustBench-style WideResNet-28-10 with its input normalisation inside, a model of
-functional calls, and one with data-dependent control flow. ``width`` scales the channels so
+functional calls, one with softmax attention (operations without bound rules), and one with
+data-dependent control flow. ``width`` scales the channels so
 that tests run small, ``in_channels`` lets them read one-channel images (``digits``); the
 structure is the published one."""
 
@@ -206,6 +207,27 @@ class FunctionalNet(nn.Module):
         x = torch.flatten(x, start_dim=1)
         x = F.relu(F.linear(x, self.hidden))
         return self.out(x)
+
+
+class AttentionNet(nn.Module):
+    """A patch conv, one softmax self-attention block with its residual add, a mean over the
+    tokens and a linear head: the attention's products of input-dependent values and its
+    softmax have no bound rule."""
+
+    def __init__(self, num_classes: int = 10, width: int = 8, patch: int = 2):
+        super().__init__()
+        self.width = width
+        self.patch = nn.Conv2d(1, width, patch, stride=patch)
+        self.query = nn.Linear(width, width)
+        self.key = nn.Linear(width, width)
+        self.value = nn.Linear(width, width)
+        self.head = nn.Linear(width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.patch(x).flatten(2).transpose(1, 2)
+        scores = self.query(tokens) @ self.key(tokens).transpose(1, 2) / self.width ** 0.5
+        tokens = tokens + torch.softmax(scores, dim=-1) @ self.value(tokens)
+        return self.head(tokens.mean(1))
 
 
 class BranchesOnValues(nn.Module):

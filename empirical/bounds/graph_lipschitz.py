@@ -40,6 +40,7 @@ from semirobust.empirical.bounds.lipschitz import (
     lipschitz_rule_for,
     register_lipschitz_rule,
 )
+from semirobust.empirical.model.stages import declared_weight_layers
 
 WHAT = "the Lipschitz bound"
 
@@ -97,6 +98,17 @@ def graph_factors(
     return bounds, factors
 
 
+def _label(module: fx.GraphModule) -> str:
+    """``GraphModule``, with the counted weight layers a graph stage declares (their modules'
+    names, or the function nodes' names), e.g. ``GraphModule (layer1.0.conv1, layer1.0.conv2)``."""
+    declared = declared_weight_layers(module)
+    if not declared:
+        return type(module).__name__
+    nodes = {node.name: node for node in module.graph.nodes}
+    names = [str(nodes[name].target) if nodes[name].op == "call_module" else name for name in declared]
+    return f"{type(module).__name__} ({', '.join(names)})"
+
+
 @register_lipschitz_rule(fx.GraphModule)
 def graph_lipschitz(items: Sequence[LayerItem], settings: OperatorNormSettings) -> LayerLipschitz:
     """One factor for a traced graph: ``L(output)`` over its DAG (module docstring)."""
@@ -116,7 +128,7 @@ def graph_lipschitz(items: Sequence[LayerItem], settings: OperatorNormSettings) 
     )
     return LayerLipschitz(
         path,
-        type(module).__name__,
+        _label(module),
         bounds[program.output],
         method,
         all(factor.certified for factor in factors),

@@ -111,16 +111,12 @@ def graph_unsupported(module: fx.GraphModule, has_rule: HasRule) -> list[str]:
     return problems
 
 
-def require_rules(model: nn.Module, has_rule: HasRule, what: str) -> None:
-    """Before any work: one :class:`UnsupportedLayer` naming every unsupported node of every
-    traced graph among ``model``'s primitive layers (a traced model, or an ``nn.Sequential``
-    with traced stages), and every other primitive layer without a rule, prefixed by its
-    stage. A model without traced graphs is left to its layers' own rules."""
-    layers = primitive_layers(model)
-    if not any(isinstance(layer, fx.GraphModule) for layer in layers):
-        return
+def missing_rules(model: nn.Module, has_rule: HasRule) -> list[str]:
+    """Every unsupported node of every traced graph among ``model``'s primitive layers, and
+    every other primitive layer without a rule, each as ``name: op target`` (a layer as
+    ``Type: no rule for layer type module.Type``), prefixed by its stage in a Sequential."""
     problems = []
-    for index, layer in enumerate(layers):
+    for index, layer in enumerate(primitive_layers(model)):
         prefix = "" if layer is model else f"stage {index} "
         if isinstance(layer, fx.GraphModule):
             problems += [f"{prefix}{entry}" for entry in graph_unsupported(layer, has_rule)]
@@ -129,6 +125,17 @@ def require_rules(model: nn.Module, has_rule: HasRule, what: str) -> None:
                 f"{prefix}{type(layer).__name__}: no rule for layer type "
                 f"{type(layer).__module__}.{type(layer).__name__}"
             )
+    return problems
+
+
+def require_rules(model: nn.Module, has_rule: HasRule, what: str) -> None:
+    """Before any work: one :class:`UnsupportedLayer` naming everything
+    :func:`missing_rules` lists, when ``model`` has traced graphs among its primitive layers
+    (a traced model, or an ``nn.Sequential`` with traced stages). A model without traced
+    graphs is left to its layers' own rules."""
+    if not any(isinstance(layer, fx.GraphModule) for layer in primitive_layers(model)):
+        return
+    problems = missing_rules(model, has_rule)
     if problems:
         raise UnsupportedLayer(
             f"{what} has no rule for {len(problems)} graph node(s) or layer(s): "

@@ -130,7 +130,7 @@ def method_settings(method: str, alpha: AlphaSettings = DEFAULT_ALPHA) -> dict[s
     return settings
 
 
-def _has_rules(module: nn.Module) -> bool:
+def has_margin_rules(module: nn.Module) -> bool:
     """Interval propagation and the linear relaxation both know ``module``."""
     return has_interval_rule(module) and (
         has_backward_rule(module) or residual_parts(module) is not None
@@ -154,7 +154,7 @@ def certified_margin_lower(
         raise BadInput(f"method={method!r}: expected one of {', '.join(MARGIN_METHODS)}")
     if x.shape[0] != y.shape[0]:
         raise BadInput(f"inputs ({x.shape[0]}) and labels ({y.shape[0]}) differ in number")
-    require_rules(model, _has_rules, "certified margin bounds")
+    require_rules(model, has_margin_rules, "certified margin bounds")
     model64 = float64_eval_copy(model, device)
     model64.requires_grad_(False)
     layers = primitive_layers(model64)

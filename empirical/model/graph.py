@@ -114,7 +114,14 @@ class SemirobustTracer(fx.Tracer):
 
 def trace_model(model: nn.Module) -> fx.GraphModule:
     """The model as an ``fx.GraphModule``; :class:`BadInput` naming the source line of a
-    ``forward`` that cannot be traced (e.g. branching on a tensor's value)."""
+    ``forward`` that cannot be traced (e.g. branching on a tensor's value).
+
+    A model that already is a ``GraphModule`` (a traced model, a graph stage) is its own
+    graph and is returned as it is: tracing its generated ``forward`` again would lose the
+    module stack of its function nodes (``nn_module_stack``, which modules' ``forward``
+    created them), and with it the module boundaries that place the split tensors."""
+    if isinstance(model, fx.GraphModule):
+        return model
     try:
         graph = SemirobustTracer().trace(model)
     except Exception as error:  # noqa: BLE001  (tracing runs user code: any failure is the model's)

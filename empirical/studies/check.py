@@ -34,8 +34,16 @@ from semirobust.empirical.attacks import AttackSettings, build_attack
 from semirobust.empirical.attacks.evaluation import evaluate_attack
 from semirobust.empirical.attacks.threat import ThreatModel
 from semirobust.empirical.bounds import interval_bounds
+from semirobust.empirical.bounds.graph_nodes import missing_rules
+from semirobust.empirical.bounds.interval import has_interval_rule
 from semirobust.empirical.bounds.layer_rules import UnsupportedLayer
-from semirobust.empirical.bounds.lipschitz import LipschitzBound, lipschitz_upper, split_lipschitz
+from semirobust.empirical.bounds.lipschitz import (
+    LipschitzBound,
+    has_lipschitz_rule,
+    lipschitz_upper,
+    split_lipschitz,
+)
+from semirobust.empirical.bounds.margin import has_margin_rules
 from semirobust.empirical.dependency import dependency_per_layer_pair
 from semirobust.empirical.measure.per_sample import lipschitz_transfer_rows
 from semirobust.empirical.measure.sandwich import gamma_sandwich, margin_attack
@@ -194,7 +202,7 @@ def run_check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: Chec
     x, y = x[:settings.n], y[:settings.n]
     n_layers = count_weight_layers(model)
     split_network(model, settings.a)  # validates the split before any work
-    lipschitz, uncertifiable = _certification(model, x, settings.threat, device)
+    lipschitz, uncertifiable = _certification(model, x, settings, device)
     threat, attack = settings.threat, settings.attack
     pgd = build_attack("pgd", attack.config(threat))
     attacked = evaluate_attack(model, x, y, pgd, device=device, keep_adversarial=True)
@@ -246,13 +254,28 @@ def run_check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: Chec
     )
 
 
-def _certification(model: nn.Module, x: torch.Tensor, threat: ThreatModel,
+def missing_bound_rules(model: nn.Sequential, bound_methods: Sequence[str]) -> list[str]:
+    """Every operation of ``model`` (a layer, or a node of a traced stage) that ``check``'s
+    certified bounds have no rule for, one entry each (``name: op target``, stage-prefixed):
+    interval propagation and the Lipschitz bound always, the linear relaxation when a
+    ``bound_methods`` entry other than IBP needs it. Empty: everything can be bounded."""
+    rules = [has_interval_rule, has_lipschitz_rule]
+    if any(method != "ibp" for method in bound_methods):
+        rules.append(has_margin_rules)
+    return list(dict.fromkeys(entry for has_rule in rules for entry in missing_rules(model, has_rule)))
+
+
+def _certification(model: nn.Module, x: torch.Tensor, settings: CheckSettings,
                    device: torch.device) -> tuple[LipschitzBound | None, str | None]:
-    """``(the model's Lipschitz bound, None)``, or ``(None, why)`` when interval propagation
-    or the Lipschitz bound has no rule for one of its layers (a ViT's attention): then
-    ``check`` reports the attacked and estimated quantities and no certified ones."""
+    """``(the model's Lipschitz bound, None)``, or ``(None, why)`` when a bound has no rule for
+    some of its operations (a ViT's attention, a traced model's softmax; all of them named):
+    then ``check`` reports the attacked and estimated quantities and no certified ones."""
+    missing = missing_bound_rules(model, settings.bound_methods)
+    if missing:
+        return None, (f"no certified bounds: no bound rule for {len(missing)} operation(s): "
+                      f"{'; '.join(missing)}")
     try:
-        interval_bounds(model, x[:1], threat)
+        interval_bounds(model, x[:1], settings.threat)
         return lipschitz_upper(model, tuple(x.shape[1:]), device=device), None
     except UnsupportedLayer as error:
         return None, f"no certified bounds: {error}"

@@ -10,12 +10,16 @@ marked not applicable). ``--readout`` names what every gamma and A2 gap is read 
 (caveat C1): the trained rest (canonical, the default), a norm-constrained linear probe
 per layer fitted on the first ``--probe-samples`` training inputs (clean, or at PGD's
 points), or the rest divided by its certified Lipschitz constant. Writes ``report.md``,
-``report.json`` and ``plots/`` under ``--out``.
+``report.json`` and ``plots/`` under ``--out``. Before any work, every operation the
+certified bounds have no rule for (a layer, or a node of a traced model, with its
+operation) is named on stderr, one line each; the rest is then measured without
+certificates.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from semirobust.empirical.attacks import AttackSettings
@@ -35,10 +39,10 @@ from semirobust.empirical.cli.options import (
 )
 from semirobust.empirical.dependency import ESTIMATORS
 from semirobust.empirical.measure.readouts import FIT_DATA, PROBE_METHODS
-from semirobust.empirical.model.stages import fa_layers_from
+from semirobust.empirical.model.stages import fa_layers_from, split_network
 from semirobust.empirical.reports.check import write_check_report
 from semirobust.empirical.reports.writers import run_metadata
-from semirobust.empirical.studies.check import CheckSettings, run_check
+from semirobust.empirical.studies.check import CheckSettings, missing_bound_rules, run_check
 from semirobust.empirical.studies.check_readouts import READOUTS, FitData, ReadoutSettings
 
 
@@ -93,6 +97,13 @@ def run(args: argparse.Namespace) -> int:
         readout=ReadoutSettings(args.readout, method=args.probe_method, fitted_on=args.probe_fit,
                                 norm_bound=args.probe_norm),
     )
+    split_network(opened.model, a)  # a split that cuts a block is refused before anything is said
+    missing = missing_bound_rules(opened.model, settings.bound_methods)
+    if missing:
+        print(f"semirobust check: no certified bounds: {len(missing)} operation(s) have no bound rule; "
+              "measuring what needs no certificate", file=sys.stderr)
+        for entry in missing:
+            print(f"semirobust check: no bound rule: {entry}", file=sys.stderr)
     x, y = opened.test_inputs(None)
     fit = _fit_data(opened, args.probe_samples) if args.readout == "probe" else None
     result = run_check(opened.model, x, y, settings, device=opened.device, fit=fit)
