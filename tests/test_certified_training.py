@@ -115,8 +115,8 @@ def test_clean_pass_margins_match_the_model():
 
 
 def test_train_command_with_a_certified_method_stores_its_recipe(tmp_path):
-    """``semirobust train --method ibp`` (2 epochs of a small MLP on digits): the stored
-    recipe is adversarial, IBP-initialised, with the schedules stated, and the model's IBP
+    """``semirobust train --method ibp --warmup 0.25`` (4 epochs of a small MLP on digits):
+    the stored recipe is adversarial, IBP-initialised, with the schedules stated, and the model's IBP
     certified accuracy at eps 0.02 is above chance (10 classes)."""
     import json
 
@@ -127,12 +127,14 @@ def test_train_command_with_a_certified_method_stores_its_recipe(tmp_path):
     out = tmp_path / "ckpt"
     code = main(["train", "--arch", "mlp", "--arch-kwargs", '{"depth": 1, "width": 32}',
                  "--dataset", "digits", "--method", "ibp", "--eps", "0.02", "--epochs", "4",
-                 "--lr", "0.003", "--optimizer", "adam", "--out", str(out), "--device", "cpu"])
+                 "--lr", "0.003", "--optimizer", "adam", "--warmup", "0.25", "--out", str(out),
+                 "--device", "cpu"])
     assert code == 0
     recipe = json.loads((out / "config.json").read_text())["recipe"]
     assert recipe["adversarial"] and recipe["method"] == "ibp"
     assert recipe["initialisation"] == "ibp" and recipe["milestones"] == [0.8, 0.9]
-    assert "certified_training" in recipe
+    assert "certified_training" in recipe and recipe["warmup"] == 0.25 and recipe["ramp"] == 0.5
+    assert "0.25" in recipe["certified_training"]["eps_schedule"]
     model, _ = load_checkpoint(out)
     data = load_dataset("digits", seed=0)
     bound = certified_margin_lower(model, data.x_test[:200], data.y_test[:200],
