@@ -107,6 +107,25 @@ def test_training_bounds_in_train_mode_hold_for_the_batch_statistics_network(met
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
 
 
+def test_a_training_dropout_is_the_identity_for_the_bounds():
+    """The clean pass drops (train mode); the bounds are of the network without dropout,
+    so they hold at its sampled points and are exact for it at eps 0."""
+    model = random_mlp(3).double().train()
+    x, y = inputs((6,), 8, 3).double(), torch.arange(8) % 3
+    _, layers = clean_pass(model, x)
+    assert not any(isinstance(layer, nn.Dropout) for layer in layers)
+    undropped = nn.Sequential(*layers)
+    threat = ThreatModel("linf", 0.05)
+    lower = margin_lower_bounds(layers, x, y, threat, "ibp")
+    with torch.no_grad():
+        for point in sample_threat_set(x, threat, 16, 3):
+            z = undropped(point)
+            assert (lower <= z.gather(1, y.view(-1, 1)) - z + 1e-10).all()
+        z = undropped(x)
+        at_zero = margin_lower_bounds(layers, x, y, ThreatModel("linf", 0.0), "ibp")
+        torch.testing.assert_close(at_zero, z.gather(1, y.view(-1, 1)) - z, rtol=0, atol=1e-9)
+
+
 def test_clean_pass_margins_match_the_model():
     model = random_mlp(1).double().eval()
     x, y = inputs((6,), 4, 1).double(), torch.arange(4) % 3

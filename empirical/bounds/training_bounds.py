@@ -140,7 +140,7 @@ def _clean_layers(module: nn.Module, h: torch.Tensor) -> tuple[torch.Tensor, lis
     layers: list[nn.Module] = []
     for layer in primitive_layers(module):
         parts = residual_parts(layer)
-        if parts is not None and not isinstance(layer, FixedResidual):
+        if parts is not None:
             h, fixed = _clean_block(parts, h)
             layers.append(fixed)
         elif isinstance(layer, BATCH_NORM_TYPES):
