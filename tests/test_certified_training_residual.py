@@ -155,7 +155,7 @@ def test_crown_ibp_steps_on_a_tiny_resnet18_certify_the_training_batch():
     """Thirty Adam steps of the CROWN-IBP loss (eps 0.05, kappa 0.5) on one batch of 64
     digits through ResNet-18 at width 4 (eight residual blocks, BatchNorm with the batch's
     statistics): the certified cross-entropy on the batch falls and the certified accuracy
-    of the eval-mode model (float64 CROWN-IBP) rises."""
+    of the eval-mode model (float64 CROWN-IBP) rises (measured: 2.42 to 2.10, 0 to 0.19)."""
     model, x, y = _digits_resnet18()
     ibp_initialise(model, torch.Generator().manual_seed(0))
     recipe = TrainRecipe(adversarial=True, method="crown-ibp", eps=0.05, warmup=0.0, ramp=0.0,
