@@ -107,6 +107,25 @@ def test_training_bounds_in_train_mode_hold_for_the_batch_statistics_network(met
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
 
 
+def test_a_training_dropout_is_the_identity_for_the_bounds():
+    """The clean pass drops (train mode); the bounds are of the network without dropout,
+    so they hold at its sampled points and are exact for it at eps 0."""
+    model = random_mlp(3).double().train()
+    x, y = inputs((6,), 8, 3).double(), torch.arange(8) % 3
+    _, layers = clean_pass(model, x)
+    assert not any(isinstance(layer, nn.Dropout) for layer in layers)
+    undropped = nn.Sequential(*layers)
+    threat = ThreatModel("linf", 0.05)
+    lower = margin_lower_bounds(layers, x, y, threat, "ibp")
+    with torch.no_grad():
+        for point in sample_threat_set(x, threat, 16, 3):
+            z = undropped(point)
+            assert (lower <= z.gather(1, y.view(-1, 1)) - z + 1e-10).all()
+        z = undropped(x)
+        at_zero = margin_lower_bounds(layers, x, y, ThreatModel("linf", 0.0), "ibp")
+        torch.testing.assert_close(at_zero, z.gather(1, y.view(-1, 1)) - z, rtol=0, atol=1e-9)
+
+
 def test_clean_pass_margins_match_the_model():
     model = random_mlp(1).double().eval()
     x, y = inputs((6,), 4, 1).double(), torch.arange(4) % 3
@@ -115,8 +134,8 @@ def test_clean_pass_margins_match_the_model():
 
 
 def test_train_command_with_a_certified_method_stores_its_recipe(tmp_path):
-    """``semirobust train --method ibp`` (2 epochs of a small MLP on digits): the stored
-    recipe is adversarial, IBP-initialised, with the schedules stated, and the model's IBP
+    """``semirobust train --method ibp --warmup 0.25`` (4 epochs of a small MLP on digits):
+    the stored recipe is adversarial, IBP-initialised, with the schedules stated, and the model's IBP
     certified accuracy at eps 0.02 is above chance (10 classes)."""
     import json
 
@@ -127,12 +146,14 @@ def test_train_command_with_a_certified_method_stores_its_recipe(tmp_path):
     out = tmp_path / "ckpt"
     code = main(["train", "--arch", "mlp", "--arch-kwargs", '{"depth": 1, "width": 32}',
                  "--dataset", "digits", "--method", "ibp", "--eps", "0.02", "--epochs", "4",
-                 "--lr", "0.003", "--optimizer", "adam", "--out", str(out), "--device", "cpu"])
+                 "--lr", "0.003", "--optimizer", "adam", "--warmup", "0.25", "--out", str(out),
+                 "--device", "cpu"])
     assert code == 0
     recipe = json.loads((out / "config.json").read_text())["recipe"]
     assert recipe["adversarial"] and recipe["method"] == "ibp"
     assert recipe["initialisation"] == "ibp" and recipe["milestones"] == [0.8, 0.9]
-    assert "certified_training" in recipe
+    assert "certified_training" in recipe and recipe["warmup"] == 0.25 and recipe["ramp"] == 0.5
+    assert "0.25" in recipe["certified_training"]["eps_schedule"]
     model, _ = load_checkpoint(out)
     data = load_dataset("digits", seed=0)
     bound = certified_margin_lower(model, data.x_test[:200], data.y_test[:200],

@@ -13,6 +13,19 @@ the statistics as in the clean pass); a frozen BatchNorm (eval mode) uses its ru
 statistics. The clean forward pass that measures the statistics also updates the
 running statistics, once per step, as ordinary training does.
 
+Residual blocks (declared with
+:func:`~semirobust.empirical.bounds.register_residual_block`) are walked through their
+parts: the clean pass runs ``pre``, the branch, the shortcut and the activation, each
+BatchNorm inside (branch, shortcut projection, shared pre-activation) replaced by the map
+it applied, and the bounds see the block as :class:`FixedResidual` with those parts, whose
+interval and linear rules are the residual block's. The bounds are therefore of the
+network the clean pass evaluated: for inputs in the threat set, every BatchNorm applying
+the clean batch's affine map (eval mode: the model itself). A Dropout in train mode is
+the identity for the bounds (the clean pass still drops), so its certified term is that of
+the network without dropout; any other layer holding a BatchNorm in train mode (a traced
+graph, an unregistered block) is refused, since its bounds would read running statistics
+the clean pass did not apply.
+
 The bound of the margin spec ``c_k = e_y - e_k`` is ``lower_k <= inf (z_y - z_k)``; the
 worst-case logits ``-lower`` (0 at ``y``) enter the cross-entropy (Wong & Kolter 2018,
 Gowal et al. 2018). ``crown-ibp`` mixes ``beta * CROWN-IBP + (1 - beta) * IBP`` (Zhang
@@ -26,6 +39,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from semirobust.empirical.attacks.threat import ThreatModel
 from semirobust.empirical.bounds.box import Box
@@ -37,7 +51,11 @@ from semirobust.empirical.bounds.linear import (
     concretize,
     register_backward_rule,
 )
-from semirobust.empirical.bounds.residual import residual_parts
+from semirobust.empirical.bounds.residual import (
+    ResidualParts,
+    register_residual_block,
+    residual_parts,
+)
 from semirobust.errors import BadInput
 
 TRAINING_BOUNDS = ("ibp", "crown-ibp")
@@ -90,25 +108,77 @@ def _batch_statistics_affine(module: nn.Module, h: torch.Tensor) -> ChannelAffin
     return ChannelAffine(scale, shift)
 
 
+class FixedResidual(nn.Module):
+    """A residual block ``activation(branch(p) + shortcut(p))``, ``p = pre(h)``, made of the
+    clean pass's layers (BatchNorms as the affine maps they applied)."""
+
+    def __init__(self, branch: nn.Module, shortcut: nn.Module, activation: nn.Module | None,
+                 pre: nn.Module | None) -> None:
+        super().__init__()
+        self.branch, self.shortcut, self.activation, self.pre = branch, shortcut, activation, pre
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        p = h if self.pre is None else self.pre(h)
+        s = self.branch(p) + self.shortcut(p)
+        return s if self.activation is None else self.activation(s)
+
+
+register_residual_block(
+    FixedResidual,
+    lambda block: ResidualParts(block.branch, block.shortcut, block.activation, block.pre),
+)
+
+
 def clean_pass(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[nn.Module]]:
     """The clean logits (BatchNorm in train mode updating its running statistics) and the
-    model's primitive layers with every BatchNorm replaced by the affine map it applied."""
+    model's primitive layers with every BatchNorm replaced by the affine map it applied,
+    inside residual blocks too (module docstring)."""
+    return _clean_layers(model, x)
+
+
+def _clean_layers(module: nn.Module, h: torch.Tensor) -> tuple[torch.Tensor, list[nn.Module]]:
     layers: list[nn.Module] = []
-    h = x
-    for layer in primitive_layers(model):
-        if residual_parts(layer) is not None:
-            raise BadInput(
-                f"certified training handles sequential networks; {type(layer).__name__} is a "
-                "residual block, whose BatchNorm statistics the training bounds do not track yet"
-            )
-        if isinstance(layer, BATCH_NORM_TYPES):
+    for layer in primitive_layers(module):
+        parts = residual_parts(layer)
+        if parts is not None:
+            h, fixed = _clean_block(parts, h)
+            layers.append(fixed)
+        elif isinstance(layer, BATCH_NORM_TYPES):
             affine = _batch_statistics_affine(layer, h)
             h = layer(h)  # the clean pass itself (and the running statistics' update)
             layers.append(affine)
         else:
+            _require_no_batch_statistics(layer)
             h = layer(h)
-            layers.append(layer)
+            dropping = isinstance(layer, nn.Dropout) and layer.training
+            layers.append(nn.Identity() if dropping else layer)
     return h, layers
+
+
+def _clean_block(parts: ResidualParts, h: torch.Tensor) -> tuple[torch.Tensor, FixedResidual]:
+    """One residual block's clean pass through its parts, and the block as the bounds see it."""
+    pre = None
+    if parts.pre is not None:
+        h, pre_layers = _clean_layers(parts.pre, h)
+        pre = nn.Sequential(*pre_layers)
+    branch_out, branch = _clean_layers(parts.branch, h)
+    shortcut_out, shortcut = _clean_layers(parts.shortcut, h)
+    out = branch_out + shortcut_out
+    if parts.activation is not None:
+        _require_no_batch_statistics(parts.activation)
+        out = parts.activation(out)
+    return out, FixedResidual(nn.Sequential(*branch), nn.Sequential(*shortcut), parts.activation, pre)
+
+
+def _require_no_batch_statistics(layer: nn.Module) -> None:
+    """Refuse a layer whose inside the clean pass cannot see with a BatchNorm in train mode."""
+    if any(isinstance(m, _BatchNorm) and m.training for m in layer.modules()):
+        raise BadInput(
+            f"certified training cannot bound {type(layer).__name__}: it holds a BatchNorm in "
+            "train mode inside a layer the training bounds do not walk through (a sequence of "
+            "layers and registered residual blocks); register its structure with "
+            "register_residual_block, or freeze that part"
+        )
 
 
 def margin_lower_bounds(

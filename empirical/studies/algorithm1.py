@@ -54,6 +54,7 @@ from semirobust.empirical.model.stages import (
 from semirobust.empirical.reports.writers import environment_metadata, write_json_atomic
 from semirobust.empirical.runtime.distributed import ONE_PROCESS, Processes, written_by_rank_zero
 from semirobust.empirical.studies.canonical_readouts import canonical_a2_measurements, renamed
+from semirobust.empirical.studies.certified_training import CERTIFIED_METHODS, ibp_scale
 from semirobust.empirical.studies.layer_pairs import LayerPairRho, layer_pair_rhos
 from semirobust.empirical.studies.training import TrainRecipe, train
 from semirobust.empirical.studies.warning_summary import summarize_warnings
@@ -109,13 +110,21 @@ class Algorithm1Config:
         return replace(self.recipe, method=TrainRecipe.method, trades_beta=TrainRecipe.trades_beta)
 
     def adversarial_recipe(self) -> TrainRecipe:
-        """Step 2's PGD training recipe: the normal one with the attack's threat model."""
-        return replace(self.recipe, adversarial=True, norm=self.norm, eps=self.eps, steps=self.attack_steps)
+        """Step 2's adversarial training recipe: the normal one with the attack's threat
+        model; with a certified method (``ibp``, ``crown-ibp``) the robust model starts from
+        its initial draw at Shi et al. 2021's IBP spread (``initialisation="ibp-scaled"``,
+        :func:`~semirobust.empirical.studies.certified_training.ibp_scale`), as
+        ``semirobust train --method`` starts from the IBP initialisation."""
+        certified = self.recipe.method in CERTIFIED_METHODS
+        return replace(self.recipe, adversarial=True, norm=self.norm, eps=self.eps, steps=self.attack_steps,
+                       initialisation="ibp-scaled" if certified else self.recipe.initialisation)
 
     def finetuning_recipe(self) -> TrainRecipe:
-        """Step 3's recipe: PGD training for at most ``E`` epochs at a constant learning
-        rate (no decay: the stopping rule, not a schedule, decides the length)."""
-        return replace(self.adversarial_recipe(), epochs=self.finetune_epochs, milestones=())
+        """Step 3's recipe: adversarial training for at most ``E`` epochs at a constant
+        learning rate (no decay: the stopping rule, not a schedule, decides the length).
+        ``f_b`` starts from the normal model's trained weights: no initialisation is applied."""
+        return replace(self.adversarial_recipe(), epochs=self.finetune_epochs, milestones=(),
+                       initialisation=TrainRecipe.initialisation)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -502,13 +511,20 @@ def _read_run_file(path: Path, remedy: str) -> Any:
 
 
 def _initial_weights(spec: ArchitectureSpec, config: Algorithm1Config) -> tuple[dict, dict]:
-    """Initial weights of the normal and robust models: the same ones (``shared``, as the
-    authors' code allows) or two independent draws (``independent``), drawn from
-    generators seeded with ``seed`` and ``seed + 1``."""
-    normal_init = copy.deepcopy(build_seeded_model(spec, config.seed).state_dict())
-    if config.init == "shared":
+    """Initial weights of the normal and robust models: the same draw (``shared``, as the
+    authors' code allows) or two independent draws (``independent``), from generators
+    seeded with ``seed`` and ``seed + 1``. A certified method's robust model starts from its
+    draw at the IBP spread (:meth:`Algorithm1Config.adversarial_recipe`): under ``shared``
+    the normal model's draw, every Linear/Conv2d weight multiplied by one positive number
+    per layer, so both models start from the same directions."""
+    normal = build_seeded_model(spec, config.seed)
+    normal_init = copy.deepcopy(normal.state_dict())
+    robust = normal if config.init == "shared" else build_seeded_model(spec, config.seed + 1)
+    if config.adversarial_recipe().initialisation == "ibp-scaled":
+        ibp_scale(robust)
+    elif robust is normal:
         return normal_init, normal_init
-    return normal_init, copy.deepcopy(build_seeded_model(spec, config.seed + 1).state_dict())
+    return normal_init, copy.deepcopy(robust.state_dict())
 
 
 def _structure(config: Algorithm1Config, dataset: Dataset) -> tuple[ArchitectureSpec, int, int, int]:

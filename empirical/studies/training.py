@@ -61,7 +61,7 @@ from semirobust.empirical.runtime.progress import bar_disabled
 from semirobust.empirical.studies.certified_training import (
     BATCH_NORM_CHOICE,
     CERTIFIED_METHODS,
-    IBP_INITIALISATION,
+    INITIALISATIONS,
     certified_loss,
 )
 from semirobust.errors import BadInput
@@ -117,6 +117,10 @@ class TrainRecipe:
                 f"warmup ({self.warmup}) and ramp ({self.ramp}) are fractions of the run with "
                 "warmup + ramp <= 1"
             )
+        if self.initialisation not in INITIALISATIONS:
+            raise BadInput(
+                f"initialisation {self.initialisation!r}: expected one of {', '.join(INITIALISATIONS)}"
+            )
         for name in ("kappa_start", "kappa_end", "beta_start", "beta_end"):
             if not 0 <= getattr(self, name) <= 1:
                 raise BadInput(f"{name} must lie in [0, 1], got {getattr(self, name)}")
@@ -148,7 +152,7 @@ class TrainRecipe:
                 "beta": f"{self.beta_start:g} -> {self.beta_end:g} over the ramp (CROWN-IBP weight)"
                 if self.method == "crown-ibp" else "not used (IBP)",
                 "batch_norm": BATCH_NORM_CHOICE,
-                "initialisation": IBP_INITIALISATION if self.initialisation == "ibp" else "default",
+                "initialisation": INITIALISATIONS[self.initialisation],
             }
         return data
 

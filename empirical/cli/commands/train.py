@@ -60,6 +60,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_attack_options(parser, steps=TrainRecipe.steps, steps_help="PGD steps per batch")
     parser.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=TrainRecipe.optimizer)
     parser.add_argument("--weight-decay", type=non_negative_float, default=TrainRecipe.weight_decay)
+    parser.add_argument("--warmup", type=non_negative_float, default=TrainRecipe.warmup,
+                        help="--method ibp|crown-ibp: fraction of the run trained naturally before "
+                        f"the eps ramp (default {TrainRecipe.warmup:g})")
+    parser.add_argument("--ramp", type=non_negative_float, default=TrainRecipe.ramp,
+                        help="--method ibp|crown-ibp: fraction of the run over which eps rises "
+                        f"linearly to --eps (default {TrainRecipe.ramp:g})")
     add_common_options(parser)
     parser.set_defaults(run=run)
 
@@ -79,7 +85,7 @@ def _train(args: argparse.Namespace, processes: Processes, device: torch.device)
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         adversarial=args.adversarial or certified, method=args.method, trades_beta=args.trades_beta,
         norm=args.norm, eps=args.eps, steps=args.steps, optimizer=args.optimizer,
-        weight_decay=args.weight_decay,
+        weight_decay=args.weight_decay, warmup=args.warmup, ramp=args.ramp,
         **({"milestones": CERTIFIED_MILESTONES, "initialisation": "ibp"} if certified else {}),
     )
     model = build_seeded_model(spec, args.seed)
