@@ -465,13 +465,7 @@ def run_training_outcome(
     _prepare_folder(run, resume)
     if path.exists():
         run.log(f"[algorithm1] reusing the finished outcome {path}")
-        try:
-            return TrainingOutcome.from_dict(_read_run_file(path, "delete it and --resume redoes it"))
-        except (KeyError, TypeError, ValueError) as error:
-            if isinstance(error, BadInput):
-                raise
-            raise BadInput(f"{path} is not a finished outcome ({type(error).__name__}: {error}): "
-                           "delete it and --resume redoes it") from None
+        return _read_finished(path, TrainingOutcome.from_dict, "outcome", "delete it and --resume redoes it")
     normal, robust = _trained_models(run, spec)
     acc = run.evaluate(normal, _model_seed(config, "normal") + 100).robust_accuracy("Acc")
     acc_star = run.evaluate(robust, _model_seed(config, "robust") + 100).robust_accuracy("Acc*")
@@ -508,6 +502,17 @@ def _read_run_file(path: Path, remedy: str) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as error:
         raise BadInput(f"{path} is corrupt ({type(error).__name__}: {error}): {remedy}") from None
+
+
+def _read_finished(path: Path, parse: Callable[[Any], Any], what: str, remedy: str) -> Any:
+    """A finished result of the run folder read back with ``parse``, or :class:`BadInput`
+    naming the file and ``remedy`` when it is not valid JSON or not a finished ``what``."""
+    try:
+        return parse(_read_run_file(path, remedy))
+    except (KeyError, TypeError, ValueError) as error:
+        if isinstance(error, BadInput):
+            raise
+        raise BadInput(f"{path} is not a finished {what} ({type(error).__name__}: {error}): {remedy}") from None
 
 
 def _initial_weights(spec: ArchitectureSpec, config: Algorithm1Config) -> tuple[dict, dict]:
@@ -635,13 +640,7 @@ def _trial(run: Algorithm1Run, t: int, normal: nn.Sequential, robust: nn.Sequent
     path = run.out / "trials" / f"trial_{t:03d}.json"
     if path.exists():
         run.log(f"[algorithm1] trial {t}: reusing finished result {path}")
-        try:
-            return Trial.from_dict(_read_run_file(path, "delete it and --resume redoes that trial"))
-        except (KeyError, TypeError, ValueError) as error:
-            if isinstance(error, BadInput):
-                raise
-            raise BadInput(f"{path} is not a finished trial ({type(error).__name__}: {error}): "
-                           "delete it and --resume redoes that trial") from None
+        return _read_finished(path, Trial.from_dict, "trial", "delete it and --resume redoes that trial")
     finetuning = _finetune(run, t, normal, robust, boundary, acc_star)
     config, seed, model, best = run.config, finetuning.seed, finetuning.model, finetuning.best()
     final = run.evaluate(model, seed + 500, keep_adversarial=True)
