@@ -33,6 +33,7 @@ from semirobust.empirical.studies.algorithm1 import (
 )
 from semirobust.empirical.studies.check import CheckResult, CheckSettings, run_check
 from semirobust.empirical.studies.seed_spread import (
+    INDEPENDENT_FOLDER,
     SEEDS_FOLDER,
     SeedSpread,
     run_seed_spread,
@@ -43,7 +44,6 @@ from semirobust.empirical.studies.training import TrainRecipe
 from semirobust.errors import BadInput
 
 DEMO_RECIPE = TrainRecipe(epochs=20, batch_size=64, lr=0.05, milestones=(0.5, 0.75))
-INDEPENDENT_FOLDER = "independent-init"
 CHECK_FOLDER = "check"
 ROBUST_FOLDER = "robust"
 CHECK_SAMPLES = 200
