@@ -7,6 +7,9 @@
 * ``threads.py``: PGD over the digits test set at 1 and 2 torch threads, without and with
   a second process keeping one core busy (the measurement behind ``--threads``' default);
 * ``sweep.py``: 8 tiny Algorithm 1 settings as a Ray sweep on 2 CPUs and one after another;
+* ``until_misclassified.py``: PGD robust accuracy stopping each input at its first
+  misclassified iterate against the last-iterate PGD (on ``runs/demo``'s models, so after
+  ``make demo``);
 * ``demo_load.py``: ``semirobust demo`` quiet and with one core kept busy.
 
 Results go to ``runs/bench/*.json``; ``BENCHMARKS.md`` records the measured ratios.
@@ -27,6 +30,7 @@ def main() -> int:
         [str(HERE / "dependency.py"), "--json", str(OUT / "dependency.json")],
         [str(HERE / "threads.py"), "--json", str(OUT / "threads.json")],
         [str(HERE / "sweep.py"), "--json", str(OUT / "sweep.json")],
+        [str(HERE / "until_misclassified.py"), "--json", str(OUT / "until_misclassified.json")],
         [str(HERE / "demo_load.py"), "--json", str(OUT / "demo_load.json")],
     ]
     for arguments in runs:

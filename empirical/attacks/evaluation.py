@@ -104,7 +104,11 @@ class AttackEvaluation:
         )
 
     def expected_adversarial_margin(self, name: str = "gamma") -> Measurement:
-        """``mean_i m(F(x_i + delta_i), y_i)``: upper estimate of ``E[inf_delta m]``."""
+        """``mean_i m(F(x_i + delta_i), y_i)``: upper estimate of ``E[inf_delta m]``; refused
+        for an attack that stopped inputs at their first misclassification (it did not
+        minimise their margins)."""
+        if self.settings.get("until_misclassified"):
+            raise ValueError("an attack run until_misclassified estimates robust accuracy, not margins")
         values = self.adversarial_margin.double().numpy()
         return Measurement(
             name=name,

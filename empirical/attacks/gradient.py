@@ -4,6 +4,10 @@
 PGD (Madry et al. 2018): ``x_{t+1} = Proj_S(x_t + alpha * dir(grad_x objective))`` with
 ``dir = sign`` for l-inf and ``grad/||grad||_2`` for l2, from a random start in the ball.
 Each restart ends at its last iterate; each input keeps the restart of highest objective.
+For robust accuracy alone, ``until_misclassified`` stops each input at the first iterate
+that the model misclassifies (any restart): every input the last-iterate attack breaks is
+still broken (its iterates are the same up to that point), inputs broken on the way stay
+broken, and broken inputs cost no further steps.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ class PGD(Attack):
     random_start: bool = True
     restarts: int = 1
     shard: BatchShard | None = None
+    until_misclassified: bool = False
 
     name = "pgd"
 
@@ -66,6 +71,8 @@ class PGD(Attack):
         return self.step_size if self.step_size is not None else 2.5 * self.threat.eps / self.steps
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.until_misclassified:
+            return self._until_misclassified(model, x, y)
         generator = self.generator()
         feasible = feasible_set(self.threat, x)
         best_x = x.clone()
@@ -85,14 +92,46 @@ class PGD(Attack):
             best_x, best_value = _keep_best(best_x, best_value, x_adv, values)
         return best_x
 
+    def _until_misclassified(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """PGD whose inputs stop at their first misclassified iterate (module docstring):
+        the same random starts as :meth:`perturb` and, for every input not yet broken, the
+        same steps; each step runs the model on the unbroken inputs only. An input never
+        misclassified returns its last restart's last iterate."""
+        generator = self.generator()
+        result = x.clone()
+        active = torch.arange(x.shape[0], device=x.device)
+        for restart in range(self.restarts):
+            start = self.threat.random_start(x, generator, self.shard) if self.random_start else x.clone()
+            x_adv = start[active]
+            for _ in range(self.steps):
+                if active.numel() == 0:
+                    return result
+                x_adv.requires_grad_(True)
+                with amp_context(x.device, self.amp):
+                    output = model(x_adv)
+                (grad,) = torch.autograd.grad(self.objective(output.float(), y[active]).sum(), x_adv)
+                correct = output.argmax(dim=1) == y[active]
+                result[active[~correct]] = x_adv.detach()[~correct]
+                active, x_adv, grad = active[correct], x_adv.detach()[correct], grad[correct]
+                feasible = feasible_set(self.threat, x[active])
+                x_adv = feasible.project(feasible.ascend(x_adv, grad, self.alpha))
+            result[active] = x_adv
+            if restart < self.restarts - 1 and active.numel():  # the last iterate, before the next restart
+                with torch.no_grad(), amp_context(x.device, self.amp):
+                    active = active[model(x_adv).argmax(dim=1) == y[active]]
+        return result
+
     def settings(self) -> dict:
+        returned = ("the first misclassified iterate (any restart), else the last restart's last iterate"
+                    if self.until_misclassified else "last iterate; the restart of highest objective")
         return {
             **super().settings(),
             "steps": self.steps,
             "step_size": self.alpha,
             "random_start": self.random_start,
             "restarts": self.restarts,
-            "returned_point": "last iterate; the restart of highest objective",
+            "returned_point": returned,
+            **({"until_misclassified": True} if self.until_misclassified else {}),
         }
 
 

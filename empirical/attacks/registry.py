@@ -32,6 +32,8 @@ class AttackConfig:
     ``steps``/``step_size``/``restarts`` apply to iterative attacks; ``None`` means the
     attack's own default (10 steps for I-FGSM and PGD, 50 for C&W, THEORY.md section 6).
     ``objective`` is what gradient attacks maximise; ``kappa`` is the C&W confidence.
+    ``until_misclassified`` (PGD and I-FGSM; robust accuracy only) stops each input at its
+    first misclassified iterate; the other attacks run whole (their settings say so).
     """
 
     threat: ThreatModel
@@ -42,6 +44,7 @@ class AttackConfig:
     step_size: float | None = None
     kappa: float = 0.0
     amp: bool = False
+    until_misclassified: bool = False
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,7 @@ def _ifgsm(config: AttackConfig) -> Attack:
         amp=config.amp,
         steps=_steps(config, 10),
         step_size=config.step_size,
+        until_misclassified=config.until_misclassified,
     )
 
 
@@ -126,6 +130,7 @@ def _pgd(config: AttackConfig) -> Attack:
         steps=_steps(config, 10),
         step_size=config.step_size,
         restarts=config.restarts,
+        until_misclassified=config.until_misclassified,
     )
 
 
