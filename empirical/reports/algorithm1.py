@@ -94,7 +94,8 @@ def write_algorithm1_report(result: Algorithm1Result, out: Path, *, elapsed_seco
         "# Algorithm 1 report",
         "",
         f"{config.architecture} on {config.dataset}; attack {config.attack} "
-        f"({config.norm}, eps = {config.eps:g}, {config.attack_steps} steps); "
+        f"({config.norm}, eps = {config.eps:g}, {config.attack_steps} steps"
+        f"{'' if config.train_attack_steps is None else f'; {config.train_attack_steps} in training'}); "
         f"split a = {split.a} of n = {split.n} weight layers ({split.fb_layers} in f_b); "
         f"initial weights of the normal and robust models: **{config.init}**; "
         f"{config.trials} trials of at most {config.finetune_epochs} finetuning epochs, "

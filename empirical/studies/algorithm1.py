@@ -79,6 +79,7 @@ class Algorithm1Config:
     norm: str = "linf"
     eps: float = 0.1
     attack_steps: int = 10
+    train_attack_steps: int | None = None
     trials: int = 2
     finetune_epochs: int = 10
     tolerance: float = 0.02
@@ -90,6 +91,8 @@ class Algorithm1Config:
     def __post_init__(self) -> None:
         if self.init not in INIT_CHOICES:
             raise BadInput(f"--init {self.init!r}: expected one of {', '.join(INIT_CHOICES)}")
+        if self.train_attack_steps is not None and self.train_attack_steps < 1:
+            raise BadInput(f"--train-steps {self.train_attack_steps}: expected >= 1")
         if self.trials < 1 or self.finetune_epochs < 1:
             raise BadInput("--trials and --epochs must be >= 1")
         if not 0 <= self.tolerance < 1:
@@ -116,7 +119,8 @@ class Algorithm1Config:
         :func:`~semirobust.empirical.studies.certified_training.ibp_scale`), as
         ``semirobust train --method`` starts from the IBP initialisation."""
         certified = self.recipe.method in CERTIFIED_METHODS
-        return replace(self.recipe, adversarial=True, norm=self.norm, eps=self.eps, steps=self.attack_steps,
+        steps = self.attack_steps if self.train_attack_steps is None else self.train_attack_steps
+        return replace(self.recipe, adversarial=True, norm=self.norm, eps=self.eps, steps=steps,
                        initialisation="ibp-scaled" if certified else self.recipe.initialisation)
 
     def finetuning_recipe(self) -> TrainRecipe:
@@ -389,10 +393,14 @@ class Algorithm1Run:
     def evaluate(self, model: nn.Module, seed: int, *, margin: bool = False,
                  keep_adversarial: bool = False) -> AttackEvaluation:
         """The run's attack on the test set (cross-entropy objective, or the margin): the
-        run's steps, one restart, and ``seed`` (each evaluation of the run has its own)."""
+        run's steps, one restart, and ``seed`` (each evaluation of the run has its own).
+        An evaluation for robust accuracy alone (neither ``margin`` nor the adversarial
+        inputs kept) stops each input at its first misclassified iterate
+        (``until_misclassified``: at least as strong, and cheaper)."""
         settings = AttackSettings(steps=self.config.attack_steps, restarts=1, seed=seed)
-        attack = build_attack(self.config.attack, settings.config(
-            self.config.threat(), negative_margin if margin else cross_entropy))
+        attack = build_attack(self.config.attack, replace(
+            settings.config(self.config.threat(), negative_margin if margin else cross_entropy),
+            until_misclassified=not (margin or keep_adversarial)))
         return evaluate_attack(
             model, self.dataset.x_test, self.dataset.y_test, attack,
             device=self.device, keep_adversarial=keep_adversarial, progress=self.progress,
@@ -488,11 +496,18 @@ def _prepare_folder(run: Algorithm1Run, resume: bool) -> None:
         stored = _read_run_file(config_path, "the run's settings: delete it, or choose another --out")
         if not resume:
             raise BadInput(f"{run.out} already holds an Algorithm 1 run: pass --resume to continue it or choose another --out")
-        if "recipe" in stored:  # fields added to the recipe later read as their defaults
-            stored = {**stored, "recipe": TrainRecipe.from_dict(stored["recipe"]).to_dict()}
-        if stored != json.loads(json.dumps(wanted)):
+        if _with_defaults(stored) != json.loads(json.dumps(wanted)):
             raise BadInput(f"--resume: {config_path} was written with other settings; use the same arguments or another --out")
     run.write(lambda: write_json_atomic(config_path, wanted))
+
+
+def _with_defaults(stored: Any) -> Any:
+    """Stored settings with the fields added to the settings (or the recipe) since they
+    were written at their defaults; settings that do not parse are returned as they are."""
+    try:
+        return json.loads(json.dumps(Algorithm1Config.from_dict(stored).to_dict()))
+    except (TypeError, KeyError, AttributeError, BadInput):
+        return stored
 
 
 def _read_run_file(path: Path, remedy: str) -> Any:

@@ -62,7 +62,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model_options(parser, arch_default="digits-cnn", dataset_default="digits")
     add_split_options(parser)
     add_attack_options(parser, attack="pgd", attack_names=attack_names(), steps=10,
-                       steps_help="attack steps (also PGD training steps)")
+                       steps_help="attack steps of every evaluation (and of PGD training unless --train-steps)")
+    parser.add_argument("--train-steps", type=positive_int, default=None,
+                        help="PGD steps of adversarial training and finetuning (step size 2.5 eps / steps; "
+                             "default: --steps)")
     add_threat_options(parser, from_checkpoint=False)
     parser.add_argument("--trials", type=positive_int, default=10)
     parser.add_argument("--epochs", type=positive_int, default=10, help="finetuning epochs per trial (E)")
@@ -98,7 +101,8 @@ def _run(args: argparse.Namespace, processes: Processes, device: torch.device, s
     fb_layers = args.fb_layers if args.fb_layers is not None else _fb_from_split(args, kwargs, dataset)
     config = Algorithm1Config(
         architecture=args.arch, architecture_kwargs=kwargs, dataset=args.dataset, fb_layers=fb_layers,
-        attack=args.attack, norm=args.norm, eps=args.eps, attack_steps=args.steps, trials=args.trials,
+        attack=args.attack, norm=args.norm, eps=args.eps, attack_steps=args.steps,
+        train_attack_steps=args.train_steps, trials=args.trials,
         finetune_epochs=args.epochs, tolerance=args.tolerance, init=args.init, estimator=args.estimator,
         recipe=TrainRecipe(epochs=args.train_epochs, batch_size=args.batch_size, lr=args.lr,
                            method=args.method, trades_beta=args.trades_beta),
