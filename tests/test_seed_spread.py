@@ -21,8 +21,10 @@ from semirobust.empirical.studies.algorithm1 import (
 )
 from semirobust.empirical.studies.seed_spread import (
     SeedSpread,
+    all_pairs,
+    outcomes_in_background,
+    run_outcomes,
     run_seed_spread,
-    seed_spread_in_background,
     spread_seeds,
 )
 from semirobust.empirical.studies.training import TrainRecipe
@@ -156,8 +158,8 @@ def test_algorithm1_with_training_seeds_reports_the_spread(tmp_path):
 def test_the_background_worker_gives_the_in_process_numbers(spread, dataset, tmp_path):
     _, in_process = spread
     out = tmp_path / "background"
-    with seed_spread_in_background(TINY, "gaussian-mixture", out, (0, 10), device=CPU, resume=False,
-                                   threads=torch.get_num_threads()):
+    with outcomes_in_background(TINY, "gaussian-mixture", out, all_pairs((0, 10)), device=CPU, resume=False,
+                                threads=torch.get_num_threads()):
         pass
     lines = []
     read = run_seed_spread(TINY, dataset, out, (0, 10), device=CPU, resume=True, progress=False, log=lines.append)
@@ -167,7 +169,27 @@ def test_the_background_worker_gives_the_in_process_numbers(spread, dataset, tmp
 
 def test_the_worker_is_stopped_when_the_body_fails(tmp_path):
     with pytest.raises(RuntimeError, match="body failed"), \
-            seed_spread_in_background(TINY, "gaussian-mixture", tmp_path, (0, 10), device=CPU, resume=False,
-                                      threads=1):
+            outcomes_in_background(TINY, "gaussian-mixture", tmp_path, all_pairs((0, 10)), device=CPU,
+                                   resume=False, threads=1):
         raise RuntimeError("body failed")
     assert not [p for p in multiprocessing.active_children() if p.name == "semirobust-seed-spread"]
+
+
+def test_pairs_split_between_the_worker_and_this_process_give_the_same_numbers(spread, dataset, tmp_path):
+    """The demo's split: the worker takes seed 10 shared, this process seed 10 independent
+    meanwhile (copying the worker's normal model if it is finished, else training the same
+    one), and the final pass reads both."""
+    _, in_process = spread
+    out = tmp_path / "split"
+    with outcomes_in_background(TINY, "gaussian-mixture", out, [(10, "shared")], device=CPU, resume=False,
+                                threads=torch.get_num_threads()):
+        mine = run_outcomes(TINY, dataset, out, [(10, "independent")], device=CPU, progress=False, log=print)
+    assert mine[10, "independent"] == in_process.outcomes[10, "independent"]
+    lines = []
+    read = run_seed_spread(TINY, dataset, out, (0, 10), device=CPU, resume=True, progress=False,
+                           known={(0, init): in_process.outcomes[0, init] for init in ("shared", "independent")},
+                           log=lines.append)
+    assert sum("reusing the finished outcome" in line for line in lines) == 2
+    assert read.outcomes == {key: o for key, o in in_process.outcomes.items() if key[0] in (0, 10)}
+    assert (out / "seed_10" / "normal" / "model.safetensors").read_bytes() == \
+        (out / "seed_10" / "independent-init" / "normal" / "model.safetensors").read_bytes()

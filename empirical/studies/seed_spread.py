@@ -114,6 +114,51 @@ def _value(outcome: TrainingOutcome, quantity: str) -> float:
             "gAcc": outcome.gacc}[quantity].value
 
 
+Pair = tuple[int, str]
+
+
+def outcome_folder(out: str | Path, seed: int, init: str) -> Path:
+    """The run folder of ``(seed, init)``: ``out/seed_S``, or ``out/seed_S/independent-init``."""
+    folder = Path(out) / f"seed_{seed}"
+    return folder if init == "shared" else folder / INDEPENDENT_FOLDER
+
+
+def all_pairs(seeds: Sequence[int]) -> tuple[Pair, ...]:
+    """Every ``(seed, init)``, seed by seed, shared first."""
+    return tuple((seed, init) for seed in seeds for init in INIT_CHOICES)
+
+
+def run_outcomes(
+    config: Algorithm1Config,
+    dataset: Dataset,
+    out: str | Path,
+    pairs: Sequence[Pair],
+    *,
+    device: torch.device,
+    normal_models: Mapping[int, Path] | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict[Pair, TrainingOutcome]:
+    """Steps 1-3 (trial 1) of ``config`` at each ``(seed, init)`` of ``pairs``, in
+    :func:`outcome_folder`. A seed's normal model is trained once where possible: a
+    finished one (``normal_models[S]``, a checkpoint folder of that seed's normal model,
+    or the other initialisation's, also one another process finished) is copied in first."""
+    outcomes = {}
+    for seed, init in pairs:
+        run_folder = outcome_folder(out, seed, init)
+        others = [outcome_folder(out, seed, other) / "normal" for other in INIT_CHOICES if other != init]
+        trained = [path for path in [(normal_models or {}).get(seed), *others]
+                   if path is not None and (path / "config.json").exists()]
+        if trained and not (run_folder / "normal").exists():
+            # the same seed trains the same normal model under either initialisation
+            copy_folder_atomic(trained[0], run_folder / "normal")
+        outcomes[seed, init] = run_training_outcome(
+            replace(config, seed=seed, init=init), dataset, run_folder,
+            device=device, resume=resume, progress=progress, log=log)
+    return outcomes
+
+
 def run_seed_spread(
     config: Algorithm1Config,
     dataset: Dataset,
@@ -121,55 +166,44 @@ def run_seed_spread(
     seeds: Sequence[int],
     *,
     device: torch.device,
-    known: Mapping[tuple[int, str], TrainingOutcome] | None = None,
+    known: Mapping[Pair, TrainingOutcome] | None = None,
     normal_models: Mapping[int, Path] | None = None,
     resume: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> SeedSpread:
-    """Steps 1-3 (trial 1) of ``config`` at every seed and both initialisations, under
-    ``out/seed_S`` (shared) and ``out/seed_S/independent-init``; outcomes in ``known``
-    (a full run's, :meth:`TrainingOutcome.of_run`) are taken as they are, and each seed's
-    normal model is trained once: copied from ``normal_models[S]`` (a checkpoint folder of
-    that seed's normal model) or from the first initialisation's run."""
-    outcomes = dict(known or {})
-    for seed in seeds:
-        folder = Path(out) / f"seed_{seed}"
-        trained_normal = (normal_models or {}).get(seed)
-        for init in INIT_CHOICES:
-            run_folder = folder if init == "shared" else folder / INDEPENDENT_FOLDER
-            if (seed, init) not in outcomes:
-                if trained_normal is not None and (trained_normal / "config.json").exists() \
-                        and not (run_folder / "normal").exists():
-                    # the same seed trains the same normal model under either initialisation
-                    copy_folder_atomic(trained_normal, run_folder / "normal")
-                outcomes[seed, init] = run_training_outcome(
-                    replace(config, seed=seed, init=init), dataset, run_folder,
-                    device=device, resume=resume, progress=progress, log=log)
-                trained_normal = trained_normal or run_folder / "normal"
-    return SeedSpread(tuple(seeds), outcomes)
+    """Steps 1-3 (trial 1) of ``config`` at every seed and both initialisations
+    (:func:`run_outcomes`); outcomes in ``known`` (a full run's,
+    :meth:`TrainingOutcome.of_run`) are taken as they are."""
+    known = dict(known or {})
+    missing = [pair for pair in all_pairs(seeds) if pair not in known]
+    outcomes = run_outcomes(config, dataset, out, missing, device=device, normal_models=normal_models,
+                            resume=resume, progress=progress, log=log)
+    return SeedSpread(tuple(seeds), {**known, **outcomes})
 
 
 @contextmanager
-def seed_spread_in_background(
+def outcomes_in_background(
     config: Algorithm1Config,
     dataset_name: str,
     out: str | Path,
-    seeds: Sequence[int],
+    pairs: Sequence[Pair],
     *,
     device: torch.device,
     resume: bool,
     threads: int,
 ) -> Iterator[None]:
-    """Run :func:`run_seed_spread` in a second process (spawned, ``threads`` torch threads,
-    the same numbers as in this one) while the body runs, and wait for it after.
+    """Run :func:`run_outcomes` on ``pairs`` in a second process (spawned, ``threads``
+    torch threads, the same numbers as in this one) while the body runs, and wait for it
+    after.
 
     The results travel through the run folders: afterwards, :func:`run_seed_spread` with
     ``resume=True`` reads every finished outcome, and redoes (and reports the error of)
     whatever the worker could not finish. If the body raises, the worker is terminated;
     its writes are atomic, so a later ``--resume`` reuses what it finished."""
     process = multiprocessing.get_context("spawn").Process(
-        target=_spread_worker, args=(config, dataset_name, str(out), tuple(seeds), str(device), resume, threads),
+        target=_outcomes_worker,
+        args=(config, dataset_name, str(out), tuple(pairs), str(device), resume, threads),
         name="semirobust-seed-spread", daemon=True)
     process.start()
     try:
@@ -181,12 +215,12 @@ def seed_spread_in_background(
     process.join()
 
 
-def _spread_worker(config: Algorithm1Config, dataset_name: str, out: str, seeds: tuple[int, ...],
-                   device: str, resume: bool, threads: int) -> None:
+def _outcomes_worker(config: Algorithm1Config, dataset_name: str, out: str, pairs: tuple[Pair, ...],
+                     device: str, resume: bool, threads: int) -> None:
     torch.set_num_threads(threads)
     try:
-        run_seed_spread(config, load_dataset(dataset_name), out, seeds, device=torch.device(device),
-                        resume=resume, progress=False, log=_worker_log)
+        run_outcomes(config, load_dataset(dataset_name), out, pairs, device=torch.device(device),
+                     resume=resume, progress=False, log=_worker_log)
     except BadInput:
         sys.exit(2)  # the caller's own pass over the same runs meets it and reports it in one line
 
