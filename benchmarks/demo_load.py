@@ -1,14 +1,17 @@
 """`semirobust demo` quiet and with one core kept busy, side by side (issue 17; BENCHMARKS.md).
 
-Each run starts from an empty output folder (everything trained). Conditions, in this
-order: ``--workers`` 2 (the default where 2 cores are available) quiet, then the same with a
-second process (``python -c "while True: pass"``, started and ended here by its pid) keeping
-one core busy, then, with ``--with-one-worker``, ``--workers 1`` quiet as the reference the
-second process is measured against. Printed per run: wall-clock seconds of the command,
-the load average when it started, and whether its ``results.json`` numbers equal the first
-run's (``semirobust.testing.determinism``); then the ratio loaded / quiet.
+Each run starts from an empty output folder (everything trained). Per round, in this
+order: ``--workers`` 2 (the default where 2 cores are available) quiet, then the same with
+another process (``python -c "while True: pass"``, started and ended here by its pid)
+keeping one core busy; ``--rounds R`` alternates the two R times, since this shared
+machine's speed drifts by tens of percent over minutes, and each round's ratio compares
+runs made back to back. With ``--with-one-worker``, ``--workers 1`` quiet is timed last, as
+the reference the second process is measured against. Printed per run: wall-clock seconds
+of the command, the load average when it started, and whether its ``results.json``
+numbers equal the first run's (``semirobust.testing.determinism``); then each round's ratio
+loaded / quiet.
 
-    python benchmarks/demo_load.py [--with-one-worker] [--json OUT]
+    python benchmarks/demo_load.py [--rounds R] [--with-one-worker] [--json OUT]
 """
 
 from __future__ import annotations
@@ -46,12 +49,14 @@ def numbers(out: Path) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--with-one-worker", action="store_true", help="also time --workers 1 quiet")
+    parser.add_argument("--rounds", type=int, default=1, help="quiet/loaded pairs, alternating (default 1)")
     parser.add_argument("--json", help="write the rows here")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         reference = Path(folder) / "reference"
-        conditions = [("quiet", 2), ("one core busy", 2)] + ([("quiet", 1)] if args.with_one_worker else [])
+        conditions = [("quiet", 2), ("one core busy", 2)] * args.rounds \
+            + ([("quiet", 1)] if args.with_one_worker else [])
         for condition, workers in conditions:
             out = reference if not rows else Path(folder) / "run"
             busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if condition != "quiet" else None
@@ -67,7 +72,10 @@ def main() -> int:
                          "load_average_at_start": round(load, 2), "same_numbers_as_first": same})
             print(f"{condition:14s} workers {workers}: {seconds:6.1f} s (load {load:.2f}) "
                   f"same numbers: {same}", flush=True)
-    print(f"ratio one core busy / quiet (workers 2): {rows[1]['seconds'] / rows[0]['seconds']:.2f}")
+    for round_ in range(args.rounds):
+        quiet, loaded = rows[2 * round_], rows[2 * round_ + 1]
+        print(f"round {round_ + 1}: ratio one core busy / quiet (workers 2): "
+              f"{loaded['seconds'] / quiet['seconds']:.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
     return 0

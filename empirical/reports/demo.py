@@ -11,7 +11,7 @@ from semirobust.empirical.reports.check import write_check_report
 from semirobust.empirical.reports.seed_spread import seed_section
 from semirobust.empirical.reports.tables import markdown_table, value_with_interval
 from semirobust.empirical.reports.writers import write_json_atomic
-from semirobust.empirical.studies.algorithm1 import Algorithm1Result
+from semirobust.empirical.studies.algorithm1 import Algorithm1Result, TrainingOutcome
 from semirobust.empirical.studies.demo import (
     CHECK_FOLDER,
     INDEPENDENT_FOLDER,
@@ -65,24 +65,22 @@ def check_section(result: DemoResult) -> str:
     ])
 
 
-def init_comparison(shared: Algorithm1Result, independent: Algorithm1Result) -> dict[str, Any]:
-    """Acc*, Acc_sr, gAcc and epochs of the first trial under both initialisations."""
-    def row(run: Algorithm1Result) -> dict[str, Any]:
-        trial = run.trials[0]
-        return {"Acc*": run.acc_star.to_dict(), "Acc_sr": trial.acc_sr.to_dict(),
-                "gAcc": {**trial.gacc.to_dict(), "epoch": trial.gacc_epoch},
-                "epochs": trial.epochs, "reached_target": trial.reached_target}
+def init_comparison(shared: Algorithm1Result, independent: TrainingOutcome) -> dict[str, Any]:
+    """Acc*, Acc_sr, gAcc and epochs of trial 1 under both initialisations."""
+    def row(outcome: TrainingOutcome) -> dict[str, Any]:
+        return {"Acc*": outcome.acc_star.to_dict(), "Acc_sr": outcome.acc_sr.to_dict(),
+                "gAcc": outcome.gacc.to_dict(), "epochs": outcome.epochs,
+                "reached_target": outcome.reached_target}
 
-    return {"shared": row(shared), "independent": row(independent),
+    return {"shared": row(TrainingOutcome.of_run(shared)), "independent": row(independent),
             "independent_run": INDEPENDENT_FOLDER}
 
 
-def init_section(shared: Algorithm1Result, independent: Algorithm1Result) -> str:
+def init_section(shared: Algorithm1Result, independent: TrainingOutcome) -> str:
     rows = []
-    for init, run in (("shared", shared), ("independent", independent)):
-        trial = run.trials[0]
-        rows.append([init, *(value_with_interval(m) for m in (run.acc_star, trial.acc_sr, trial.gacc)),
-                     str(trial.epochs), "yes" if trial.reached_target else "no"])
+    for init, outcome in (("shared", TrainingOutcome.of_run(shared)), ("independent", independent)):
+        rows.append([init, *(value_with_interval(m) for m in (outcome.acc_star, outcome.acc_sr, outcome.gacc)),
+                     str(outcome.epochs), "yes" if outcome.reached_target else "no"])
     return "\n".join([
         "## Shared versus independent initial weights (trial 1)",
         "",
@@ -90,8 +88,8 @@ def init_section(shared: Algorithm1Result, independent: Algorithm1Result) -> str
         "",
         ("Same normal model; the robust model starts from the normal model's initial weights "
          "(shared, as the authors' code allows) or from an independent draw. Robust accuracies "
-         f"(PGD, attack estimates) with Wilson 95% intervals; the independent run is in "
-         f"`{INDEPENDENT_FOLDER}/`."),
+         f"(PGD, attack estimates) with Wilson 95% intervals; steps 1-3 of the independent run "
+         f"are in `{INDEPENDENT_FOLDER}/`."),
         "",
     ])
 

@@ -16,6 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from semirobust.empirical.bounds.lipschitz import LayerLipschitz
 from semirobust.empirical.studies.layer_pairs import LayerPairRho
@@ -65,6 +66,7 @@ def plot_finetuning_curves(result: Algorithm1Result, path: Path) -> Path:
     cfg = result.config
     ax.set_title(f"Algorithm 1: finetuning f_b under frozen f*_a ({cfg.attack}, {cfg.norm} eps={cfg.eps:g})")
     ax.set_xlabel("finetuning epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("robust accuracy on the test set (attack estimate)")
     ax.set_ylim(0, 1)
     ax.legend(fontsize=7, loc="lower right")
