@@ -7,8 +7,8 @@ the layer-to-layer dependency on attacked data, judges T2, runs ``check`` on the
 ``plots/*.png`` under ``--out``. Steps 1-3 are repeated in
 ``--out/independent-init`` with the robust model started from independent initial
 weights, since THEORY.md section 6 says ``Acc_sr`` depends strongly on that choice, and at
-two more training seeds under both initialisations (``--out/seeds``, three of the four in a
-second process with ``--workers 2``); the report states their spread.
+two more training seeds under both initialisations (``--out/seeds``, seed 10 in a second
+process with ``--workers 2``); the report states their spread.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_out_folder(parser, help="output folder", default="runs/demo")
     parser.add_argument("--resume", action="store_true", help="continue (or reuse) the run in --out")
     parser.add_argument("--workers", type=int, choices=(1, 2), default=min(2, len(os.sched_getaffinity(0))),
-                        help="processes: 2 runs three of the other training seeds' runs in a second process "
-                             "meanwhile, 1 runs them after the rest; the numbers are the same (default: 2 where 2 cores are "
+                        help="processes: 2 runs the second training seed in a second process meanwhile, "
+                             "1 runs it after the rest; the numbers are the same (default: 2 where 2 cores are "
                              "available)")
     add_common_options(parser)
     parser.set_defaults(run=run)
