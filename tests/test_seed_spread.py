@@ -1,20 +1,25 @@
 """Training noise: steps 1-3 over training seeds give the full run's numbers, resume, and
-the spread's statistics are what its docstring states."""
+the spread's statistics are what its docstring states; a run's reliability flags are
+logged once."""
 
 import json
 import multiprocessing
+import warnings
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 from scipy import stats
+from torch import nn
 
+from semirobust.empirical.attacks.diagnostics import AttackReliabilityWarning
 from semirobust.empirical.cli.main import main
 from semirobust.empirical.data import load_dataset
 from semirobust.empirical.reports.seed_spread import seed_section
 from semirobust.empirical.studies.algorithm1 import (
     Algorithm1Config,
+    Algorithm1Run,
     TrainingOutcome,
     run_algorithm1,
     run_training_outcome,
@@ -193,3 +198,20 @@ def test_pairs_split_between_the_worker_and_this_process_give_the_same_numbers(s
     assert read.outcomes == {key: o for key, o in in_process.outcomes.items() if key[0] in (0, 10)}
     assert (out / "seed_10" / "normal" / "model.safetensors").read_bytes() == \
         (out / "seed_10" / "independent-init" / "normal" / "model.safetensors").read_bytes()
+
+
+def test_reliability_flags_are_counted_and_logged_once_not_warned_per_evaluation(dataset, tmp_path):
+    """A network with zero input gradients raises the zero-gradient flag in every attack
+    evaluation: the run keeps it in each evaluation and logs one line with the count,
+    instead of one Python warning per evaluation."""
+    lines = []
+    run = Algorithm1Run(tmp_path, TINY, dataset, CPU, progress=False, log=lines.append)
+    flat = nn.Sequential(nn.Flatten(), nn.Linear(dataset.x_test[0].numel(), dataset.num_classes))
+    nn.init.zeros_(flat[1].weight)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        evaluations = [run.evaluate(flat, seed) for seed in (1, 2)]
+    assert not [w for w in caught if issubclass(w.category, AttackReliabilityWarning)]
+    assert all("zero-gradient" in {flag.code for flag in e.flags} for e in evaluations)
+    run.log_flags()
+    assert len(lines) == 1 and "zero-gradient in 2" in lines[0] and "of 2 attack evaluations" in lines[0]

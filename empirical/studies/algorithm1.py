@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import json
 import warnings
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -36,6 +37,7 @@ import torch
 from torch import nn
 
 from semirobust.empirical.attacks import AttackSettings, attack_names, build_attack
+from semirobust.empirical.attacks.diagnostics import DOCS, AttackReliabilityWarning
 from semirobust.empirical.attacks.evaluation import AttackEvaluation, evaluate_attack
 from semirobust.empirical.attacks.objectives import cross_entropy, negative_margin
 from semirobust.empirical.attacks.threat import ThreatModel
@@ -376,7 +378,8 @@ class TrainingOutcome:
 
 @dataclass
 class Algorithm1Run:
-    """Paths and helpers of one run folder."""
+    """Paths and helpers of one run folder, and the reliability flags its attack
+    evaluations raised (counted per flag, logged once by :meth:`log_flags`)."""
 
     out: Path
     config: Algorithm1Config
@@ -385,6 +388,8 @@ class Algorithm1Run:
     progress: bool = True
     log: Callable[[str], None] = print
     processes: Processes = ONE_PROCESS
+    evaluations: int = 0
+    flags: Counter[str] = field(default_factory=Counter)
 
     def write(self, write: Callable[[], object]) -> None:
         """Run ``write`` on rank 0 only (:func:`written_by_rank_zero`)."""
@@ -401,10 +406,23 @@ class Algorithm1Run:
         attack = build_attack(self.config.attack, replace(
             settings.config(self.config.threat(), negative_margin if margin else cross_entropy),
             until_misclassified=not (margin or keep_adversarial)))
-        return evaluate_attack(
-            model, self.dataset.x_test, self.dataset.y_test, attack,
-            device=self.device, keep_adversarial=keep_adversarial, progress=self.progress,
-        )
+        with warnings.catch_warnings():  # each flag stays in its measurements' settings
+            warnings.simplefilter("ignore", AttackReliabilityWarning)
+            evaluation = evaluate_attack(
+                model, self.dataset.x_test, self.dataset.y_test, attack,
+                device=self.device, keep_adversarial=keep_adversarial, progress=self.progress,
+            )
+        self.evaluations += 1
+        self.flags.update({flag.code for flag in evaluation.flags})
+        return evaluation
+
+    def log_flags(self) -> None:
+        """One line for the run's reliability flags: each flag and how many of the run's
+        attack evaluations raised it."""
+        if self.flags:
+            counts = ", ".join(f"{code} in {count}" for code, count in sorted(self.flags.items()))
+            self.log(f"[algorithm1] {self.out}: reliability flags of {self.evaluations} attack evaluations: "
+                     f"{counts} (each measurement's settings list its flags; see {DOCS})")
 
 
 def run_algorithm1(
@@ -451,6 +469,7 @@ def run_algorithm1(
         **(environment_metadata() if metadata is None else metadata),
         "training_processes": processes.to_dict(), **result.to_dict(),
     }))
+    run.log_flags()
     return result
 
 
@@ -482,6 +501,7 @@ def run_training_outcome(
                               replace(finetuning.best().robust_accuracy, name="gAcc"),
                               len(finetuning.curve), finetuning.reached_target())
     run.write(lambda: write_json_atomic(path, outcome.to_dict()))
+    run.log_flags()
     return outcome
 
 
