@@ -13,7 +13,6 @@ early / plain, and both robust accuracies (the early one can only be lower or eq
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import statistics
 import sys
@@ -29,7 +28,7 @@ from semirobust.empirical.attacks.evaluation import evaluate_attack
 from semirobust.empirical.data import load_dataset
 from semirobust.empirical.model.checkpoint import load_checkpoint
 from semirobust.empirical.model.stages import fa_layers_from, split_stage_index
-from semirobust.empirical.studies.algorithm1 import Algorithm1Config
+from semirobust.empirical.studies.algorithm1 import Algorithm1Config, robust_part_under_normal_rest
 
 
 def models(run: Path) -> tuple[Algorithm1Config, dict[str, nn.Module]]:
@@ -37,7 +36,7 @@ def models(run: Path) -> tuple[Algorithm1Config, dict[str, nn.Module]]:
     normal, _ = load_checkpoint(run / "normal")
     robust, _ = load_checkpoint(run / "robust")
     boundary = split_stage_index(robust, fa_layers_from(robust, split=None, fb_layers=config.fb_layers))
-    mixed = nn.Sequential(*copy.deepcopy(robust[:boundary]), *copy.deepcopy(normal[boundary:]))
+    mixed = robust_part_under_normal_rest(normal, robust, boundary)
     return config, {"normal": normal, "robust": robust, "robust f_a under normal f_b": mixed}
 
 

@@ -107,10 +107,11 @@ class PGD(Attack):
                 if active.numel() == 0:
                     return result
                 x_adv.requires_grad_(True)
+                y_active = y[active]
                 with amp_context(x.device, self.amp):
                     output = model(x_adv)
-                (grad,) = torch.autograd.grad(self.objective(output.float(), y[active]).sum(), x_adv)
-                correct = output.argmax(dim=1) == y[active]
+                (grad,) = torch.autograd.grad(self.objective(output.float(), y_active).sum(), x_adv)
+                correct = output.argmax(dim=1) == y_active
                 result[active[~correct]] = x_adv.detach()[~correct]
                 active, x_adv, grad = active[correct], x_adv.detach()[correct], grad[correct]
                 feasible = feasible_set(self.threat, x[active])

@@ -723,6 +723,12 @@ class Finetuning:
         return self.best().robust_accuracy.value >= self.target
 
 
+def robust_part_under_normal_rest(normal: nn.Sequential, robust: nn.Sequential, boundary: int) -> nn.Sequential:
+    """``(f*_a, f_b)``: copies of the robust model's stages before ``boundary`` (f_b's first
+    stage) followed by the normal model's from it (step 3's starting network)."""
+    return nn.Sequential(*copy.deepcopy(robust[:boundary]), *copy.deepcopy(normal[boundary:]))
+
+
 def _finetune(run: Algorithm1Run, t: int, normal: nn.Sequential, robust: nn.Sequential,
               boundary: int, acc_star: float) -> Finetuning:
     """Step 3 of trial ``t``: ``(f*_a, f_b)`` measured (``Acc_sr``), then ``f_b`` finetuned
@@ -730,7 +736,7 @@ def _finetune(run: Algorithm1Run, t: int, normal: nn.Sequential, robust: nn.Sequ
     ``E`` epochs pass; every attack of the trial is seeded from ``seed + 1000 t``."""
     config = run.config
     seed = config.seed + 1000 * t
-    model = nn.Sequential(*copy.deepcopy(robust[:boundary]), *copy.deepcopy(normal[boundary:]))
+    model = robust_part_under_normal_rest(normal, robust, boundary)
     start = run.evaluate(model, seed)
     target = acc_star - config.tolerance
     curve: list[CurvePoint] = []
